@@ -1,0 +1,63 @@
+// Choosing a backend: a registry of named factories, and createBackend("wasm" | "webgpu" | "auto").
+// Backends are imported lazily, so a program that never asks for WebGPU never loads its driver.
+// "auto" takes WebGPU when a real GPU adapter exists (never a software one), else WASM, and says
+// which it took (backend.name, backend.device).
+
+import type { Backend, BackendOptions } from "./backend.ts";
+
+/** Makes a backend, or returns null when this machine cannot run it (no adapter, say). */
+export type BackendFactory = (options: BackendOptions & { auto?: boolean }) => Promise<Backend | null>;
+
+export class BackendRegistry {
+  readonly #factories = new Map<string, BackendFactory>();
+
+  register(name: string, factory: BackendFactory): void {
+    this.#factories.set(name, factory);
+  }
+
+  list(): string[] {
+    return [...this.#factories.keys()];
+  }
+
+  /** Creates the named backend; throws a clear error for an unknown name or an unavailable backend. */
+  async create(name: string, options: BackendOptions = {}): Promise<Backend> {
+    const factory = this.#factories.get(name);
+    if (!factory) {
+      throw new Error(`unknown backend "${name}": expected one of ${["auto", ...this.list()].map((n) => `"${n}"`).join(", ")}`);
+    }
+    const backend = await factory(options);
+    if (!backend) throw new Error(`backend "${name}" is not available on this machine (${unavailableHint(name)})`);
+    return backend;
+  }
+
+  /** The first backend in `order` that this machine can run. */
+  async auto(order: readonly string[], options: BackendOptions = {}): Promise<Backend> {
+    for (const name of order) {
+      const factory = this.#factories.get(name);
+      const backend = factory ? await factory({ ...options, auto: true }) : null;
+      if (backend) return backend;
+    }
+    throw new Error(`no backend is available (tried ${order.join(", ")})`);
+  }
+}
+
+function unavailableHint(name: string): string {
+  return name === "webgpu"
+    ? "no WebGPU adapter was found; see the README's WebGPU section for drivers"
+    : "its module failed to load";
+}
+
+/** The process-wide registry with kiln's two backends. */
+export const backends = new BackendRegistry();
+backends.register("wasm", async (options) => (await import("./wasm/index.ts")).createWasmBackend(options));
+backends.register("webgpu", async (options) => {
+  const mod = await import("./webgpu/index.ts").catch(() => null);
+  return mod ? mod.createWebGPUBackend(options) : null;
+});
+
+export type BackendChoice = "wasm" | "webgpu" | "auto";
+
+/** createBackend("auto") prefers a real GPU through WebGPU, then WASM. */
+export async function createBackend(name: BackendChoice | string = "auto", options: BackendOptions = {}): Promise<Backend> {
+  return name === "auto" ? backends.auto(["webgpu", "wasm"], options) : backends.create(name, options);
+}
