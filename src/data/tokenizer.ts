@@ -2,6 +2,9 @@
 // default run, stored in a run folder via toJSON/fromJSON), and `loadTokenizer(dir)` for Hugging Face
 // tokenizer folders (tokenizer.json + tokenizer_config.json). Not a trainer: see bpe_train.ts.
 // Reference: nanoGPT data/shakespeare_char/prepare.py (char vocab = sorted unique characters).
+import { join } from "node:path";
+import { BPETokenizer, UnsupportedTokenizerError } from "./bpe.ts";
+import { HFTokenizer } from "./hf_tokenizer.ts";
 
 /** Options for `Tokenizer.encode`. */
 export interface EncodeOptions {
@@ -107,5 +110,74 @@ export class CharTokenizer implements Tokenizer {
 
   idToToken(id: number): string | undefined {
     return this.chars[id];
+  }
+}
+
+/** Which implementation `tokenizerFromJSON` uses: kiln's byte-level BPE when it applies ("auto"), always
+ *  kiln's ("kiln", throws UnsupportedTokenizerError otherwise), or always @huggingface/tokenizers ("reference"). */
+export type TokenizerImplementation = "auto" | "kiln" | "reference";
+
+/** Build a tokenizer from a parsed tokenizer.json (+ tokenizer_config.json). */
+export function tokenizerFromJSON(
+  tokenizerJson: unknown,
+  tokenizerConfig: unknown = {},
+  implementation: TokenizerImplementation = "auto",
+): Tokenizer {
+  if (implementation === "reference") return new HFTokenizer(tokenizerJson, tokenizerConfig);
+  try {
+    return BPETokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+  } catch (e) {
+    if (implementation === "auto" && e instanceof UnsupportedTokenizerError)
+      return new HFTokenizer(tokenizerJson, tokenizerConfig);
+    throw e;
+  }
+}
+
+/**
+ * Load a Hugging Face tokenizer folder: tokenizer.json (+ tokenizer_config.json for eos/bos and the chat
+ * template), or the older GPT-2 layout vocab.json + merges.txt. Example: `await loadTokenizer("models/gpt2")`.
+ */
+export async function loadTokenizer(dir: string, implementation: TokenizerImplementation = "auto"): Promise<Tokenizer> {
+  const config = await readJsonIfExists(join(dir, "tokenizer_config.json"));
+  const json = await readJsonIfExists(join(dir, "tokenizer.json"));
+  if (json !== undefined) return tokenizerFromJSON(json, config ?? {}, implementation);
+  const vocab = await readJsonIfExists(join(dir, "vocab.json"));
+  const mergesFile = Bun.file(join(dir, "merges.txt"));
+  if (vocab === undefined || !(await mergesFile.exists()))
+    throw new Error(`[tokenizer] ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
+  return tokenizerFromJSON(gpt2FilesToJSON(vocab, await mergesFile.text(), config ?? {}), config ?? {}, implementation);
+}
+
+/** The tokenizer.json equivalent of GPT-2's vocab.json + merges.txt (byte-level BPE, GPT-2 regex). */
+export function gpt2FilesToJSON(vocab: Record<string, number>, mergesTxt: string, config: Record<string, any> = {}) {
+  const merges = mergesTxt.split("\n").filter((l) => l.length > 0 && !l.startsWith("#version"));
+  const added = Object.entries((config.added_tokens_decoder ?? {}) as Record<string, any>).map(([id, t]) => ({
+    id: Number(id),
+    content: t.content,
+    single_word: !!t.single_word,
+    lstrip: !!t.lstrip,
+    rstrip: !!t.rstrip,
+    normalized: t.normalized ?? true,
+    special: t.special ?? true,
+  }));
+  const byteLevel = { type: "ByteLevel", add_prefix_space: !!config.add_prefix_space, trim_offsets: true, use_regex: true };
+  return {
+    version: "1.0",
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    model: { type: "BPE", dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
+}
+
+async function readJsonIfExists(path: string): Promise<any> {
+  const f = Bun.file(path);
+  if (!(await f.exists())) return undefined;
+  try {
+    return await f.json();
+  } catch (e) {
+    throw new Error(`[tokenizer] ${path} is not valid JSON: ${(e as Error).message}`);
   }
 }
