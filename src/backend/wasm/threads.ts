@@ -23,6 +23,7 @@ const SCRATCH_ARG = 5; // argument slot that receives the running thread's scrat
 const EXIT = 6;
 const FAILED = 7; //   a worker threw: the main thread rethrows
 const READY = 8; //    workers ready to take chunks
+const WORKER_CHUNKS = 9; // chunks run by workers so far (diagnostics, tests)
 const CTRL_INTS = 16;
 const ARGS_BYTE_OFFSET = CTRL_INTS * 4; // then Float64 args: [chunk][MAX_ARGS]
 
@@ -62,6 +63,11 @@ export class WasmThreadPool {
   /** Threads that take chunks now: the main thread plus the workers that are ready. */
   get participants(): number {
     return 1 + Atomics.load(this.#ctrl, READY);
+  }
+
+  /** Chunks the workers have run since the pool started (the rest ran on the main thread). */
+  get workerChunks(): number {
+    return Atomics.load(this.#ctrl, WORKER_CHUNKS);
   }
 
   /** Starts rt.threads − 1 workers (once; they become ready asynchronously). */
@@ -168,6 +174,7 @@ export function serveJobs(init: WorkerInit, exports: WebAssembly.Exports): void 
         Atomics.store(ctrl, FAILED, 1);
         console.error("[wasm] worker kernel failed:", e);
       }
+      Atomics.add(ctrl, WORKER_CHUNKS, 1);
       Atomics.add(ctrl, DONE, 1);
       Atomics.notify(ctrl, DONE);
     }
