@@ -279,7 +279,8 @@ export class BPETokenizer implements Tokenizer {
   }
 }
 
-const UTF8 = new TextDecoder("utf-8"); // non-fatal: invalid sequences become U+FFFD, as from_utf8_lossy
+// Non-fatal (invalid sequences become U+FFFD, as from_utf8_lossy); ignoreBOM keeps a leading U+FEFF.
+const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 class MinHeap {
   #a: number[] = [];
