@@ -48,7 +48,7 @@ describe.each(backendNames)("copy on %s", (name) => {
       const p = view(d, s, offset);
       const dout = uniform(p.n, seedOf("copy_backward", label, "dout"));
       const dx0 = uniform(size, seedOf("copy_backward", label, "dx"));
-      await expectKernel(backend, "copy_backward", [dout], [dx0], p, { atol: 1e-6, rtol: 1e-6 });
+      await expectKernel<"copy_backward">(backend, "copy_backward", [dout], [dx0], p, { atol: 1e-6, rtol: 1e-6 });
     });
   }
 });

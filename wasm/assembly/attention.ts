@@ -5,7 +5,7 @@
 // nothing). Forward: s = scale·q·kᵀ into scratch, max, vector exp, out = Σ p·v / Σ p, lse = m + log Σ.
 // Backward recomputes p = exp(s − lse) per row (FlashAttention-2 style); dk, dv are zeroed first and
 // accumulated over the query rows and over the heads sharing a kv head. Reference: tests/reference.ts.
-import { at, axpy, dot, hmax, hsum, sexp, vexp, zero } from "./common";
+import { at, axpy, dot, hsum, sexpFast, vexpFast, zero } from "./common";
 
 export function attention_f32(
   q: usize, k: usize, v: usize, out: usize, lse: usize,
@@ -36,13 +36,13 @@ export function attention_f32(
         let vs = f32x4.splat(0);
         let j = 0;
         for (; j + 4 <= jmax; j += 4) {
-          const e = vexp(f32x4.sub(v128.load(at(scratch, j)), vm));
+          const e = vexpFast(f32x4.sub(v128.load(at(scratch, j)), vm));
           v128.store(at(scratch, j), e);
           vs = f32x4.add(vs, e);
         }
         let sum = hsum(vs);
         for (; j < jmax; j++) {
-          const e = sexp(load<f32>(at(scratch, j)) - m);
+          const e = sexpFast(load<f32>(at(scratch, j)) - m);
           store<f32>(at(scratch, j), e);
           sum += e;
         }
@@ -79,8 +79,8 @@ export function attention_backward_f32(
           store<f32>(at(scratch, j), sc * dot(qr, at(k, ((b * S + j) * Hkv + g) * D), D) - l);
         }
         let j = 0;
-        for (; j + 4 <= jmax; j += 4) v128.store(at(scratch, j), vexp(v128.load(at(scratch, j))));
-        for (; j < jmax; j++) store<f32>(at(scratch, j), sexp(load<f32>(at(scratch, j))));
+        for (; j + 4 <= jmax; j += 4) v128.store(at(scratch, j), vexpFast(v128.load(at(scratch, j))));
+        for (; j < jmax; j++) store<f32>(at(scratch, j), sexpFast(load<f32>(at(scratch, j))));
         for (j = 0; j < jmax; j++) {
           const kv = ((b * S + j) * Hkv + g) * D;
           const p = load<f32>(at(scratch, j));

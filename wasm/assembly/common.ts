@@ -8,10 +8,16 @@
   return ptr + (<usize>i << 2);
 }
 
-/** exp(x) lane-wise in f32: ~1 ulp; NaN stays NaN, x < −87.34 gives 0, x > 88.72 gives inf. */
-@inline export function vexp(x: v128): v128 {
-  // clamp so that 2^(n−1) below is a normal float: n in [−125, 128]
-  const c = f32x4.min(f32x4.max(x, f32x4.splat(-86.64)), f32x4.splat(88.72283));
+/**
+ * exp(x) lane-wise in f32, ~1 ulp on [−86.6, 88.7]; NaN stays NaN. Outside that range the
+ * argument is clamped: x < −86.6 gives ~2.4e−38 instead of 0 (or a denormal), x > 88.7 gives
+ * ~3.4e38 instead of inf. Good inside sums and products (softmax sums, sigmoid, gelu); vexp()
+ * below adds the exact 0 / inf edges for kernels that return exp values themselves.
+ */
+@inline export function vexpFast(x: v128): v128 {
+  // clamp so that 2^(n−1) below is a normal float: n in [−125, 128]. pmax/pmin (one maxps/minps
+  // each; f32x4.max/min cost ~5 instructions on JSC) keep a NaN in x: pmax(x, lo) = x < lo ? lo : x
+  const c = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-86.64)), f32x4.splat(88.72283));
   // round(c·log2 e) with the 1.5·2^23 magic add: t holds n in its low mantissa bits
   const t = f32x4.add(f32x4.mul(c, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
   const n = f32x4.sub(t, f32x4.splat(12582912.0));
@@ -26,7 +32,12 @@
   p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1));
   // (2p)·2^(n−1) from the exponent bits: (bits(t) − 0x4B400000 + 126) << 23 (2^128 is not a float)
   const e = i32x4.shl(i32x4.sub(t, i32x4.splat(0x4B400000 - 126)), 23);
-  const y = f32x4.mul(f32x4.add(p, p), e);
+  return f32x4.mul(f32x4.add(p, p), e);
+}
+
+/** exp(x) lane-wise in f32: ~1 ulp; NaN stays NaN, x < −87.34 gives 0, x > 88.72 gives inf. */
+@inline export function vexp(x: v128): v128 {
+  const y = vexpFast(x);
   const big = v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x, f32x4.splat(88.72284)));
   return v128.andnot(big, f32x4.lt(x, f32x4.splat(-87.33655))); // underflow (and −inf) to 0
 }
@@ -36,11 +47,18 @@
   return f32x4.extract_lane(vexp(f32x4.splat(x)), 0);
 }
 
-/** 1 / (1 + exp(−x)) lane-wise. */
-@inline export function vsigmoid(x: v128): v128 {
-  const one = f32x4.splat(1);
-  return f32x4.div(one, f32x4.add(one, vexp(f32x4.neg(x))));
+/** Scalar twin of vexpFast. */
+@inline export function sexpFast(x: f32): f32 {
+  return f32x4.extract_lane(vexpFast(f32x4.splat(x)), 0);
 }
+
+/** 1 / (1 + exp(−x)) lane-wise; exact = false uses vexpFast (|error| < 3e−39 for x < −86). */
+@inline export function vsigmoid(x: v128, exact: bool = true): v128 {
+  const one = f32x4.splat(1);
+  const e = exact ? vexp(f32x4.neg(x)) : vexpFast(f32x4.neg(x));
+  return f32x4.div(one, f32x4.add(one, e));
+}
+
 
 @inline export function hsum(v: v128): f32 {
   const a = f32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
@@ -49,8 +67,8 @@
 }
 
 @inline export function hmax(v: v128): f32 {
-  const a = f32x4.max(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
-  const b = f32x4.max(a, i32x4.shuffle(a, a, 1, 0, 3, 2));
+  const a = f32x4.pmax(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  const b = f32x4.pmax(a, i32x4.shuffle(a, a, 1, 0, 3, 2));
   return f32x4.extract_lane(b, 0);
 }
 

@@ -105,16 +105,16 @@ const GELU_C: f32 = 0.044715;
   if (op == EXP) return vexp(x);
   if (op == SQRT) return f32x4.sqrt(x);
   if (op == SIGMOID) return vsigmoid(x);
-  if (op == RELU) return f32x4.max(x, f32x4.splat(0));
+  if (op == RELU) return f32x4.pmax(x, f32x4.splat(0)); // x < 0 ? 0 : x (NaN stays NaN)
   if (op == GELU) return vgelu(x);
-  return f32x4.mul(x, vsigmoid(x)); // SILU
+  return f32x4.mul(x, vsigmoid(x, false)); // SILU
 }
 
 /** gelu = 0.5·x·(1 + tanh u) = x·sigmoid(2u), u = k(x + c·x³): no cancellation for x ≪ 0 */
 @inline function vgelu(x: v128): v128 {
   const x3 = f32x4.mul(f32x4.mul(x, x), x);
   const u = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(x, f32x4.mul(f32x4.splat(GELU_C), x3)));
-  return f32x4.mul(x, vsigmoid(f32x4.add(u, u)));
+  return f32x4.mul(x, vsigmoid(f32x4.add(u, u), false));
 }
 
 @inline function unary(op: i32, x: usize, out: usize, n: i32, a: f32, b: f32): void {
@@ -160,13 +160,13 @@ const RELU_BW = 0, GELU_BW = 1, SILU_BW = 2;
     // gelu'(x) = s + 2x·s(1 − s)·k(1 + 3c·x²)
     const x2 = f32x4.mul(x, x);
     const u = f32x4.mul(f32x4.splat(GELU_K), f32x4.mul(x, f32x4.add(one, f32x4.mul(f32x4.splat(GELU_C), x2))));
-    const s = vsigmoid(f32x4.add(u, u));
+    const s = vsigmoid(f32x4.add(u, u), false);
     const du = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_C), x2)));
     const ds = f32x4.mul(f32x4.mul(s, f32x4.sub(one, s)), du);
     return f32x4.mul(dout, f32x4.add(s, f32x4.mul(f32x4.add(x, x), ds)));
   }
   // SILU_BW: s·(1 + x·(1 − s))
-  const s = vsigmoid(x);
+  const s = vsigmoid(x, false);
   return f32x4.mul(dout, f32x4.mul(s, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, s)))));
 }
 

@@ -8,7 +8,7 @@ export function softmax_f32(x: usize, out: usize, rows: i32, cols: i32): void {
     const xr = at(x, r * cols), yr = at(out, r * cols);
     let vm = f32x4.splat(-Infinity);
     let j = 0;
-    for (; j + 4 <= cols; j += 4) vm = f32x4.max(vm, v128.load(at(xr, j)));
+    for (; j + 4 <= cols; j += 4) vm = f32x4.pmax(vm, v128.load(at(xr, j)));
     let m = hmax(vm);
     for (; j < cols; j++) m = max(m, load<f32>(at(xr, j)));
     const vmax = f32x4.splat(m);
