@@ -5,7 +5,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { KERNEL_NAMES } from "../../src/backend/kernels.ts";
 import { createBackend } from "../../src/backend/registry.ts";
-import { loadKernelModule } from "../../src/backend/wasm/module.ts";
+import { HEAP_BASE, loadKernelModule } from "../../src/backend/wasm/module.ts";
+import { readFileSync } from "node:fs";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
 import { backendNames, getBackend } from "../backends.ts";
 
@@ -13,6 +14,11 @@ describe("wasm module ABI", async () => {
   const exports = new Set(WebAssembly.Module.exports(await loadKernelModule()).map((e) => e.name));
   test.each(KERNEL_NAMES)("kernel %s has the export <kernel>_f32", (kernel) => {
     expect(exports.has(`${kernel}_f32`)).toBe(true);
+  });
+  test("the module's data segments end below the allocator's heap base", () => {
+    const bytes = readFileSync(new URL("../../wasm/build/kernels.wasm", import.meta.url));
+    const segments = dataSegments(bytes);
+    for (const { offset, size } of segments) expect(offset + size).toBeLessThanOrEqual(HEAP_BASE);
   });
   test("the module imports only env.memory (shared), plus env.abort at most", async () => {
     const imports = WebAssembly.Module.imports(await loadKernelModule());
@@ -142,3 +148,50 @@ describe("wasm backend instances", () => {
     expect(() => b.alloc(4)).toThrow(/disposed/);
   });
 });
+
+/** Active data segments (offset, size) of a wasm binary: section 11, `i32.const` offsets. */
+function dataSegments(bytes: Uint8Array): { offset: number; size: number }[] {
+  let pos = 8;
+  const uleb = () => {
+    let result = 0, shift = 0, byte: number;
+    do {
+      byte = bytes[pos++];
+      result += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (byte & 0x80);
+    return result;
+  };
+  const sleb = () => {
+    let result = 0, shift = 0, byte: number;
+    do {
+      byte = bytes[pos++];
+      result |= (byte & 0x7f) << shift;
+      shift += 7;
+    } while (byte & 0x80);
+    return shift < 32 && byte & 0x40 ? result | (-1 << shift) : result;
+  };
+  const out: { offset: number; size: number }[] = [];
+  while (pos < bytes.length) {
+    const id = bytes[pos++];
+    const len = uleb();
+    const end = pos + len;
+    if (id === 11) {
+      for (let n = uleb(); n > 0; n--) {
+        const flags = uleb();
+        if (flags === 1) {
+          pos += uleb(); // passive: no offset
+          continue;
+        }
+        if (flags === 2) uleb(); // memory index
+        expect(bytes[pos++]).toBe(0x41); // i32.const
+        const offset = sleb();
+        expect(bytes[pos++]).toBe(0x0b); // end
+        const size = uleb();
+        out.push({ offset, size });
+        pos += size;
+      }
+    }
+    pos = end;
+  }
+  return out;
+}

@@ -50,8 +50,13 @@ export interface RuntimeOptions {
 const WASM_URL = new URL("../../../wasm/build/kernels.wasm", import.meta.url);
 const MAX_PAGES = 65536; // 4 GiB
 const MODULE_MIN_PAGES = 256;
-/** bytes below this offset are never handed out (pointer 0 is "null") */
-const HEAP_BASE = 65536;
+/**
+ * Bytes below this offset are never handed out: pointer 0 is "null", and the module's data segments
+ * (AssemblyScript's f64 math tables for log/pow/cos/sin, ~11 KiB from offset 1024) live there. Each
+ * instantiation (one per Worker too) rewrites them with identical bytes. tests/backend/protocol.test.ts
+ * checks that they end below HEAP_BASE.
+ */
+export const HEAP_BASE = 65536;
 
 let compiled: Promise<WebAssembly.Module> | undefined;
 
