@@ -36,13 +36,15 @@ export function mean(x: Tensor, axis?: number | number[], keepdim = false): Tens
   const count = axes.reduce((n, a) => n * x.shape[a], 1);
   const s = sum(x, axes, keepdim);
   const m = mul(s, 1 / count);
-  s.dispose();
+  if (!m.node) s.dispose(); // a recorded graph still needs s for the backward
   return m;
 }
 
 /** Max over one axis (no gradient). */
 export function max(x: Tensor, axis: number, keepdim = false): Tensor {
-  return maxWithIndex(x, axis, keepdim).values;
+  const { values, indices } = maxWithIndex(x, axis, keepdim);
+  indices.dispose();
+  return values;
 }
 
 /** Max and first argmax (as i32-valued f32) over one axis. */
