@@ -29,6 +29,11 @@ const S_BP = 256;                                    // packed B block: KC × NC
 const S_AP = S_BP + KC * NC * 4;                     // packed A block: (MC + MR) × KC floats (+ slack)
 // SCRATCH_END = S_AP + (MC + MR) * KC * 4 + 64 = 634,944 bytes
 
+// At most three rows (decoding tokens): packing B would cost more than the product, so each row is
+// a vector·matrix product reading B in place (memory-bound). The row is first copied to scratch.
+const GEMV_MAX_M = 3;
+const GEMV_MAX_K = (S_AP - S_BP) >> 2;
+
 export function matmul_f32(
   a: usize, b: usize, bias: usize, out: usize,
   batch: i32, M: i32, N: i32, K: i32, transA: i32, transB: i32, strideA: i32, strideB: i32, hasBias: i32,
@@ -44,6 +49,7 @@ export function matmul_f32(
     const B = b + ((<usize>bi * <usize>strideB) << 2);
     const C = out + ((<usize>bi * <usize>M * <usize>N) << 2);
     if (K <= 0) fillRows(bias, C, N, hasBias, m0, m1, n0, n1);
+    else if (M <= GEMV_MAX_M && K <= GEMV_MAX_K) gemv(A, B, bias, C, M, N, K, transA, transB, hasBias, m0, m1, n0, n1, scratch);
     else gemm(A, B, bias, C, M, N, K, transA, transB, hasBias, m0, m1, n0, n1, scratch);
   }
 }
@@ -96,6 +102,97 @@ function gemm(
         }
       }
     }
+  }
+}
+
+/** Rows m0..m1 of C (M ≤ GEMV_MAX_M), one row at a time: x = A(m, :) staged contiguous in scratch. */
+function gemv(
+  A: usize, B: usize, bias: usize, C: usize, M: i32, N: i32, K: i32, transA: i32, transB: i32, hasBias: i32,
+  m0: i32, m1: i32, n0: i32, n1: i32, scratch: usize,
+): void {
+  const x = scratch + S_BP;
+  for (let m = m0; m < m1; m++) {
+    if (transA) for (let k = 0; k < K; k++) store<f32>(x + (<usize>k << 2), load<f32>(A + ((<usize>k * <usize>M + m) << 2)));
+    else memory.copy(x, A + ((<usize>m * <usize>K) << 2), <usize>K << 2);
+    const y = C + ((<usize>m * <usize>N) << 2);
+    if (transB) vecMatT(x, B, y, K, n0, n1);
+    else vecMat(x, B, y, N, K, n0, n1);
+    if (hasBias) for (let n = n0; n < n1; n++) {
+      const o = <usize>n << 2;
+      store<f32>(y + o, load<f32>(y + o) + load<f32>(bias + o));
+    }
+  }
+}
+
+/** y[n0:n1] = x[0:K] · B[:, n0:n1], B stored [K, N]: B streamed row by row, 4 rows per pass over y. */
+function vecMat(x: usize, B: usize, y: usize, N: i32, K: i32, n0: i32, n1: i32): void {
+  const ldb = <usize>N << 2;
+  const n4 = n0 + ((n1 - n0) & ~3);
+  memory.fill(y + (<usize>n0 << 2), 0, <usize>(n1 - n0) << 2);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const xk = x + (<usize>k << 2);
+    const a0 = v128.load32_splat(xk), a1 = v128.load32_splat(xk + 4), a2 = v128.load32_splat(xk + 8), a3 = v128.load32_splat(xk + 12);
+    const r0 = B + <usize>k * ldb, r1 = r0 + ldb, r2 = r1 + ldb, r3 = r2 + ldb;
+    for (let n = n0; n < n4; n += 4) {
+      const o = <usize>n << 2;
+      let acc = v128.load(y + o);
+      acc = f32x4.add(acc, f32x4.mul(a0, v128.load(r0 + o)));
+      acc = f32x4.add(acc, f32x4.mul(a1, v128.load(r1 + o)));
+      acc = f32x4.add(acc, f32x4.mul(a2, v128.load(r2 + o)));
+      acc = f32x4.add(acc, f32x4.mul(a3, v128.load(r3 + o)));
+      v128.store(y + o, acc);
+    }
+    for (let n = n4; n < n1; n++) {
+      const o = <usize>n << 2;
+      const xo = <usize>k << 2;
+      store<f32>(y + o, load<f32>(y + o) + load<f32>(x + xo) * load<f32>(r0 + o) + load<f32>(x + xo + 4) * load<f32>(r1 + o) +
+        load<f32>(x + xo + 8) * load<f32>(r2 + o) + load<f32>(x + xo + 12) * load<f32>(r3 + o));
+    }
+  }
+  for (; k < K; k++) {
+    const a = load<f32>(x + (<usize>k << 2));
+    const r0 = B + <usize>k * ldb;
+    for (let n = n0; n < n1; n++) {
+      const o = <usize>n << 2;
+      store<f32>(y + o, load<f32>(y + o) + a * load<f32>(r0 + o));
+    }
+  }
+}
+
+/** y[n] = x[0:K] · B[n, 0:K] for n0 ≤ n < n1, B stored [N, K]: 4 dot products at a time. */
+function vecMatT(x: usize, B: usize, y: usize, K: i32, n0: i32, n1: i32): void {
+  const ldb = <usize>K << 2;
+  const k4 = K & ~3;
+  let n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const b0 = B + <usize>n * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let k = 0; k < k4; k += 4) {
+      const o = <usize>k << 2;
+      const a = v128.load(x + o);
+      c0 = f32x4.add(f32x4.mul(a, v128.load(b0 + o)), c0);
+      c1 = f32x4.add(f32x4.mul(a, v128.load(b1 + o)), c1);
+      c2 = f32x4.add(f32x4.mul(a, v128.load(b2 + o)), c2);
+      c3 = f32x4.add(f32x4.mul(a, v128.load(b3 + o)), c3);
+    }
+    // horizontal sums: lane j of the result = Σ lanes of c_j
+    const t0 = f32x4.add(f32x4.shuffle(c0, c1, 0, 4, 1, 5), f32x4.shuffle(c0, c1, 2, 6, 3, 7)); // c0a c1a c0b c1b
+    const t1 = f32x4.add(f32x4.shuffle(c2, c3, 0, 4, 1, 5), f32x4.shuffle(c2, c3, 2, 6, 3, 7));
+    let r = f32x4.add(f32x4.shuffle(t0, t1, 0, 1, 4, 5), f32x4.shuffle(t0, t1, 2, 3, 6, 7));
+    for (let k = k4; k < K; k++) {
+      const o = <usize>k << 2;
+      const a = load<f32>(x + o);
+      r = f32x4.add(r, f32x4.mul(f32x4.splat(a),
+        f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(b0 + o)), 1, load<f32>(b1 + o)), 2, load<f32>(b2 + o)), 3, load<f32>(b3 + o))));
+    }
+    v128.store(y + (<usize>n << 2), r);
+  }
+  for (; n < n1; n++) {
+    const b0 = B + <usize>n * ldb;
+    let s: f32 = 0;
+    for (let k = 0; k < K; k++) s += load<f32>(x + (<usize>k << 2)) * load<f32>(b0 + (<usize>k << 2));
+    store<f32>(y + (<usize>n << 2), s);
   }
 }
 
