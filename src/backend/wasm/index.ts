@@ -22,7 +22,7 @@ export class WasmBuffer implements DeviceBuffer {
   }
 }
 
-/** The attention kernels take a per-row score buffer of S floats (wasm/assembly/attention.ts). */
+/** The attention kernels take a per-row scratch block of 2·S floats (wasm/assembly/attention.ts). */
 const SCRATCH_KERNELS: ReadonlySet<KernelName> = new Set(["attention", "attention_backward"]);
 
 export class WasmBackend implements Backend {
@@ -109,7 +109,7 @@ export class WasmBackend implements Backend {
       return;
     }
     for (const v of paramList(kernel, params)) args.push(v);
-    if (SCRATCH_KERNELS.has(kernel)) args.push(this.#scratch((params as KernelParams<"attention">).S * 4));
+    if (SCRATCH_KERNELS.has(kernel)) args.push(this.#scratch((params as KernelParams<"attention">).S * 8));
     this.#export(kernel)(...args);
   }
 
