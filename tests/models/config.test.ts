@@ -6,6 +6,7 @@ import { GPTConfig } from "../../src/models/gpt.ts";
 import { loadModelConfig, parseModelConfig, type LlamaConfig } from "../../src/models/config.ts";
 
 const GPT2_DIR = join(import.meta.dir, "../../../shared/data/tokenizers/gpt2");
+const HAVE_GPT2 = await Bun.file(join(GPT2_DIR, "config.json")).exists();
 
 const gpt2 = {
   activation_function: "gelu_new", architectures: ["GPT2LMHeadModel"], attn_pdrop: 0.1, bos_token_id: 50256, embd_pdrop: 0.1,
@@ -40,7 +41,7 @@ describe("config", () => {
     expect(GPTConfig.parse(c)).toMatchObject({ nEmbd: 768, blockSize: 1024 });
   });
 
-  test.skipIf(!(await Bun.file(join(GPT2_DIR, "config.json")).exists()))("the shared GPT-2 config.json is refused for its GPTQ quantization_config", async () => {
+  test.skipIf(!HAVE_GPT2)("the shared GPT-2 config.json is refused for its GPTQ quantization_config", async () => {
     await expect(loadModelConfig(GPT2_DIR)).rejects.toThrow(/quantization_config \(quant_method "gptq"\) is not supported/);
   });
 
