@@ -6,8 +6,10 @@ import { backendNames, getBackend } from "../backends.ts";
 import { expectKernel, seedOf, uniform } from "./harness.ts";
 
 /** copy params for a view of dims d (≤ 6) with strides s into a base tensor. */
-function view(d: number[], s: number[], offset = 0): KernelParams<"copy"> {
-  const dd = [...d, 1, 1, 1, 1, 1, 1].slice(0, 6), ss = [...s, 0, 0, 0, 0, 0, 0].slice(0, 6);
+function view(d: number[], s: number[], offset = 0, unitDimsFirst = false): KernelParams<"copy"> {
+  const pad = 6 - d.length;
+  const dd = unitDimsFirst ? [...Array(pad).fill(1), ...d] : [...d, ...Array(pad).fill(1)];
+  const ss = unitDimsFirst ? [...Array(pad).fill(0), ...s] : [...s, ...Array(pad).fill(0)];
   const n = d.reduce((a, b) => a * b, 1);
   return {
     n, rank: d.length, offset,
@@ -15,6 +17,8 @@ function view(d: number[], s: number[], offset = 0): KernelParams<"copy"> {
     s0: ss[0], s1: ss[1], s2: ss[2], s3: ss[3], s4: ss[4], s5: ss[5],
   };
 }
+
+const sizeOf = (d: number[]) => d.reduce((a, b) => a * b, 1);
 
 // [case name, base size, dims, strides, offset, injective]
 const CASES: [string, number, number[], number[], number, boolean][] = [
@@ -30,25 +34,30 @@ const CASES: [string, number, number[], number[], number, boolean][] = [
   ["flip [5,7] along dim 1", 35, [5, 7], [7, -1], 6, true],
   ["rank 6", 2 * 3 * 2 * 3 * 2 * 3, [3, 2, 3, 2, 3, 2], [1, 3, 6, 18, 36, 108], 0, true],
   ["attention heads [B,T,H,D] -> [B,H,T,D]", 2 * 5 * 3 * 8, [2, 3, 5, 8], [120, 8, 24, 1], 0, true],
+  ["transpose [40,33] (tiles with tails)", 40 * 33, [33, 40], [1, 33], 0, true],
 ];
 
 describe.each(backendNames)("copy on %s", (name) => {
   for (const [label, size, d, s, offset] of CASES) {
-    test(`copy ${label} matches reference`, async () => {
+    test(`copy ${label} matches reference (unit dims last and first)`, async () => {
       const backend = await getBackend(name);
       const x = uniform(size, seedOf("copy", label));
-      const p = view(d, s, offset);
-      await expectKernel(backend, "copy", [x], [p.n], p, { atol: 0, rtol: 0 });
+      for (const first of [false, true]) {
+        const p = view(d, s, offset, first);
+        await expectKernel(backend, "copy", [x], [p.n], p, { atol: 0, rtol: 0 });
+      }
     });
   }
   for (const [label, size, d, s, offset, injective] of CASES) {
     if (!injective) continue;
     test(`copy_backward ${label} adds into dx`, async () => {
       const backend = await getBackend(name);
-      const p = view(d, s, offset);
-      const dout = uniform(p.n, seedOf("copy_backward", label, "dout"));
+      const dout = uniform(sizeOf(d), seedOf("copy_backward", label, "dout"));
       const dx0 = uniform(size, seedOf("copy_backward", label, "dx"));
-      await expectKernel<"copy_backward">(backend, "copy_backward", [dout], [dx0], p, { atol: 1e-6, rtol: 1e-6 });
+      for (const first of [false, true]) {
+        const p = view(d, s, offset, first);
+        await expectKernel<"copy_backward">(backend, "copy_backward", [dout], [dx0], p, { atol: 1e-6, rtol: 1e-6 });
+      }
     });
   }
 });
