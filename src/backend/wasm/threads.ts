@@ -44,6 +44,7 @@ export class WasmThreadPool {
   readonly #workers: Worker[] = [];
   readonly #exportIndex = new Map<string, number>();
   #epoch = 0;
+  #started = false;
   #disposed = false;
 
   constructor(rt: WasmRuntime) {
@@ -72,12 +73,20 @@ export class WasmThreadPool {
 
   /** Starts rt.threads − 1 workers (once; they become ready asynchronously). */
   startWorkers(): void {
-    if (this.#disposed || this.#workers.length > 0) return;
+    if (this.#disposed || this.#started) return;
+    this.#started = true;
     for (let i = 1; i < this.#rt.threads; i++) {
+      let worker: Worker;
+      try {
+        worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+      } catch (e) {
+        console.warn(`[wasm] could not start a worker thread, running kernels on fewer threads: ${(e as Error).message}`);
+        break;
+      }
+      (worker as unknown as { unref?: () => void }).unref?.(); // never keeps the process alive
+      worker.onerror = (e) => console.warn(`[wasm] worker thread failed: ${e.message}`);
       const scratch = allocScratch(this.#rt);
       this.#scratch.push(scratch);
-      const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-      (worker as unknown as { unref?: () => void }).unref?.(); // never keeps the process alive
       const init: WorkerInit = { module: this.#rt.module, memory: this.#rt.memory, control: this.#control, scratch };
       worker.postMessage(init);
       this.#workers.push(worker);
