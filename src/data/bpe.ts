@@ -185,22 +185,44 @@ export class BPETokenizer implements Tokenizer {
   /** Pre-tokenize one added-token-free, normalized segment and BPE each piece into `ids`. */
   #encodeSegment(seg: string, ids: number[]): void {
     if (this.#addPrefixSpace && !seg.startsWith(" ")) seg = " " + seg;
+    const regexes = this.#splitRegexes;
+    if (regexes.length === 1) {
+      // The common case (one Split or ByteLevel regex), fused: no intermediate piece array.
+      const re = regexes[0];
+      re.lastIndex = 0;
+      let last = 0;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(seg)) !== null) {
+        const len = m[0].length;
+        if (len === 0) {
+          re.lastIndex++;
+          continue;
+        }
+        if (m.index > last) this.#encodePiece(seg.slice(last, m.index), ids);
+        this.#encodePiece(m[0], ids);
+        last = m.index + len;
+      }
+      if (last < seg.length) this.#encodePiece(seg.slice(last), ids);
+      return;
+    }
     let pieces = [seg];
-    for (const re of this.#splitRegexes) {
+    for (const re of regexes) {
       const next: string[] = [];
       for (const p of pieces) splitIsolated(p, re, next);
       pieces = next;
     }
-    const cache = this.#cache;
-    for (const p of pieces) {
-      let word = cache.get(p);
-      if (word === undefined) {
-        word = this.#bpeWord(p);
-        if (cache.size >= CACHE_LIMIT) cache.clear();
-        cache.set(p, word);
-      }
-      for (let i = 0; i < word.length; i++) ids.push(word[i]);
+    for (const p of pieces) this.#encodePiece(p, ids);
+  }
+
+  /** BPE one pre-token through the cache. */
+  #encodePiece(p: string, ids: number[]): void {
+    let word = this.#cache.get(p);
+    if (word === undefined) {
+      word = this.#bpeWord(p);
+      if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
+      this.#cache.set(p, word);
     }
+    for (let i = 0; i < word.length; i++) ids.push(word[i]);
   }
 
   /** BPE on one pre-token: its UTF-8 bytes as byte tokens, then merges by lowest rank, leftmost first. */
