@@ -7,6 +7,7 @@
 import type { OpName, OpSpecs } from "../ops/spec.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { keep, scope } from "../tensor/memory.ts";
+import { sameShape } from "../tensor/shape.ts";
 import { vjp } from "./rules.ts";
 import * as ops from "../ops/index.ts";
 
@@ -17,6 +18,8 @@ export interface Node<K extends OpName = OpName> {
 }
 
 let gradEnabled = true;
+/** Non-leaf tensors whose graph a backward() has released: backpropagating through them again is an error. */
+const released = new WeakSet<Tensor>();
 
 /** Runs fn without recording the graph (inference, optimizer updates). */
 export function noGrad<T>(fn: () => T): T {
@@ -50,6 +53,9 @@ export function backward(root: Tensor, grad?: Tensor): void {
   }
   if (!grad && root.size !== 1) {
     throw new Error(`[backward] grad can be implied only for a one-element tensor, not ${root.describe()}`);
+  }
+  if (grad && !sameShape(grad.shape, root.shape)) {
+    throw new Error(`[backward] grad ${grad.describe()} does not match the shape of ${root.describe()}`);
   }
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
@@ -103,10 +109,14 @@ export function backward(root: Tensor, grad?: Tensor): void {
     }
     keep(t.grad);
   }
-  for (const t of order) t.node = null;
+  for (const t of order) {
+    if (t.node) released.add(t);
+    t.node = null;
+  }
 }
 
 function topoOrder(root: Tensor): Tensor[] {
+  checkNotReleased(root);
   const order: Tensor[] = [];
   const seen = new Set<Tensor>([root]);
   const stack: [Tensor, number][] = [[root, 0]];
@@ -119,6 +129,7 @@ function topoOrder(root: Tensor): Tensor[] {
       const child = inputs[i];
       if (child && child.requiresGrad && !seen.has(child)) {
         child.check("backward");
+        checkNotReleased(child);
         seen.add(child);
         stack.push([child, 0]);
       }
@@ -128,4 +139,13 @@ function topoOrder(root: Tensor): Tensor[] {
     }
   }
   return order;
+}
+
+function checkNotReleased(t: Tensor): void {
+  if (released.has(t)) {
+    throw new Error(
+      `[backward] the graph through ${t.describe()} was freed by an earlier backward() ` +
+        "(as PyTorch without retain_graph): run the forward again",
+    );
+  }
 }

@@ -1,8 +1,8 @@
 // Reverse-mode autograd (src/autograd/tape.ts): gradients accumulate into .grad across backward
 // calls, a tensor used twice gets the summed gradient, noGrad records nothing, requiresGrad
-// propagates (and detach cuts it), the clear errors (non-scalar root without a gradient, a root
-// that needs no grad, a disposed tensor on the path), and backward's own memory: leaf gradients
-// outlive scopes, and nothing the gradient rules make is left behind.
+// propagates (and detach cuts it), the clear errors (non-scalar root without a gradient, a wrong
+// gradient shape, a root that needs no grad, a disposed tensor on the path, a graph an earlier
+// backward freed), and backward's memory: leaf gradients outlive scopes, rules leave nothing behind.
 import { beforeAll, describe, expect, test } from "bun:test";
 import * as k from "../../src/index.ts";
 import { getBackend } from "../backends.ts";
@@ -129,6 +129,32 @@ describe("tape", () => {
       const l3 = k.tensor([5], undefined, { requiresGrad: true }).mul(2).sum();
       l3.dispose();
       expect(() => l3.backward()).toThrow(/\[backward\] tensor .* was disposed/);
+    });
+  });
+
+  test("a gradient that does not match the root's shape is a clear error", () => {
+    k.scope(() => {
+      const x = k.tensor([1, 2, 3], undefined, { requiresGrad: true });
+      expect(() => x.mul(2).backward(k.tensor([1, 1]))).toThrow(/\[backward\] grad .*f32\[2\] does not match the shape of .*f32\[3\]/);
+      expect(x.grad).toBeNull();
+    });
+  });
+
+  test("backward through a graph an earlier backward freed is a clear error, not a silent wrong gradient", async () => {
+    await k.asyncScope(async () => {
+      const x = k.tensor([1, 2, 3], undefined, { requiresGrad: true });
+      const y = x.mul(x);
+      const l1 = y.sum();
+      const l2 = y.mul(2).sum(); // shares y's graph with l1
+      l1.backward();
+      expect(await values(x.grad)).toEqual([2, 4, 6]);
+      expect(() => l2.backward()).toThrow(/\[backward\] the graph through .*f32\[3\] was freed by an earlier backward\(\)/);
+      expect(() => l1.backward()).toThrow(/was freed by an earlier backward\(\)/);
+      expect(await values(x.grad)).toEqual([2, 4, 6]);
+      expect(y.grad).toBeNull();
+      // a fresh forward works, and its gradient accumulates
+      x.mul(x).mul(2).sum().backward();
+      expect(await values(x.grad)).toEqual([6, 12, 18]);
     });
   });
 

@@ -87,6 +87,18 @@ describe.each(backendNames)("reduce on %s", (name) => {
     });
   });
 
+  test("sumSquares sums x² into one element, or adds to a given one (global grad norms)", async () => {
+    await noLeaks(async () => {
+      const a = rand([3, 5], "sum-squares-a");
+      const b = rand([7], "sum-squares-b");
+      const sq = (v: Float64Array) => v.reduce((s, x) => s + x * x, 0);
+      const acc = k.ops.sumSquares(a.t);
+      await expectClose(acc, [1], [sq(a.v)]);
+      expect(k.ops.sumSquares(b.t, acc)).toBe(acc);
+      await expectClose(acc, [1], [sq(a.v) + sq(b.v)]);
+    });
+  });
+
   describe("max", () => {
     test.each([[0, false], [1, true], [-1, false], [2, true]] as [number, boolean][])("max over axis %d (keepdim %p) matches float64", async (axis, keepdim) => {
       await noLeaks(async () => {
