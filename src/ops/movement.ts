@@ -105,6 +105,10 @@ export function cat(tensors: readonly Tensor[], axis = 0): Tensor {
   if (tensors.length === 0) throw new Error("[cat] needs at least one tensor");
   const backend = backendOf("cat", tensors);
   const first = tensors[0];
+  if (first.dtype !== "f32") {
+    // the windows are scatter-added into a zeroed output: float adds would not keep i32 bit patterns
+    throw new Error(`[cat] expects f32 tensors, got ${first.describe()}`);
+  }
   const a = normalizeAxis("cat", axis, first.rank);
   for (const t of tensors) {
     if (t.rank !== first.rank || t.shape.some((d, i) => i !== a && d !== first.shape[i]) || t.dtype !== first.dtype) {

@@ -9,6 +9,20 @@ import { backendNames, expectClose, expectGrad, hostGather, indices, noLeaks, of
 describe.each(backendNames)("movement on %s", (name) => {
   onBackend(name);
 
+  test("reshape, permute, narrow, split and expand move i32 tensors bit for bit", async () => {
+    await noLeaks(async () => {
+      // values whose bit patterns are float NaNs, -0 and denormals: any float arithmetic would alter them
+      const v = [-4194305, -2147483648, 7, -100, 2147483647, -1];
+      const ids = k.fromArray(Int32Array.from(v), [2, 3]);
+      expect(Array.from(await ids.reshape(3, 2).data())).toEqual(v);
+      expect(Array.from(await ids.transpose().data())).toEqual([v[0], v[3], v[1], v[4], v[2], v[5]]);
+      expect(Array.from(await ids.narrow(1, 1, 2).data())).toEqual([v[1], v[2], v[4], v[5]]);
+      expect(Array.from(await k.split(ids, [1, 1], 0)[1].data())).toEqual(v.slice(3));
+      expect(Array.from(await ids.narrow(0, 0, 1).expand(2, 3).data())).toEqual([...v.slice(0, 3), ...v.slice(0, 3)]);
+      expect(ids.transpose().dtype).toBe("i32");
+    });
+  });
+
   describe("reshape", () => {
     test("reshape keeps the elements in order, infers -1, and view is the same op", async () => {
       await noLeaks(async () => {
@@ -206,6 +220,13 @@ describe.each(backendNames)("movement on %s", (name) => {
       await noLeaks(() => {
         const parts = shapes.map((s, i) => rand(s, `cat-grad-${shapes}-${i}`).t);
         expectGrad((...xs) => k.cat(xs, axis), parts, { tol: 1e-3, mutate: ["cat"] });
+      });
+    });
+
+    test("cat of i32 tensors is refused (a float scatter-add would corrupt their bits)", () => {
+      k.scope(() => {
+        const ids = k.fromArray(Int32Array.of(-4194305, -2147483648, 7, -100), [2, 2]);
+        expect(() => k.cat([ids, ids], 1)).toThrow(/\[cat\] expects f32 tensors, got .*i32\[2, 2\]/);
       });
     });
 
