@@ -45,6 +45,16 @@ describe("tape", () => {
     });
   });
 
+  test("one tensor as several inputs of one op (x @ x, x · x broadcast, self-attention) gets every contribution", () => {
+    k.scope(() => {
+      const x = k.tensor([[0.3, -0.8, 0.5], [1.1, 0.2, -0.4], [0.7, 0.9, -1.2]]);
+      expect(k.checkGradients((t) => t.matmul(t), [x]).maxError).toBeLessThan(2e-3);
+      expect(k.checkGradients((t) => t.mul(t.narrow(0, 1, 1)), [x]).maxError).toBeLessThan(2e-3);
+      const q = k.randn([1, 4, 2, 4], { rng: new k.Rng(4) });
+      expect(k.checkGradients((t) => k.attention(t, t, t), [q]).maxError).toBeLessThan(2e-3);
+    });
+  });
+
   test("only leaves that require grad receive .grad", async () => {
     await k.asyncScope(async () => {
       const x = k.tensor([1, 2], undefined, { requiresGrad: true });

@@ -5,13 +5,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as k from "../../src/index.ts";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
+import { getBackend } from "../backends.ts";
 
 let backend: k.Backend;
 beforeAll(async () => {
   // a backend of its own, so the byte counts below see only this file's tensors
   backend = await k.init("wasm", { seed: 1 });
 });
-afterAll(() => backend.dispose());
+afterAll(async () => {
+  k.useBackend(await getBackend("wasm")); // later test files may rely on a live default backend
+  backend.dispose();
+});
 
 /** live buffers and bytes */
 const usage = () => {

@@ -104,15 +104,20 @@ describe("creation", () => {
     });
   });
 
-  test("init with a seed makes weight init repeat exactly", async () => {
-    const b1 = await k.init("wasm", { seed: 123 });
-    const first = Array.from(await k.randn([8]).data());
-    const b2 = await k.init("wasm", { seed: 123 });
-    const second = Array.from(await k.randn([8]).data());
-    expect(second).toEqual(first);
-    k.useBackend(backend);
-    b1.dispose();
-    b2.dispose();
+  test("init with a seed makes it the default backend and seeds weight init", async () => {
+    const fresh = await k.init("wasm", { seed: 123 });
+    try {
+      expect(k.defaultBackend()).toBe(fresh);
+      const first = k.randn([8]);
+      expect(first.backend).toBe(fresh);
+      k.seed(123);
+      const second = k.randn([8]);
+      expect(Array.from(await second.data())).toEqual(Array.from(await first.data()));
+      k.dispose([first, second]);
+    } finally {
+      k.useBackend(backend);
+      fresh.dispose();
+    }
   });
 });
 
