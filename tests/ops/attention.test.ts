@@ -65,6 +65,7 @@ const CASES: [string, number[], number[], boolean, number | undefined][] = [
   ["causal, S > T (decode offset)", [2, 3, 2, 4], [7, 2], true, undefined],
   ["causal, one query at the end of a cache", [1, 1, 4, 8], [9, 2], true, undefined],
   ["non-causal, S > T, GQA, custom scale", [1, 3, 4, 4], [6, 1], false, 0.7],
+  ["non-causal, S < T (cross-attention)", [2, 5, 2, 4], [3, 2], false, undefined],
 ];
 
 describe.each(backendNames)("attention on %s", (name) => {

@@ -67,6 +67,17 @@ describe.each(backendNames)("matmul on %s", (name) => {
       });
     });
 
+    test("matmul with batch broadcast at GPT-like sizes matches float64", async () => {
+      await noLeaks(async () => {
+        for (const [aShape, bShape] of [[[2, 3, 40, 70], [70, 50]], [[64, 96], [3, 96, 33]], [[2, 1, 65, 31], [3, 31, 64]]]) {
+          const a = rand(aShape, `matmul-big-a-${aShape}`);
+          const b = rand(bShape, `matmul-big-b-${bShape}`);
+          const want = hostMatmul(a.v, aShape, b.v, bShape);
+          await expectClose(k.matmul(a.t, b.t), want.shape, want.out, { atol: 1e-4, rtol: 1e-4 });
+        }
+      });
+    });
+
     test("mismatched inner dims and 0-d operands are clear errors", () => {
       const a = k.zeros([2, 3]);
       const b = k.zeros([4, 5]);
