@@ -124,15 +124,22 @@ export class Trainer {
   }
 
   /** Mean loss over `iters` batches of `split`, without gradients, with a deterministic RNG. */
-  evaluate(split: Split, iters: number): number {
+  async evaluate(split: Split, iters: number): Promise<number> {
     const rng = new Rng((this.args.seed * 7919 + this.step * 31 + (split === "val" ? 1 : 2)) >>> 0);
     this.model.eval();
-    let total = 0;
-    for (let i = 0; i < iters; i++) {
-      total += scope(() => noGrad(() => readScalar(this.#loss(this.model, this.data.batch(split, this.args.batchSize, rng)))));
+    const losses: Tensor[] = [];
+    try {
+      for (let i = 0; i < iters; i++) {
+        losses.push(scope(() => noGrad(() => this.#loss(this.model, this.data.batch(split, this.args.batchSize, rng)))));
+      }
+      // one read per loss, after all batches are queued (a GPU keeps working meanwhile)
+      let total = 0;
+      for (const l of losses) total += (await l.data())[0];
+      return total / iters;
+    } finally {
+      for (const l of losses) l.dispose();
+      this.model.train();
     }
-    this.model.train();
-    return total / iters;
   }
 
   /** Runs the loop to args.iters (or until interrupted, NaN, or early stop). */
@@ -169,7 +176,7 @@ export class Trainer {
       while (this.step < a.iters) {
         const lr = this.lrAt(this.step);
         const stepStart = performance.now();
-        const { loss, stepTokens } = this.#trainStep(lr, phase);
+        const { loss, stepTokens } = await this.#trainStep(lr, phase);
         this.step++;
         tokens += stepTokens;
         windowSteps++;
@@ -205,7 +212,7 @@ export class Trainer {
         }
         const isEval = a.evalInterval > 0 && this.step % a.evalInterval === 0 && this.step < a.iters;
         if (isEval) {
-          const valLoss = this.evaluate("val", a.evalIters);
+          const valLoss = await this.evaluate("val", a.evalIters);
           record.val_loss = valLoss;
           this.#progress?.line(`step ${this.step}: val loss ${valLoss.toFixed(4)}`);
           await this.#hooks.onEvaluate?.({ step: this.step, valLoss });
@@ -228,7 +235,7 @@ export class Trainer {
       this.#progress?.end();
       let valLoss: number | undefined;
       if (stoppedBy === "done" || stoppedBy === "early_stop") {
-        valLoss = this.evaluate("val", a.finalEvalIters);
+        valLoss = await this.evaluate("val", a.finalEvalIters);
         bestVal = Math.min(bestVal, valLoss);
         await this.metrics.log({ step: this.step, val_loss: valLoss, final: true });
         await this.#hooks.onEvaluate?.({ step: this.step, valLoss });
@@ -248,12 +255,12 @@ export class Trainer {
     }
   }
 
-  /** One optimizer step (gradAccum micro-batches); returns the mean micro-batch loss. */
-  #trainStep(lr: number, phase: { data: number; forward: number; backward: number; optimizer: number }): { loss: number; stepTokens: number } {
+  /** One optimizer step (gradAccum micro-batches); resolves with the mean micro-batch loss. */
+  async #trainStep(lr: number, phase: { data: number; forward: number; backward: number; optimizer: number }): Promise<{ loss: number; stepTokens: number }> {
     const a = this.args;
-    return scope(() => {
-      let total = 0;
-      let stepTokens = 0;
+    let stepTokens = 0;
+    const losses = scope(() => {
+      const losses: Tensor[] = [];
       for (let micro = 0; micro < a.gradAccum; micro++) {
         let t = performance.now();
         const batch = this.data.batch("train", a.batchSize, this.rng);
@@ -265,7 +272,7 @@ export class Trainer {
         t = performance.now();
         (a.gradAccum > 1 ? loss.mul(1 / a.gradAccum) : loss).backward();
         phase.backward += performance.now() - t;
-        total += readScalar(loss);
+        losses.push(loss);
       }
       const t = performance.now();
       this.optimizer.lr = lr;
@@ -274,8 +281,15 @@ export class Trainer {
       else this.optimizer.step();
       this.optimizer.zeroGrad();
       phase.optimizer += performance.now() - t;
-      return { loss: total / a.gradAccum, stepTokens };
+      return losses;
     });
+    // the only read-back of a step: its loss (on a GPU, this waits for the step to finish)
+    let total = 0;
+    for (const l of losses) {
+      total += (await l.data())[0];
+      l.dispose();
+    }
+    return { loss: total / a.gradAccum, stepTokens };
   }
 
   async #checkpoint(dir: string): Promise<string> {
@@ -311,10 +325,4 @@ export function defaultOptimizer(model: Module, args: TrainArgs): AdamW {
     ],
     { lr: args.lr, betas: [args.beta1, args.beta2], eps: args.eps },
   );
-}
-
-/** Reads a one-element tensor now (needs a synchronous backend; the GPU path reads asynchronously in fit). */
-function readScalar(t: Tensor): number {
-  if (t.backend.downloadSync) return t.dataSync()[0];
-  throw new Error("[train] this backend needs asynchronous loss reads (not wired yet)");
 }

@@ -17,7 +17,7 @@ async function kiln(args: string[], opts: { signalAfter?: RegExp } = {}) {
   let stdout = "";
   const reader = (async () => {
     const decoder = new TextDecoder();
-    for await (const chunk of proc.stdout) {
+    for await (const chunk of proc.stdout as unknown as AsyncIterable<Uint8Array>) {
       stdout += decoder.decode(chunk);
       if (opts.signalAfter?.test(stdout)) {
         proc.kill("SIGINT");
