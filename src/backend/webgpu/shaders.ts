@@ -1,0 +1,23 @@
+// THE table of WGSL sources: one file per kernel family in kernels/, imported as text, each
+// compiled with kernels/common.wgsl prepended. Entry points are named after the kernel list
+// (src/backend/kernels.ts). KILN_DEBUG >= 3 prints a module's source when it is first compiled.
+import common from "../../../kernels/common.wgsl" with { type: "text" };
+import elementwise from "../../../kernels/elementwise.wgsl" with { type: "text" };
+import matmul from "../../../kernels/matmul.wgsl" with { type: "text" };
+
+const FILES = { elementwise, matmul } as const;
+
+export type ShaderFile = keyof typeof FILES;
+
+const sources = new Map<ShaderFile, string>();
+
+/** The full WGSL module of `file`: common.wgsl, then the family's file. */
+export function shaderSource(file: ShaderFile): string {
+  let src = sources.get(file);
+  if (!src) {
+    src = `${common}\n${FILES[file]}`;
+    sources.set(file, src);
+    if (Number(process.env.KILN_DEBUG ?? 0) >= 3) console.error(`// kernels/${file}.wgsl\n${src}`);
+  }
+  return src;
+}
