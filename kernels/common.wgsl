@@ -12,12 +12,17 @@ fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, size: u32) -> u32 {
   return (wid.y * nwg.x + wid.x) * size + lid.x;
 }
 
+/** NaN test on the bits: `v != v` compiles to an ordered compare (false for NaN) on some drivers. */
+fn k_isnan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 /** e^x through exp2, with the rounding error of x·log2(e) fed back; saturates to 0 / inf. */
 fn k_exp(x: f32) -> f32 {
   let t = x * LOG2E;
   let fix = fma(x, LOG2E, -t) + x * 2.0355273740931033e-8; // low part of log2(e)
   let r = exp2(t) * (1.0 + select(fix, 0.0, abs(t) > 1e30) * LN2);
-  return select(r, x, x != x);
+  return select(r, x, k_isnan(x));
 }
 
 fn k_log(x: f32) -> f32 {
@@ -50,4 +55,47 @@ fn k_tanh(x: f32) -> f32 {
 /** A quiet NaN the compiler cannot fold (WGSL rejects NaN constants). */
 fn k_nan(zero: u32) -> f32 {
   return bitcast<f32>(0x7fc00000u | zero);
+}
+
+/** −inf, not foldable (WGSL rejects infinite constants). */
+fn k_neg_inf(zero: u32) -> f32 {
+  return bitcast<f32>(0xff800000u | zero);
+}
+
+// Workgroup reductions over the first `size` invocations (a power of two <= 256), every
+// invocation receiving the result. Call from uniform control flow (they contain barriers).
+var<workgroup> k_red: array<f32, 256>;
+
+fn wg_sum(v: f32, lid: u32, size: u32) -> f32 {
+  k_red[lid] = v;
+  workgroupBarrier();
+  for (var s = size / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { k_red[lid] = k_red[lid] + k_red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = k_red[0];
+  workgroupBarrier();
+  return r;
+}
+
+/** The maximum; NaN wins (as in the float64 reference). */
+fn wg_max(v: f32, lid: u32, size: u32) -> f32 {
+  k_red[lid] = v;
+  workgroupBarrier();
+  for (var s = size / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) {
+      let a = k_red[lid];
+      let o = k_red[lid + s];
+      k_red[lid] = select(a, o, o > a || (k_isnan(o) && !k_isnan(a)));
+    }
+    workgroupBarrier();
+  }
+  let r = k_red[0];
+  workgroupBarrier();
+  return r;
+}
+
+/** Larger of a and b, NaN winning. */
+fn k_max(a: f32, b: f32) -> f32 {
+  return select(a, b, b > a || (k_isnan(b) && !k_isnan(a)));
 }

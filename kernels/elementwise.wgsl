@@ -133,7 +133,7 @@ fn sigmoid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = flat_id(wid, nwg, lid, WG);
-  if (i < un_p.n) { let v = un_x[i]; un_out[i] = select(0.0, v, v > 0.0 || v != v); }
+  if (i < un_p.n) { let v = un_x[i]; un_out[i] = select(0.0, v, v > 0.0 || k_isnan(v)); }
 }
 
 /** 0.5·(1 + tanh(y)) = sigmoid(2y): no cancellation for negative y. */

@@ -20,6 +20,8 @@ export interface KernelContext {
   copy(src: GpuBuffer, dst: GpuBuffer, bytes: number): void;
   /** A scratch buffer for this launch only (returned to the pool after it is queued). */
   temp(bytes: number): GpuBuffer;
+  /** A read-only table made once per `key` from `make()` (kept until dispose). */
+  constant(key: string, make: () => Float32Array): GpuBuffer;
   /** A small buffer bound in place of an absent optional input. */
   readonly dummy: GpuBuffer;
 }

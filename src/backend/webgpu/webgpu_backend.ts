@@ -28,6 +28,7 @@ export class WebGPUBackend implements Backend {
   #failure: string | null = null;
   #disposed = false;
   #temps: GpuBuffer[] = [];
+  readonly #constants = new Map<string, GpuBuffer>();
 
   constructor(driver: GpuDriver, tuning: Tuning) {
     this.driver = driver;
@@ -51,6 +52,16 @@ export class WebGPUBackend implements Backend {
         this.#batch.dispatch(kernel, pipeline, buffers, params, grid);
       },
       copy: (src, dst, bytes) => this.#batch.copy(src, 0, dst, 0, bytes),
+      constant: (key, make) => {
+        let b = this.#constants.get(key);
+        if (!b) {
+          const data = make();
+          b = driver.createBuffer(Math.max(256, Math.ceil(data.byteLength / 4) * 4), "storage", key);
+          driver.writeBuffer(b, 0, data); // a new buffer: no queued work reads it yet
+          this.#constants.set(key, b);
+        }
+        return b;
+      },
       temp: (bytes) => {
         const b = this.#storage.acquire(bytes);
         this.#temps.push(b);
