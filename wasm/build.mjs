@@ -15,6 +15,7 @@ if (!existsSync(asc)) {
   process.exit(0);
 }
 mkdirSync(join(here, "build"), { recursive: true });
+execFileSync(process.execPath, [join(here, "gen_matmul.mjs")], { stdio: "inherit" }); // generated matmul micro-kernels
 const args = [
   asc, join(here, "assembly", "index.ts"),
   "-o", join(here, "build", "kernels.wasm"),

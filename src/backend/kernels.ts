@@ -211,7 +211,7 @@ export function paramList<K extends KernelName>(kernel: K, params: KernelParams<
   const values = params as Record<string, number>;
   return names.map((name) => {
     const v = values[name];
-    if (typeof v !== "number" || (Number.isNaN(v) && name !== "value")) {
+    if (typeof v !== "number") {
       throw new Error(`[${kernel}] param ${name} must be a number, got ${String(v)}`);
     }
     return v;

@@ -1,0 +1,159 @@
+// One gradient rule (vector-Jacobian product) per op in src/ops/spec.ts, written with front-end
+// ops, or with the op's fused backward kernel where one exists (layer_norm, attention, ...).
+// A rule gets the output gradient g and the node, and returns one gradient per input (null where
+// an input takes none). Rules run under noGrad (no double backward).
+
+import type { OpName, OpSpecs } from "../ops/spec.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { Node } from "./tape.ts";
+import * as ops from "../ops/index.ts";
+import { alloc, allocZeros, launch } from "../ops/dispatch.ts";
+import { copyKernel, batchedGemm } from "../ops/index.ts";
+import { broadcastShapes, stridesOf } from "../tensor/shape.ts";
+
+export type VjpRule<K extends OpName> = (g: Tensor, node: Node<K>) => (Tensor | null)[];
+export type NonDiff = "nondiff";
+
+export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
+  add: (g, { ctx }) => [ops.sumTo(g, ctx.aShape), ops.sumTo(g, ctx.bShape)],
+  sub: (g, { ctx }) => [ops.sumTo(g, ctx.aShape), owned(ops.sumTo, ops.neg(g), ctx.bShape)],
+  mul: (g, { ctx: { a, b } }) => [owned(ops.sumTo, ops.mul(g, b), a.shape), owned(ops.sumTo, ops.mul(g, a), b.shape)],
+  div: (g, { ctx: { a, b } }) => {
+    const ga = owned(ops.sumTo, ops.div(g, b), a.shape);
+    const q = ops.div(ops.mul(g, a), ops.mul(b, b)); // g·a/b²
+    return [ga, owned(ops.sumTo, ops.neg(q), b.shape)];
+  },
+  affine: (g, { ctx }) => [ops.affine(g, ctx.alpha, 0)],
+  pow: (g, { ctx: { x, p } }) => [ops.mul(g, ops.affine(ops.pow(x, p - 1), p, 0))],
+  exp: (g, { ctx }) => [ops.mul(g, ctx.out)],
+  log: (g, { ctx }) => [ops.div(g, ctx.x)],
+  sqrt: (g, { ctx }) => [ops.div(ops.affine(g, 0.5, 0), ctx.out)],
+  tanh: (g, { ctx }) => [ops.mul(g, ops.affine(ops.mul(ctx.out, ctx.out), -1, 1))],
+  sigmoid: (g, { ctx }) => [ops.mul(g, ops.mul(ctx.out, ops.affine(ctx.out, -1, 1)))],
+  relu: (g, { ctx }) => [backwardKernel("relu_backward", ctx.x, g)],
+  gelu: (g, { ctx }) => [backwardKernel("gelu_backward", ctx.x, g)],
+  silu: (g, { ctx }) => [backwardKernel("silu_backward", ctx.x, g)],
+  dropout: (g, { ctx }) => {
+    const dx = alloc(g.backend, g.shape);
+    launch("dropout_backward", [g], [dx], { n: g.size, p: ctx.p, seed: ctx.seed });
+    return [dx];
+  },
+  sum: (g, { ctx: { inShape, axes } }) => {
+    // re-insert the reduced dims as 1, then broadcast back
+    const kept = inShape.map((d, i) => (axes.includes(i) ? 1 : d));
+    return [ops.expandRaw(g.reshape(kept), inShape)];
+  },
+  max: "nondiff",
+  reshape: (g, { ctx }) => [g.reshape([...ctx.inShape])],
+  permute: (g, { ctx }) => {
+    const inverse = new Array<number>(ctx.dims.length);
+    ctx.dims.forEach((d, i) => (inverse[d] = i));
+    return [ops.permute(g, inverse)];
+  },
+  expand: (g, { ctx }) => [ops.sumTo(g, ctx.inShape)],
+  narrow: (g, { ctx }) => {
+    const dx = allocZeros(g.backend, ctx.inShape);
+    const strides = stridesOf(ctx.inShape);
+    copyKernel(g, dx, g.shape, strides, ctx.start * strides[ctx.axis], true);
+    return [dx];
+  },
+  cat: (g, { ctx }) => {
+    let start = 0;
+    return ctx.sizes.map((size) => {
+      const piece = ops.narrow(g, ctx.axis, start, size);
+      start += size;
+      return piece;
+    });
+  },
+  matmul: (g, { ctx: { a, b } }) => {
+    // promote 1-D operands the way the forward did, and view g as the batched product's output
+    const a2 = a.rank === 1 ? a.reshape([1, a.shape[0]]) : a; // [..., M, K]
+    const b2 = b.rank === 1 ? b.reshape([b.shape[0], 1]) : b; // [..., K, N]
+    const batch = broadcastShapes("matmul", a2.shape.slice(0, -2), b2.shape.slice(0, -2));
+    const g2 = g.reshape([...batch, a2.shape[a2.rank - 2], b2.shape[b2.rank - 1]]); // [..., M, N]
+    const da = batchedGemm("matmul", g2, b2, { transB: true }); // [..., M, K]
+    const db = b2.rank === 2
+      ? batchedGemm("matmul", a2.reshape([-1, a2.shape[a2.rank - 1]]), g2.reshape([-1, g2.shape[g2.rank - 1]]), { transA: true }) // [K, N]
+      : batchedGemm("matmul", a2, g2, { transA: true }); // [..., K, N]
+    return [owned(ops.sumTo, da, a2.shape).reshape([...a.shape]), owned(ops.sumTo, db, b2.shape).reshape([...b.shape])];
+  },
+  linear: (g, { ctx: { x, w, hasBias, wLayout } }) => {
+    const out = g.shape[g.rank - 1];
+    const g2 = g.reshape([-1, out]); // [M, out]
+    const x2 = x.reshape([-1, x.shape[x.rank - 1]]); // [M, in]
+    // dx = g·W (W [out, in]) or g·Wᵀ (W [in, out])
+    const dx = batchedGemm("linear", g2, w, { transB: wLayout === "in_out" }).reshape([...x.shape]);
+    // dW = gᵀ·x ([out, in]) or xᵀ·g ([in, out])
+    const dw = wLayout === "out_in"
+      ? batchedGemm("linear", g2, x2, { transA: true })
+      : batchedGemm("linear", x2, g2, { transA: true });
+    const db = hasBias ? ops.sum(g2, 0) : null;
+    return [dx, dw, db];
+  },
+  softmax: (g, { ctx }) => {
+    const dx = alloc(g.backend, g.shape);
+    const cols = g.shape[g.rank - 1];
+    launch("softmax_backward", [ctx.out, g], [dx], { rows: g.size / cols, cols });
+    return [dx];
+  },
+  embedding: (g, { ctx: { ids, V } }) => {
+    const C = g.shape[g.rank - 1];
+    const dw = allocZeros(g.backend, [V, C]);
+    launch("embedding_backward", [ids, g], [dw], { n: ids.size, V, C });
+    return [null, dw];
+  },
+  layer_norm: (g, { ctx: { x, weight, mean, rstd } }) => {
+    const C = x.shape[x.rank - 1];
+    const dx = alloc(g.backend, x.shape);
+    const dw = alloc(g.backend, [C]);
+    const db = alloc(g.backend, [C]);
+    launch("layer_norm_backward", [g, x, weight, mean, rstd], [dx, dw, db], { rows: x.size / C, C });
+    return [dx, dw, db];
+  },
+  rms_norm: (g, { ctx: { x, weight, rstd } }) => {
+    const C = x.shape[x.rank - 1];
+    const dx = alloc(g.backend, x.shape);
+    const dw = alloc(g.backend, [C]);
+    launch("rms_norm_backward", [g, x, weight, rstd], [dx, dw], { rows: x.size / C, C });
+    return [dx, dw];
+  },
+  rope: (g, { ctx }) => {
+    const [B, T, H, D] = g.shape;
+    const dx = alloc(g.backend, g.shape);
+    launch("rope_backward", [g], [dx], { B, T, H, D, theta: ctx.theta, offset: ctx.offset });
+    return [dx];
+  },
+  attention: (g, { ctx: { q, k, v, out, lse, scale, causal } }) => {
+    const [B, T, H, D] = q.shape;
+    const [, S, Hkv] = k.shape;
+    const dq = alloc(g.backend, q.shape);
+    const dk = alloc(g.backend, k.shape);
+    const dv = alloc(g.backend, v.shape);
+    launch("attention_backward", [g, q, k, v, out, lse], [dq, dk, dv], {
+      B, T, S, H, Hkv, D, scale, causal: causal ? 1 : 0,
+    });
+    return [dq, dk, dv];
+  },
+  cross_entropy: (g, { ctx: { logits, targets, lse, ignoreIndex } }) => {
+    const V = logits.shape[logits.rank - 1];
+    const N = logits.size / V;
+    const dlogits = alloc(g.backend, logits.shape);
+    launch("cross_entropy_backward", [logits, targets, lse, g], [dlogits], { N, V, ignoreIndex });
+    return [dlogits, null];
+  },
+};
+
+/** Calls fn(t, ...rest) and disposes t if fn made a new tensor from it. */
+function owned<A extends unknown[]>(fn: (t: Tensor, ...rest: A) => Tensor, t: Tensor, ...rest: A): Tensor {
+  const r = fn(t, ...rest);
+  if (r !== t) t.dispose();
+  return r;
+}
+
+function backwardKernel(kernel: "relu_backward" | "gelu_backward" | "silu_backward", x: Tensor, g: Tensor): Tensor {
+  const dx = alloc(g.backend, x.shape);
+  launch(kernel, [x, g], [dx], { n: x.size });
+  return dx;
+}
+
+export type { OpSpecs };

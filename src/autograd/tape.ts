@@ -1,0 +1,130 @@
+// Reverse-mode autodiff. Each op run with grad enabled on an input that requires grad records a
+// Node on its output: the op name, its inputs and the context its rule needs. backward() walks the
+// graph from the loss in reverse topological order, calls each op's VJP rule (./rules.ts) and
+// accumulates gradients; leaves that require grad receive them in .grad (kept across scopes).
+// Like PyTorch (retain_graph=False), the graph is released after backward().
+
+import type { OpName, OpSpecs } from "../ops/spec.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import { keep } from "../tensor/memory.ts";
+import { vjp } from "./rules.ts";
+import * as ops from "../ops/index.ts";
+
+export interface Node<K extends OpName = OpName> {
+  readonly op: K;
+  readonly inputs: readonly (Tensor | null)[];
+  readonly ctx: OpSpecs[K];
+}
+
+let gradEnabled = true;
+
+/** Runs fn without recording the graph (inference, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  const before = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = before;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Records `out = op(inputs)` when grad is on and some input requires grad. */
+export function record<K extends OpName>(out: Tensor, op: K, inputs: readonly (Tensor | null)[], ctx: OpSpecs[K]): Tensor {
+  if (gradEnabled && inputs.some((t) => t?.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, ctx } as Node;
+  }
+  return out;
+}
+
+/** Backpropagates from `root` (a scalar unless `grad` is given). */
+export function backward(root: Tensor, grad?: Tensor): void {
+  root.check("backward");
+  if (!root.requiresGrad) {
+    throw new Error("[backward] the tensor does not require grad: no input of the computation had requiresGrad set");
+  }
+  if (!grad && root.size !== 1) {
+    throw new Error(`[backward] grad can be implied only for a one-element tensor, not ${root.describe()}`);
+  }
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>();
+  const owned = new Set<Tensor>();
+  const put = (t: Tensor, g: Tensor) => {
+    if (owned.has(g)) g = g.detach();
+    const prev = grads.get(t);
+    if (prev) {
+      const sum = noGrad(() => ops.add(prev, g));
+      owned.delete(prev);
+      prev.dispose();
+      g.dispose();
+      g = sum;
+    }
+    grads.set(t, g);
+    owned.add(g);
+  };
+  put(root, grad ? grad.detach() : noGrad(() => ops.onesLike(root)));
+
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const node = t.node;
+      const g = grads.get(t);
+      if (!node || !g) continue;
+      const rule = vjp[node.op];
+      if (rule === "nondiff") throw new Error(`[backward] op ${node.op} has no gradient`);
+      const inputGrads = (rule as (g: Tensor, node: Node) => (Tensor | null)[])(g, node);
+      node.inputs.forEach((input, j) => {
+        const gi = inputGrads[j];
+        if (input && gi && input.requiresGrad) put(input, gi);
+        else if (gi && gi !== g && !owned.has(gi)) gi.dispose();
+      });
+      grads.delete(t);
+      owned.delete(g);
+      g.dispose();
+    }
+  });
+
+  // leaves: accumulate into .grad
+  for (const [t, g] of grads) {
+    if (t.node) continue;
+    if (t.grad && !t.grad.disposed) {
+      const old = t.grad;
+      t.grad = noGrad(() => ops.add(old, g));
+      old.dispose();
+      g.dispose();
+    } else {
+      t.grad = g;
+    }
+    keep(t.grad);
+  }
+  for (const t of order) t.node = null;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>([root]);
+  const stack: [Tensor, number][] = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const child = inputs[i];
+      if (child && child.requiresGrad && !seen.has(child)) {
+        child.check("backward");
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order;
+}

@@ -1,0 +1,183 @@
+// The WASM backend: kernels from wasm/build/kernels.wasm (AssemblyScript, SIMD) running on one
+// shared linear memory; a DeviceBuffer is a block of that memory, so a kernel call copies nothing.
+// run() resolves buffers to pointers and calls the export `<kernel>_f32(inputs…, outputs…, params…)`
+// (matmul goes through ./matmul.ts, which may split it over Workers). Kernels run synchronously:
+// flush() has nothing to wait for, and downloadSync() is supported. Not a shape checker (src/ops is).
+
+import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type MemoryStats } from "../backend.ts";
+import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
+import { runMatmul } from "./matmul.ts";
+import { createWasmRuntime, type KernelExport, type WasmRuntime } from "./module.ts";
+
+/** A block of the backend's linear memory. */
+export class WasmBuffer implements DeviceBuffer {
+  /** byte offset into the linear memory; 0 once freed */
+  rawPointer: number;
+  constructor(
+    readonly backend: WasmBackend,
+    readonly bytes: number,
+    rawPointer: number,
+  ) {
+    this.rawPointer = rawPointer;
+  }
+}
+
+/** The attention kernels take a per-row scratch block of 2·S floats (wasm/assembly/attention.ts). */
+const SCRATCH_KERNELS: ReadonlySet<KernelName> = new Set(["attention", "attention_backward"]);
+
+export class WasmBackend implements Backend {
+  readonly name = "wasm" as const;
+  readonly device: string;
+  readonly #rt: WasmRuntime;
+  readonly #exports = new Map<string, KernelExport>();
+  #scratchPtr = 0;
+  #scratchBytes = 0;
+  #disposed = false;
+
+  constructor(rt: WasmRuntime) {
+    this.#rt = rt;
+    this.device = `wasm simd128 (${rt.threads} thread${rt.threads === 1 ? "" : "s"})`;
+  }
+
+  /** The runtime under this backend (memory, exports, views): for kernel authors and benchmarks. */
+  get unsafeRuntime(): WasmRuntime {
+    return this.#rt;
+  }
+
+  alloc(bytes: number): WasmBuffer {
+    this.#live();
+    return new WasmBuffer(this, bytes, this.#rt.alloc(bytes));
+  }
+
+  free(buffer: DeviceBuffer): void {
+    this.#live();
+    checkOwner(this, buffer, "free");
+    const b = buffer as WasmBuffer;
+    if (b.rawPointer === 0) throw new Error("[free] buffer was already freed");
+    this.#rt.free(b.rawPointer);
+    b.rawPointer = 0;
+  }
+
+  upload(buffer: DeviceBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    const ptr = this.#ptr(buffer, "upload");
+    if (byteOffset < 0 || byteOffset + data.byteLength > buffer.bytes) {
+      throw new Error(`[upload] ${data.byteLength} bytes at offset ${byteOffset} do not fit a buffer of ${buffer.bytes} bytes`);
+    }
+    const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    this.#rt.u8(ptr + byteOffset, data.byteLength).set(src);
+  }
+
+  async download(buffer: DeviceBuffer, bytes?: number): Promise<ArrayBuffer> {
+    return this.downloadSync(buffer, bytes);
+  }
+
+  downloadSync(buffer: DeviceBuffer, bytes = buffer.bytes): ArrayBuffer {
+    const ptr = this.#ptr(buffer, "download");
+    if (bytes < 0 || bytes > buffer.bytes) throw new Error(`[download] ${bytes} bytes requested from a buffer of ${buffer.bytes}`);
+    const out = new Uint8Array(bytes);
+    out.set(this.#rt.u8(ptr, bytes));
+    return out.buffer;
+  }
+
+  run<K extends KernelName>(
+    kernel: K,
+    inputs: readonly (DeviceBuffer | null)[],
+    outputs: readonly DeviceBuffer[],
+    params: KernelParams<K>,
+  ): void {
+    const spec = KERNELS[kernel];
+    if (!spec) throw new Error(`[${kernel}] unknown kernel`);
+    if (inputs.length !== spec.inputs.length || outputs.length !== spec.outputs.length) {
+      throw new Error(
+        `[${kernel}] expects ${spec.inputs.length} inputs and ${spec.outputs.length} outputs, ` +
+          `got ${inputs.length} and ${outputs.length}`,
+      );
+    }
+    const args: number[] = [];
+    for (let i = 0; i < inputs.length; i++) {
+      const b = inputs[i];
+      if (b === null || b === undefined) {
+        if (!spec.inputs[i].endsWith("?")) throw new Error(`[${kernel}] input ${spec.inputs[i]} is required, got null`);
+        args.push(0);
+      } else {
+        args.push(this.#ptr(b, kernel));
+      }
+    }
+    for (const b of outputs) args.push(this.#ptr(b, kernel));
+    if (kernel === "matmul") {
+      runMatmul(this.#rt, args[0], args[1], args[2], args[3], params as KernelParams<"matmul">);
+      return;
+    }
+    for (const v of paramList(kernel, params)) args.push(v);
+    if (SCRATCH_KERNELS.has(kernel)) args.push(this.#scratch((params as KernelParams<"attention">).S * 8));
+    this.#export(kernel)(...args);
+  }
+
+  async flush(): Promise<void> {
+    this.#live();
+  }
+
+  stats(): MemoryStats {
+    return this.#rt.stats();
+  }
+
+  resetPeak(): void {
+    this.#rt.allocator.resetPeak();
+  }
+
+  emptyCache(): void {
+    this.#rt.allocator.emptyCache();
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#rt.dispose();
+  }
+
+  #live(): void {
+    if (this.#disposed) throw new Error("[wasm] this backend was disposed");
+  }
+
+  #ptr(buffer: DeviceBuffer, kernel: string): number {
+    this.#live();
+    checkOwner(this, buffer, kernel);
+    const ptr = (buffer as WasmBuffer).rawPointer;
+    if (ptr === 0) throw new Error(`[${kernel}] a freed buffer was passed`);
+    return ptr;
+  }
+
+  #export(kernel: KernelName): KernelExport {
+    let fn = this.#exports.get(kernel);
+    if (!fn) {
+      fn = this.#rt.exports[`${kernel}_f32`] as KernelExport | undefined;
+      if (typeof fn !== "function") {
+        throw new Error(`[${kernel}] the wasm module has no export ${kernel}_f32: rebuild it with \`npm run build:wasm\``);
+      }
+      this.#exports.set(kernel, fn);
+    }
+    return fn;
+  }
+
+  /** A backend-owned scratch block of at least `bytes` bytes (not counted in stats()). */
+  #scratch(bytes: number): number {
+    if (bytes > this.#scratchBytes) {
+      if (this.#scratchPtr !== 0) this.#rt.allocator.free(this.#scratchPtr);
+      this.#scratchBytes = Math.max(bytes, 4096);
+      this.#scratchPtr = this.#rt.allocator.alloc(this.#scratchBytes, false);
+    }
+    return this.#scratchPtr;
+  }
+}
+
+/** Threads for big kernels: options.threads, or a number in options.device, else all cores up to 4. */
+function threadCount(options: BackendOptions): number {
+  const fromDevice = options.device !== undefined && /^\d+$/.test(options.device) ? Number(options.device) : undefined;
+  const cores = typeof navigator !== "undefined" && navigator.hardwareConcurrency ? navigator.hardwareConcurrency : 1;
+  return Math.max(1, Math.floor(options.threads ?? fromDevice ?? Math.min(cores, 4)));
+}
+
+export async function createWasmBackend(options: BackendOptions & { auto?: boolean } = {}): Promise<Backend> {
+  const rt = await createWasmRuntime({ threads: threadCount(options) });
+  return new WasmBackend(rt);
+}

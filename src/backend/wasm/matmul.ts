@@ -1,0 +1,64 @@
+// WASM host side of the kernel "matmul": splits one call into chunks of the export matmul_f32
+// (rows [r0, r1) × columns [n0, n1) each) and runs them on the main thread and the worker pool
+// (./threads.ts). Not a shape checker: src/ops has checked. Kernel semantics: src/backend/kernels.ts
+// "matmul"; the kernel and its ABI: wasm/assembly/matmul.ts.
+
+import type { KernelParams } from "../kernels.ts";
+import type { WasmRuntime } from "./module.ts";
+import { MAX_CHUNKS, SCRATCH_BYTES, threadPool } from "./threads.ts";
+
+/** Scratch one matmul_f32 call needs (wasm/assembly/matmul.ts: SCRATCH_END = 634,944 bytes). */
+export const MATMUL_SCRATCH_BYTES = 634_944;
+/** Calls below this many flops run on the main thread alone (a wake-up costs ~10–30 µs). */
+export const PARALLEL_MIN_FLOPS = 4e6;
+/** Chunks per thread: > 1 lets the main thread take over the share of a worker that wakes late. */
+export const CHUNKS_PER_THREAD = 2;
+
+const MR = 6; // register tile of the kernel: row chunks start at multiples of MR,
+const NR = 8; // column chunks at multiples of NR
+
+if (MATMUL_SCRATCH_BYTES > SCRATCH_BYTES) throw new Error("[matmul] scratch blocks are too small");
+
+/** out = A·B (+ bias) for kernel "matmul"; a, b, bias (0 = none) and out are byte offsets. */
+export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, out: number, p: KernelParams<"matmul">): void {
+  let { batch, M } = p;
+  const { N, K, transA, transB, strideA, strideB } = p;
+  const hasBias = p.hasBias && bias !== 0 ? 1 : 0;
+  // one B for the whole batch and A contiguous: the batch is one matmul with batch·M rows
+  if (batch > 1 && strideB === 0 && !transA && strideA === M * K) {
+    M *= batch;
+    batch = 1;
+  }
+  const rows = batch * M;
+  const pool = threadPool(rt);
+  const call = (r0: number, r1: number, n0: number, n1: number, scratch = 0): number[] =>
+    [a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch];
+  const flops = 2 * rows * N * K;
+  if (rt.threads <= 1 || flops < PARALLEL_MIN_FLOPS) {
+    (rt.exports.matmul_f32 as (...args: number[]) => void)(...call(0, rows, 0, N, pool.scratch));
+    return;
+  }
+  pool.startWorkers();
+  const threads = pool.participants;
+  const chunks: number[][] = [];
+  // split the longer side: row chunks each repack all of B, column chunks each read all of A
+  if (rows >= N) {
+    for (const [r0, r1] of split(rows, MR, threads)) chunks.push(call(r0, r1, 0, N));
+  } else {
+    for (const [n0, n1] of split(N, NR, threads)) chunks.push(call(0, rows, n0, n1));
+  }
+  pool.run("matmul_f32", chunks, 17);
+}
+
+/** [start, end) ranges covering 0..n, starts at multiples of `align`, about CHUNKS_PER_THREAD per thread. */
+function split(n: number, align: number, threads: number): [number, number][] {
+  const tiles = Math.ceil(n / align);
+  const count = Math.max(1, Math.min(tiles, threads * CHUNKS_PER_THREAD, MAX_CHUNKS));
+  const out: [number, number][] = [];
+  for (let i = 0; i < count; i++) {
+    const s = Math.min(n, Math.round((tiles * i) / count) * align);
+    const e = i === count - 1 ? n : Math.min(n, Math.round((tiles * (i + 1)) / count) * align);
+    if (e > s) out.push([s, e]);
+  }
+  return out;
+}

@@ -1,0 +1,168 @@
+// Loads the AssemblyScript kernels (wasm/build/kernels.wasm) into ONE shared WebAssembly.Memory
+// and exposes them as a WasmRuntime: the typed exports, zero-copy views on the memory, and the
+// allocator (./allocator.ts). Not a Backend: ./index.ts builds the Backend on top of this.
+// The module is compiled once per process; each runtime owns its memory (JSC keeps at most 8
+// fast, guard-paged wasm memories per process: see shared/probes/wasm-kernels/RESULTS.md).
+
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { WasmAllocator } from "./allocator.ts";
+import type { MemoryStats } from "../backend.ts";
+
+/** A kernel export: pointers (byte offsets) and params, all plain numbers. */
+export type KernelExport = (...args: number[]) => void;
+
+/** The kernel exports: `<kernel>_f32` for every kernel of the kernel list (and variants). */
+export interface KernelExports {
+  readonly memory?: WebAssembly.Memory;
+  abi_version(): number;
+  readonly [name: string]: KernelExport | WebAssembly.Memory | (() => number) | undefined;
+}
+
+export interface WasmRuntime {
+  readonly memory: WebAssembly.Memory;
+  readonly module: WebAssembly.Module;
+  readonly exports: KernelExports;
+  /** worker threads the runtime may use for big kernels (1 = main thread only) */
+  readonly threads: number;
+  /** a Float32Array view of n floats at byte offset ptr (valid until the memory grows) */
+  f32(ptr: number, n: number): Float32Array;
+  /** an Int32Array view of n ints at byte offset ptr */
+  i32(ptr: number, n: number): Int32Array;
+  /** a Uint8Array view of n bytes at byte offset ptr */
+  u8(ptr: number, n: number): Uint8Array;
+  /** 64-byte-aligned block of at least `bytes` bytes; the memory grows when needed */
+  alloc(bytes: number): number;
+  free(ptr: number): void;
+  stats(): MemoryStats;
+  readonly allocator: WasmAllocator;
+  /** runs fn when the runtime is disposed (worker pools hang their shutdown here) */
+  onDispose(fn: () => void): void;
+  dispose(): void;
+}
+
+export interface RuntimeOptions {
+  threads?: number;
+  /** initial memory in 64 KiB pages (at least what the module declares: 256) */
+  initialPages?: number;
+}
+
+const WASM_URL = new URL("../../../wasm/build/kernels.wasm", import.meta.url);
+const MAX_PAGES = 65536; // 4 GiB
+const MODULE_MIN_PAGES = 256;
+/**
+ * Bytes below this offset are never handed out: pointer 0 is "null", and the module's data segments
+ * (AssemblyScript's f64 math tables for log/pow/cos/sin, ~11 KiB from offset 1024) live there. Each
+ * instantiation (one per Worker too) rewrites them with identical bytes. tests/backend/protocol.test.ts
+ * checks that they end below HEAP_BASE.
+ */
+export const HEAP_BASE = 65536;
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/** Compiles wasm/build/kernels.wasm once per process. */
+export function loadKernelModule(): Promise<WebAssembly.Module> {
+  compiled ??= (async () => {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(fileURLToPath(WASM_URL));
+    } catch (e) {
+      throw new Error(
+        `kiln: the WASM kernels are missing (${fileURLToPath(WASM_URL)}): run \`npm run build:wasm\` ` +
+          `(or \`bun run build:wasm\`) to build them. (${(e as Error).message})`,
+      );
+    }
+    return WebAssembly.compile(bytes);
+  })();
+  compiled.catch(() => (compiled = undefined));
+  return compiled;
+}
+
+/** Instantiates the kernels on a fresh shared memory with its allocator. */
+export async function createWasmRuntime(options: RuntimeOptions = {}): Promise<WasmRuntime> {
+  const module = await loadKernelModule();
+  const initial = Math.max(MODULE_MIN_PAGES, options.initialPages ?? MODULE_MIN_PAGES);
+  const memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+  const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
+  return new Runtime(memory, module, instance.exports as unknown as KernelExports, options.threads ?? 1);
+}
+
+/** The imports the module asks for: env.memory, and env.abort if the build kept assertions. */
+export function kernelImports(module: WebAssembly.Module, memory: WebAssembly.Memory): WebAssembly.Imports {
+  const env: Record<string, WebAssembly.ImportValue> = { memory };
+  for (const imp of WebAssembly.Module.imports(module)) {
+    if (imp.module !== "env" || imp.name === "memory") continue;
+    if (imp.name === "abort") {
+      env.abort = (_msg: number, _file: number, line: number, col: number) => {
+        throw new Error(`kiln wasm kernel aborted at ${line}:${col}`);
+      };
+    } else {
+      throw new Error(`kiln: wasm/build/kernels.wasm imports ${imp.module}.${imp.name}, which the runtime does not provide`);
+    }
+  }
+  return { env };
+}
+
+class Runtime implements WasmRuntime {
+  readonly allocator: WasmAllocator;
+  #buffer: ArrayBufferLike | undefined;
+  #heapF32!: Float32Array;
+  #heapI32!: Int32Array;
+  #heapU8!: Uint8Array;
+  #disposers: (() => void)[] = [];
+
+  constructor(
+    readonly memory: WebAssembly.Memory,
+    readonly module: WebAssembly.Module,
+    readonly exports: KernelExports,
+    readonly threads: number,
+  ) {
+    this.allocator = new WasmAllocator(memory, HEAP_BASE);
+  }
+
+  /** whole-memory views, rebuilt when memory.grow replaced the buffer */
+  #views(): void {
+    const buffer = this.memory.buffer;
+    if (buffer === this.#buffer) return;
+    this.#buffer = buffer;
+    this.#heapF32 = new Float32Array(buffer);
+    this.#heapI32 = new Int32Array(buffer);
+    this.#heapU8 = new Uint8Array(buffer);
+  }
+
+  f32(ptr: number, n: number): Float32Array {
+    this.#views();
+    return this.#heapF32.subarray(ptr >>> 2, (ptr >>> 2) + n);
+  }
+
+  i32(ptr: number, n: number): Int32Array {
+    this.#views();
+    return this.#heapI32.subarray(ptr >>> 2, (ptr >>> 2) + n);
+  }
+
+  u8(ptr: number, n: number): Uint8Array {
+    this.#views();
+    return this.#heapU8.subarray(ptr, ptr + n);
+  }
+
+  alloc(bytes: number): number {
+    return this.allocator.alloc(bytes);
+  }
+
+  free(ptr: number): void {
+    this.allocator.free(ptr);
+  }
+
+  stats(): MemoryStats {
+    return this.allocator.stats();
+  }
+
+  onDispose(fn: () => void): void {
+    this.#disposers.push(fn);
+  }
+
+  dispose(): void {
+    const fns = this.#disposers.splice(0);
+    for (const fn of fns.reverse()) fn();
+  }
+}

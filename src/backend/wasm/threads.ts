@@ -1,0 +1,215 @@
+// The WASM worker pool: Workers that instantiate the same WebAssembly.Module on the same shared
+// Memory and run chunks of one kernel call beside the main thread. A call is split into chunks
+// (argument lists of one export); the main thread and the workers claim chunks from a shared counter
+// (so a worker that wakes late costs nothing: the main thread takes its chunks) and the main thread
+// sleeps in Atomics.wait until all are done. Never spin-waits (2-core boxes are oversubscribed).
+// Not a scheduler for async work: run() is synchronous. Measured basis: shared/probes/wasm-kernels.
+
+import type { WasmRuntime } from "./module.ts";
+
+/** Bytes of per-thread kernel scratch (packing space); each participant owns one block. */
+export const SCRATCH_BYTES = 1 << 20;
+/** At most this many chunks per call (4 bits of the claim word). */
+export const MAX_CHUNKS = 15;
+const MAX_ARGS = 24;
+
+// Int32 slots of the control block (a SharedArrayBuffer, not wasm memory).
+const SEQ = 0; //      bumped to wake the workers (their futex word)
+const CLAIM = 1; //    job epoch << 8 | chunk count << 4 | next unclaimed chunk
+const DONE = 2; //     chunks finished in the current job (the main thread's futex word)
+const FN = 3; //       index of the export in WebAssembly.Module.exports(module)
+const NARGS = 4;
+const SCRATCH_ARG = 5; // argument slot that receives the running thread's scratch pointer (-1: none)
+const EXIT = 6;
+const FAILED = 7; //   a worker threw: the main thread rethrows
+const READY = 8; //    workers ready to take chunks
+const WORKER_CHUNKS = 9; // chunks run by workers so far (diagnostics, tests)
+const CTRL_INTS = 16;
+const ARGS_BYTE_OFFSET = CTRL_INTS * 4; // then Float64 args: [chunk][MAX_ARGS]
+
+/** What a worker is sent once (worker.ts). */
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  scratch: number;
+}
+
+export class WasmThreadPool {
+  readonly #rt: WasmRuntime;
+  readonly #ctrl: Int32Array;
+  readonly #args: Float64Array;
+  readonly #control: SharedArrayBuffer;
+  readonly #scratch: number[] = [];
+  readonly #workers: Worker[] = [];
+  readonly #exportIndex = new Map<string, number>();
+  #epoch = 0;
+  #started = false;
+  #disposed = false;
+
+  constructor(rt: WasmRuntime) {
+    this.#rt = rt;
+    this.#control = new SharedArrayBuffer(ARGS_BYTE_OFFSET + MAX_CHUNKS * MAX_ARGS * 8);
+    this.#ctrl = new Int32Array(this.#control, 0, CTRL_INTS);
+    this.#args = new Float64Array(this.#control, ARGS_BYTE_OFFSET, MAX_CHUNKS * MAX_ARGS);
+    this.#scratch.push(allocScratch(rt));
+    WebAssembly.Module.exports(rt.module).forEach((e, i) => this.#exportIndex.set(e.name, i));
+  }
+
+  /** The main thread's scratch block (participant 0). */
+  get scratch(): number {
+    return this.#scratch[0];
+  }
+
+  /** Threads that take chunks now: the main thread plus the workers that are ready. */
+  get participants(): number {
+    return 1 + Atomics.load(this.#ctrl, READY);
+  }
+
+  /** Chunks the workers have run since the pool started (the rest ran on the main thread). */
+  get workerChunks(): number {
+    return Atomics.load(this.#ctrl, WORKER_CHUNKS);
+  }
+
+  /** Starts rt.threads − 1 workers (once; they become ready asynchronously). */
+  startWorkers(): void {
+    if (this.#disposed || this.#started) return;
+    this.#started = true;
+    for (let i = 1; i < this.#rt.threads; i++) {
+      let worker: Worker;
+      try {
+        worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+      } catch (e) {
+        console.warn(`[wasm] could not start a worker thread, running kernels on fewer threads: ${(e as Error).message}`);
+        break;
+      }
+      (worker as unknown as { unref?: () => void }).unref?.(); // never keeps the process alive
+      worker.onerror = (e) => console.warn(`[wasm] worker thread failed: ${e.message}`);
+      const scratch = allocScratch(this.#rt);
+      this.#scratch.push(scratch);
+      const init: WorkerInit = { module: this.#rt.module, memory: this.#rt.memory, control: this.#control, scratch };
+      worker.postMessage(init);
+      this.#workers.push(worker);
+    }
+  }
+
+  /** Resolves once every started worker is ready (benchmarks and tests; kernels never wait for it). */
+  async whenReady(timeoutMs = 10000): Promise<void> {
+    const t0 = performance.now();
+    while (Atomics.load(this.#ctrl, READY) < this.#workers.length) {
+      if (performance.now() - t0 > timeoutMs) throw new Error("[wasm] worker threads did not start");
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  /**
+   * Runs export `fn` once per argument list in `chunks` (at most MAX_CHUNKS), spread over the
+   * participants; returns when all are done. Argument slot `scratchArg` is replaced by the scratch
+   * pointer of the thread that runs the chunk. Chunks must write disjoint memory.
+   */
+  run(fn: string, chunks: readonly (readonly number[])[], scratchArg = -1): void {
+    const kernel = this.#rt.exports[fn] as (...args: number[]) => void;
+    if (chunks.length === 1 || this.participants === 1 || this.#disposed) {
+      for (const args of chunks) kernel(...withScratch(args, scratchArg, this.#scratch[0]));
+      return;
+    }
+    if (chunks.length > MAX_CHUNKS) throw new Error(`[wasm] ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
+    const ctrl = this.#ctrl;
+    const n = chunks.length;
+    const nargs = chunks[0].length;
+    for (let c = 0; c < n; c++) this.#args.set(chunks[c], c * MAX_ARGS);
+    ctrl[FN] = this.#exportIndex.get(fn)!;
+    ctrl[NARGS] = nargs;
+    ctrl[SCRATCH_ARG] = scratchArg;
+    ctrl[FAILED] = 0;
+    Atomics.store(ctrl, DONE, 0);
+    this.#epoch = (this.#epoch + 1) & 0xffffff;
+    Atomics.store(ctrl, CLAIM, (this.#epoch << 8) | (n << 4));
+    Atomics.add(ctrl, SEQ, 1);
+    Atomics.notify(ctrl, SEQ);
+    // the main thread takes chunks too; then it sleeps until the workers' chunks are done
+    const args = new Array<number>(nargs);
+    for (let c = claim(ctrl); c >= 0; c = claim(ctrl)) {
+      for (let i = 0; i < nargs; i++) args[i] = this.#args[c * MAX_ARGS + i];
+      if (scratchArg >= 0) args[scratchArg] = this.#scratch[0];
+      kernel(...args);
+      Atomics.add(ctrl, DONE, 1);
+    }
+    for (let d = Atomics.load(ctrl, DONE); d < n; d = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, d);
+    if (Atomics.load(ctrl, FAILED)) throw new Error(`[wasm] ${fn} failed in a worker thread`);
+  }
+
+  /** Ends the workers (the pool runs everything on the main thread afterwards). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    Atomics.store(this.#ctrl, EXIT, 1);
+    Atomics.add(this.#ctrl, SEQ, 1);
+    Atomics.notify(this.#ctrl, SEQ);
+    for (const w of this.#workers.splice(0)) w.terminate();
+    Atomics.store(this.#ctrl, READY, 0);
+  }
+}
+
+/** Claims the next chunk of the current job: its index, or −1 when none is left. */
+export function claim(ctrl: Int32Array): number {
+  for (;;) {
+    const v = Atomics.load(ctrl, CLAIM);
+    const next = v & 15;
+    if (next >= ((v >> 4) & 15)) return -1;
+    if (Atomics.compareExchange(ctrl, CLAIM, v, v + 1) === v) return next;
+  }
+}
+
+/** The worker side of run(): wait for jobs, claim chunks, run them (worker.ts). */
+export function serveJobs(init: WorkerInit, exports: WebAssembly.Exports): void {
+  const ctrl = new Int32Array(init.control, 0, CTRL_INTS);
+  const argsBuf = new Float64Array(init.control, ARGS_BYTE_OFFSET, MAX_CHUNKS * MAX_ARGS);
+  const fns = WebAssembly.Module.exports(init.module).map((e) => exports[e.name] as (...a: number[]) => void);
+  let seq = Atomics.load(ctrl, SEQ);
+  Atomics.add(ctrl, READY, 1);
+  for (;;) {
+    Atomics.wait(ctrl, SEQ, seq);
+    seq = Atomics.load(ctrl, SEQ);
+    if (Atomics.load(ctrl, EXIT)) return;
+    for (let c = claim(ctrl); c >= 0; c = claim(ctrl)) {
+      const nargs = ctrl[NARGS];
+      const scratchArg = ctrl[SCRATCH_ARG];
+      const args = Array.from(argsBuf.subarray(c * MAX_ARGS, c * MAX_ARGS + nargs));
+      if (scratchArg >= 0) args[scratchArg] = init.scratch;
+      try {
+        fns[ctrl[FN]](...args);
+      } catch (e) {
+        Atomics.store(ctrl, FAILED, 1);
+        console.error("[wasm] worker kernel failed:", e);
+      }
+      Atomics.add(ctrl, WORKER_CHUNKS, 1);
+      Atomics.add(ctrl, DONE, 1);
+      Atomics.notify(ctrl, DONE);
+    }
+  }
+}
+
+const pools = new WeakMap<WasmRuntime, WasmThreadPool>();
+
+/** The runtime's pool, created on first use (workers start only on startWorkers()). */
+export function threadPool(rt: WasmRuntime): WasmThreadPool {
+  let pool = pools.get(rt);
+  if (!pool) {
+    pool = new WasmThreadPool(rt);
+    pools.set(rt, pool);
+    const p = pool;
+    rt.onDispose(() => p.dispose());
+  }
+  return pool;
+}
+
+function allocScratch(rt: WasmRuntime): number {
+  return rt.allocator.alloc(SCRATCH_BYTES, false); // 64-byte aligned, kept out of memory stats
+}
+
+function withScratch(args: readonly number[], slot: number, scratch: number): number[] {
+  const out = args.slice();
+  if (slot >= 0) out[slot] = scratch;
+  return out;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bun
+// The kiln command: a table of subcommands, each a module exporting main(argv), imported lazily.
+export {};
+const COMMANDS: Record<string, { file: string; help: string }> = {
+  train: { file: "./train.ts", help: "train a character-level GPT on a text file (default: Tiny Shakespeare)" },
+  tokenizer: { file: "./tokenizer.ts", help: "train a byte-level BPE tokenizer (kiln tokenizer train --help)" },
+};
+
+const [command, ...rest] = process.argv.slice(2);
+if (!command || command === "--help" || command === "-h" || !(command in COMMANDS)) {
+  const list = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`).join("\n");
+  const out = `usage: kiln <command> [options]\n\ncommands:\n${list}\n\nkiln <command> --help shows a command's options.`;
+  if (command && command !== "--help" && command !== "-h") {
+    console.error(`kiln: unknown command "${command}"\n\n${out}`);
+    process.exit(2);
+  }
+  console.log(out);
+  process.exit(0);
+}
+const mod = (await import(COMMANDS[command].file)) as { main(argv: string[]): Promise<number | void> };
+const code = await mod.main(rest);
+process.exit(code ?? 0);

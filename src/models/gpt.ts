@@ -1,0 +1,149 @@
+// GPT-2 (Radford et al. 2019) as Hugging Face's GPT2LMHeadModel computes it: learned positions,
+// pre-LayerNorm blocks, fused qkv projection (Conv1D weights stored [in, out]), causal attention,
+// tanh-GELU MLP, final LayerNorm, and an output head tied to the token embedding. Parameter
+// names are Hugging Face's, so safetensors checkpoints load name-for-name. Init as nanoGPT.
+// Not here: training code (src/train), tokenization (src/data).
+
+import { z } from "zod";
+import { Module, ModuleList } from "../nn/module.ts";
+import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.ts";
+import { arange, type Tensor } from "../tensor/tensor.ts";
+import { keep } from "../tensor/memory.ts";
+import * as ops from "../ops/index.ts";
+import type { Backend } from "../backend/backend.ts";
+
+export const GPTConfig = z.object({
+  vocabSize: z.number().int().positive(),
+  blockSize: z.number().int().positive(),
+  nLayer: z.number().int().positive(),
+  nHead: z.number().int().positive(),
+  nEmbd: z.number().int().positive(),
+  /** dropout on embeddings and residual branches (attention probabilities are not dropped) */
+  dropout: z.number().min(0).max(0.99).default(0),
+  layerNormEps: z.number().positive().default(1e-5),
+}).refine((c) => c.nEmbd % c.nHead === 0, { message: "nEmbd must be a multiple of nHead", path: ["nEmbd"] });
+export type GPTConfig = z.infer<typeof GPTConfig>;
+
+class CausalSelfAttention extends Module {
+  readonly c_attn: Linear;
+  readonly c_proj: Linear;
+  readonly resid_dropout: Dropout;
+  constructor(readonly config: GPTConfig, backend?: Backend) {
+    super();
+    const C = config.nEmbd;
+    this.c_attn = this.module("c_attn", new Linear(C, 3 * C, { layout: "in_out", backend }));
+    // nanoGPT: residual projections get std 0.02/sqrt(2·nLayer)
+    this.c_proj = this.module("c_proj", new Linear(C, C, { layout: "in_out", backend, std: 0.02 / Math.sqrt(2 * config.nLayer) }));
+    this.resid_dropout = new Dropout(config.dropout);
+  }
+
+  forward(x: Tensor): Tensor {
+    const [B, T, C] = x.shape;
+    const H = this.config.nHead;
+    const D = C / H;
+    const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    const [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
+    const y = ops.attention(q, k, v, { causal: true }).reshape(B, T, C); // [B, T, C]
+    return this.resid_dropout.forward(this.c_proj.forward(y)); // [B, T, C]
+  }
+}
+
+class MLP extends Module {
+  readonly c_fc: Linear;
+  readonly c_proj: Linear;
+  readonly dropout: Dropout;
+  constructor(config: GPTConfig, backend?: Backend) {
+    super();
+    const C = config.nEmbd;
+    this.c_fc = this.module("c_fc", new Linear(C, 4 * C, { layout: "in_out", backend }));
+    this.c_proj = this.module("c_proj", new Linear(4 * C, C, { layout: "in_out", backend, std: 0.02 / Math.sqrt(2 * config.nLayer) }));
+    this.dropout = new Dropout(config.dropout);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.dropout.forward(this.c_proj.forward(ops.gelu(this.c_fc.forward(x)))); // [B, T, C]
+  }
+}
+
+class Block extends Module {
+  readonly ln_1: LayerNorm;
+  readonly attn: CausalSelfAttention;
+  readonly ln_2: LayerNorm;
+  readonly mlp: MLP;
+  constructor(config: GPTConfig, backend?: Backend) {
+    super();
+    this.ln_1 = this.module("ln_1", new LayerNorm(config.nEmbd, config.layerNormEps, { backend }));
+    this.attn = this.module("attn", new CausalSelfAttention(config, backend));
+    this.ln_2 = this.module("ln_2", new LayerNorm(config.nEmbd, config.layerNormEps, { backend }));
+    this.mlp = this.module("mlp", new MLP(config, backend));
+  }
+
+  forward(x: Tensor): Tensor {
+    const a = x.add(this.attn.forward(this.ln_1.forward(x))); // [B, T, C]
+    return a.add(this.mlp.forward(this.ln_2.forward(a))); // [B, T, C]
+  }
+}
+
+class Transformer extends Module {
+  readonly wte: Embedding;
+  readonly wpe: Embedding;
+  readonly drop: Dropout;
+  readonly h: ModuleList<Block>;
+  readonly ln_f: LayerNorm;
+  constructor(config: GPTConfig, backend?: Backend) {
+    super();
+    this.wte = this.module("wte", new Embedding(config.vocabSize, config.nEmbd, { backend }));
+    this.wpe = this.module("wpe", new Embedding(config.blockSize, config.nEmbd, { backend }));
+    this.drop = new Dropout(config.dropout);
+    this.h = this.module("h", new ModuleList(Array.from({ length: config.nLayer }, () => new Block(config, backend))));
+    this.ln_f = this.module("ln_f", new LayerNorm(config.nEmbd, config.layerNormEps, { backend }));
+  }
+}
+
+export class GPT extends Module {
+  readonly config: GPTConfig;
+  readonly transformer: Transformer;
+  #positions = new Map<number, Tensor>();
+
+  constructor(config: z.input<typeof GPTConfig>, backend?: Backend) {
+    super();
+    this.config = GPTConfig.parse(config);
+    this.transformer = this.module("transformer", new Transformer(this.config, backend));
+  }
+
+  /** Logits [B, T, V] for token ids idx [B, T] (i32). */
+  forward(idx: Tensor): Tensor {
+    const [B, T] = idx.shape;
+    if (idx.rank !== 2) throw new Error(`[gpt] idx must be [B, T], got ${idx.describe()}`);
+    if (T > this.config.blockSize) throw new Error(`[gpt] sequence length ${T} exceeds blockSize ${this.config.blockSize}`);
+    const tr = this.transformer;
+    const pos = this.positions(T, idx.backend); // [T]
+    let x = tr.drop.forward(tr.wte.forward(idx).add(tr.wpe.forward(pos))); // [B, T, C]
+    for (const block of tr.h.items) x = block.forward(x); // [B, T, C]
+    x = tr.ln_f.forward(x); // [B, T, C]
+    return ops.linear(x, tr.wte.weight, null, "out_in"); // [B, T, V], head tied to wte
+  }
+
+  /** Mean cross-entropy of next-token prediction: logits for idx against targets [B, T]. */
+  loss(idx: Tensor, targets: Tensor): Tensor {
+    const logits = this.forward(idx); // [B, T, V]
+    return ops.crossEntropy(logits, targets);
+  }
+
+  /** Position ids 0..T-1, cached per length (kept outside scopes; freed by dispose). */
+  private positions(T: number, backend: Backend): Tensor {
+    let pos = this.#positions.get(T);
+    if (!pos || pos.disposed || pos.backend !== backend) {
+      // kept: this cache outlives the scope of the step that first needs it
+      pos = keep(arange(T, undefined, { backend }));
+      this.#positions.set(T, pos);
+    }
+    return pos;
+  }
+
+  override dispose(): void {
+    super.dispose();
+    for (const p of this.#positions.values()) p.dispose();
+    this.#positions.clear();
+  }
+}

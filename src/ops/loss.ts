@@ -1,0 +1,45 @@
+// Cross-entropy from logits, fused with log-softmax (one kernel forward, one backward), with
+// PyTorch's ignore_index and reductions.
+
+import type { Tensor } from "../tensor/tensor.ts";
+import { record } from "../autograd/tape.ts";
+import { alloc, backendOf, launch } from "./dispatch.ts";
+import { checkFloat, div } from "./elementwise.ts";
+import { sum } from "./reduce.ts";
+import { embedding } from "./embedding.ts";
+import { full } from "../tensor/tensor.ts";
+
+export interface CrossEntropyOptions {
+  /** targets equal to this (or outside [0, V)) add no loss and no gradient (PyTorch default −100) */
+  ignoreIndex?: number;
+  /** "mean" over counted targets (PyTorch), "sum", or "none" (per-position losses) */
+  reduction?: "mean" | "sum" | "none";
+}
+
+/** Cross-entropy of logits [..., V] against i32 targets [...], as torch.nn.functional.cross_entropy. */
+export function crossEntropy(logits: Tensor, targets: Tensor, { ignoreIndex = -100, reduction = "mean" }: CrossEntropyOptions = {}): Tensor {
+  const backend = backendOf("cross_entropy", [logits, targets]);
+  checkFloat("cross_entropy", logits);
+  if (targets.dtype !== "i32") throw new Error(`[cross_entropy] targets must be i32, got ${targets.describe()}`);
+  const V = logits.shape[logits.rank - 1];
+  const N = logits.size / V;
+  if (targets.size !== N || logits.rank !== targets.rank + 1) {
+    throw new Error(`[cross_entropy] targets ${targets.describe()} do not match logits ${logits.describe()}`);
+  }
+  const loss = alloc(backend, targets.shape);
+  const lse = alloc(backend, [N]);
+  launch("cross_entropy", [logits, targets], [loss, lse], { N, V, ignoreIndex });
+  record(loss, "cross_entropy", [logits, targets], { logits, targets, lse, ignoreIndex });
+  if (reduction === "none") return loss;
+  const total = sum(loss);
+  if (reduction === "sum") return total;
+  // the count of targets that are not ignored, computed on the device: look each target up in a
+  // [V, 1] table of ones (zero at ignoreIndex); out-of-range ids give 0
+  const table = full([V, 1], 1, { backend });
+  if (ignoreIndex >= 0 && ignoreIndex < V) backend.upload(table.storage.buffer, new Float32Array([0]), ignoreIndex * 4);
+  const counted = embedding(targets, table);
+  const count = sum(counted);
+  table.dispose();
+  counted.dispose();
+  return div(total, count);
+}

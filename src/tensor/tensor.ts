@@ -1,0 +1,260 @@
+// Tensor: an n-d array on one backend, with an optional gradient. Methods delegate to the op front
+// end (src/ops) and to autograd; this file holds the class, creation functions, reading back, and
+// the default backend. Memory follows src/tensor/memory.ts (scopes, keep, dispose).
+
+import type { Backend } from "../backend/backend.ts";
+import type { Node } from "../autograd/tape.ts";
+import { BYTES_PER_ELEMENT, type DType } from "./dtype.ts";
+import { Storage, track } from "./memory.ts";
+import { checkShape, formatShape, sizeOf, type Shape } from "./shape.ts";
+import { Rng } from "./random.ts";
+import * as ops from "../ops/index.ts";
+import { backward as runBackward } from "../autograd/tape.ts";
+
+let currentBackend: Backend | null = null;
+
+/** Makes `backend` the default for tensors created without an explicit backend. */
+export function useBackend(backend: Backend): void {
+  currentBackend = backend;
+}
+
+export function defaultBackend(): Backend {
+  if (!currentBackend) {
+    throw new Error("no backend: call `await kiln.init()` (or useBackend(await createBackend(...))) first");
+  }
+  return currentBackend;
+}
+
+export interface TensorOptions {
+  dtype?: DType;
+  backend?: Backend;
+  requiresGrad?: boolean;
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly storage: Storage;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  /** the autograd node that produced this tensor (null for leaves and under noGrad) */
+  node: Node | null = null;
+  /** a name for messages and state dicts (set by Module for parameters) */
+  name?: string;
+  #disposed = false;
+
+  /** Internal: wraps a storage. Use tensor(), zeros(), randn() ... to make tensors. */
+  constructor(storage: Storage, shape: Shape, dtype: DType) {
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    track(this);
+  }
+
+  get backend(): Backend {
+    return this.storage.backend;
+  }
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Frees this tensor's hold on device memory (and its gradient). Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.storage.release();
+    this.node = null;
+    if (this.grad && !this.grad.disposed) this.grad.dispose();
+    this.grad = null;
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Throws if disposed: every op calls this on its inputs. */
+  check(op: string): this {
+    if (this.#disposed) throw new Error(`[${op}] tensor ${this.describe()} was disposed`);
+    return this;
+  }
+
+  describe(): string {
+    return `${this.name ?? `#${this.id}`} ${this.dtype}${formatShape(this.shape)}`;
+  }
+
+  toString(): string {
+    return `Tensor(${this.describe()} on ${this.backend.name})`;
+  }
+
+  // ---- reading back ----
+  /** A copy of the elements (Float32Array for f32, Int32Array for i32), once queued work is done. */
+  async data(): Promise<Float32Array | Int32Array> {
+    this.check("data");
+    const bytes = await this.backend.download(this.storage.buffer, this.size * BYTES_PER_ELEMENT[this.dtype]);
+    return this.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  /** data() without waiting: only on backends where reading is free (wasm). */
+  dataSync(): Float32Array | Int32Array {
+    this.check("dataSync");
+    const sync = this.backend.downloadSync;
+    if (!sync) throw new Error(`[dataSync] backend ${this.backend.name} cannot read synchronously: use await t.data()`);
+    const bytes = sync.call(this.backend, this.storage.buffer, this.size * BYTES_PER_ELEMENT[this.dtype]);
+    return this.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  /** The value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`[item] tensor ${this.describe()} has ${this.size} elements, not 1`);
+    return (await this.data())[0];
+  }
+
+  /** Nested arrays, for printing and tests. */
+  async toArray(): Promise<unknown> {
+    const flat = Array.from(await this.data());
+    const build = (dim: number, offset: number): unknown => {
+      if (dim === this.shape.length) return flat[offset];
+      const step = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, offset + i * step));
+    };
+    return build(0, 0);
+  }
+
+  // ---- autograd ----
+  /** Runs backpropagation from this (scalar) tensor, accumulating into .grad of tensors that require it. */
+  backward(grad?: Tensor): void {
+    runBackward(this, grad);
+  }
+
+  /** The same data, cut from the autograd graph. Shares storage. */
+  detach(): Tensor {
+    return new Tensor(this.check("detach").storage.retain(), this.shape, this.dtype);
+  }
+
+  /** Marks this tensor as a leaf that collects gradients. */
+  requireGrad(flag = true): this {
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  // ---- ops (see src/ops for the formulas) ----
+  add(b: Tensor | number): Tensor { return ops.add(this, b); }
+  sub(b: Tensor | number): Tensor { return ops.sub(this, b); }
+  mul(b: Tensor | number): Tensor { return ops.mul(this, b); }
+  div(b: Tensor | number): Tensor { return ops.div(this, b); }
+  neg(): Tensor { return ops.neg(this); }
+  pow(p: number): Tensor { return ops.pow(this, p); }
+  exp(): Tensor { return ops.exp(this); }
+  log(): Tensor { return ops.log(this); }
+  sqrt(): Tensor { return ops.sqrt(this); }
+  tanh(): Tensor { return ops.tanh(this); }
+  sigmoid(): Tensor { return ops.sigmoid(this); }
+  relu(): Tensor { return ops.relu(this); }
+  gelu(): Tensor { return ops.gelu(this); }
+  silu(): Tensor { return ops.silu(this); }
+  sum(axis?: number | number[], keepdim = false): Tensor { return ops.sum(this, axis, keepdim); }
+  mean(axis?: number | number[], keepdim = false): Tensor { return ops.mean(this, axis, keepdim); }
+  max(axis: number, keepdim = false): Tensor { return ops.max(this, axis, keepdim); }
+  reshape(...shape: number[] | [number[]]): Tensor { return ops.reshape(this, flatShape(shape)); }
+  view(...shape: number[] | [number[]]): Tensor { return ops.reshape(this, flatShape(shape)); }
+  transpose(dim0 = -2, dim1 = -1): Tensor { return ops.transpose(this, dim0, dim1); }
+  permute(...dims: number[] | [number[]]): Tensor { return ops.permute(this, flatShape(dims)); }
+  expand(...shape: number[] | [number[]]): Tensor { return ops.expand(this, flatShape(shape)); }
+  narrow(axis: number, start: number, length: number): Tensor { return ops.narrow(this, axis, start, length); }
+  matmul(b: Tensor): Tensor { return ops.matmul(this, b); }
+  softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
+  /** A copy on another backend (no gradient flows across). */
+  async to(backend: Backend): Promise<Tensor> {
+    if (backend === this.backend) return this;
+    return fromArray(await this.data(), this.shape, { dtype: this.dtype, backend });
+  }
+}
+
+function flatShape(args: number[] | [number[]]): number[] {
+  return Array.isArray(args[0]) ? (args[0] as number[]) : (args as number[]);
+}
+
+// ---- creation ----
+
+/** A new uninitialised tensor (internal: ops fill it). */
+export function empty(shape: Shape, dtype: DType = "f32", backend: Backend = defaultBackend()): Tensor {
+  checkShape("empty", shape);
+  const bytes = Math.max(sizeOf(shape), 1) * BYTES_PER_ELEMENT[dtype];
+  return new Tensor(new Storage(backend, backend.alloc(bytes)), shape, dtype);
+}
+
+/** A tensor holding a copy of `data` (nested arrays or a typed array + shape). */
+export function tensor(data: ArrayLike<number> | unknown[], shape?: Shape, options: TensorOptions = {}): Tensor {
+  if (Array.isArray(data) && shape === undefined) {
+    const inferred: number[] = [];
+    let level: unknown = data;
+    while (Array.isArray(level)) {
+      inferred.push(level.length);
+      level = level[0];
+    }
+    return fromArray((data as unknown[]).flat(Infinity) as number[], inferred, options);
+  }
+  return fromArray(data as ArrayLike<number>, shape ?? [(data as ArrayLike<number>).length], options);
+}
+
+export function fromArray(data: ArrayLike<number>, shape: Shape, options: TensorOptions = {}): Tensor {
+  const dtype = options.dtype ?? (data instanceof Int32Array ? "i32" : "f32");
+  if (data.length !== sizeOf(shape)) {
+    throw new Error(`[tensor] ${data.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)} elements)`);
+  }
+  const t = empty(shape, dtype, options.backend);
+  const typed = dtype === "i32" ? Int32Array.from(data) : Float32Array.from(data);
+  if (typed.length > 0) t.backend.upload(t.storage.buffer, typed);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+export function full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
+  const t = empty(shape, options.dtype ?? "f32", options.backend);
+  if (t.dtype === "i32") t.backend.upload(t.storage.buffer, new Int32Array(t.size).fill(value));
+  else if (t.size > 0) t.backend.run("fill", [], [t.storage.buffer], { n: t.size, value });
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+export function zeros(shape: Shape, options: TensorOptions = {}): Tensor {
+  return full(shape, 0, options);
+}
+
+export function ones(shape: Shape, options: TensorOptions = {}): Tensor {
+  return full(shape, 1, options);
+}
+
+/** Normal(0, std²) values from a seeded host RNG (default: the global kiln RNG). */
+export function randn(shape: Shape, options: TensorOptions & { std?: number; mean?: number; rng?: Rng } = {}): Tensor {
+  const rng = options.rng ?? Rng.global;
+  const values = new Float32Array(sizeOf(shape));
+  rng.fillNormal(values, options.mean ?? 0, options.std ?? 1);
+  return fromArray(values, shape, options);
+}
+
+/** Uniform [low, high) values from a seeded host RNG. */
+export function rand(shape: Shape, options: TensorOptions & { low?: number; high?: number; rng?: Rng } = {}): Tensor {
+  const rng = options.rng ?? Rng.global;
+  const values = new Float32Array(sizeOf(shape));
+  const low = options.low ?? 0;
+  const span = (options.high ?? 1) - low;
+  for (let i = 0; i < values.length; i++) values[i] = low + span * rng.next();
+  return fromArray(values, shape, options);
+}
+
+/** [start, start+1, ..., end-1] as i32. */
+export function arange(start: number, end?: number, options: TensorOptions = {}): Tensor {
+  const [lo, hi] = end === undefined ? [0, start] : [start, end];
+  const values = new Int32Array(Math.max(hi - lo, 0));
+  for (let i = 0; i < values.length; i++) values[i] = lo + i;
+  return fromArray(values, [values.length], { dtype: "i32", ...options });
+}

@@ -1,0 +1,33 @@
+// Every environment variable kiln reads, registered with its name, description and default.
+// `kiln env` (and the README) list them; code reads them only through this file.
+
+export interface EnvVar {
+  name: string;
+  description: string;
+  default: string;
+}
+
+export const ENV_VARS: readonly EnvVar[] = [
+  { name: "KILN_BACKEND", description: "default backend for the CLI: auto | wasm | webgpu", default: "auto" },
+  { name: "KILN_DEBUG", description: "1 = op timing, 2 = kernel launch log, 3 = print WGSL source, 4 = tape dump", default: "0" },
+  { name: "KILN_THREADS", description: "worker threads of the wasm backend (1 disables threading)", default: "all cores, at most 4" },
+  { name: "KILN_WEBGPU_LIBRARY", description: "path of a webgpu.h native library (wgpu-native or Dawn) for Bun", default: "" },
+  { name: "KILN_TEST_WEBGPU", description: "tests: 1 = WebGPU must be available (fail instead of skip)", default: "0" },
+];
+
+function read(name: string): string | undefined {
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+  return env?.[name];
+}
+
+export function env(name: (typeof ENV_VARS)[number]["name"]): string {
+  const v = ENV_VARS.find((e) => e.name === name);
+  if (!v) throw new Error(`unregistered environment variable ${name}`);
+  return read(name) ?? v.default;
+}
+
+let cachedDebug: number | null = null;
+export function debugLevel(): number {
+  cachedDebug ??= Number(read("KILN_DEBUG") ?? 0) || 0;
+  return cachedDebug;
+}

@@ -1,0 +1,47 @@
+// Conformance of the fused attention kernels on every backend: causal and not, grouped-query
+// heads (H = 4, Hkv = 2 and 1), KV-cache decode (T = 1, S = 37) and chunked prefill (S > T),
+// odd head dims, and the training shape B = 12, T = 64, H = 4, D = 32.
+import { describe, test } from "bun:test";
+import { backendNames, getBackend } from "../backends.ts";
+import { expectKernel, reference, seedOf, uniform } from "./harness.ts";
+
+// [B, T, S, H, Hkv, D]
+const SHAPES: [number, number, number, number, number, number][] = [
+  [1, 1, 1, 1, 1, 1],
+  [1, 3, 3, 1, 1, 3],
+  [2, 7, 7, 4, 2, 8],
+  [1, 1, 37, 4, 2, 32], // decode
+  [2, 5, 13, 4, 1, 7], // prefill of 5 tokens after 8 cached
+  [1, 33, 33, 2, 2, 33],
+  [12, 64, 64, 4, 4, 32], // training
+];
+
+function qkv(B: number, T: number, S: number, H: number, Hkv: number, D: number, tag: string) {
+  const s = (t: string) => seedOf(tag, B, T, S, H, Hkv, D, t);
+  return { q: uniform(B * T * H * D, s("q"), -2, 2), k: uniform(B * S * Hkv * D, s("k"), -2, 2), v: uniform(B * S * Hkv * D, s("v")) };
+}
+
+describe.each(backendNames)("attention on %s", (name) => {
+  for (const causal of [1, 0]) {
+    test(`attention ${causal ? "causal" : "non-causal"} matches reference (out, lse)`, async () => {
+      const backend = await getBackend(name);
+      for (const [B, T, S, H, Hkv, D] of SHAPES) {
+        const { q, k, v } = qkv(B, T, S, H, Hkv, D, "attention");
+        const p = { B, T, S, H, Hkv, D, scale: 1 / Math.sqrt(D), causal };
+        await expectKernel(backend, "attention", [q, k, v], [B * T * H * D, B * H * T], p, { atol: 1e-5, rtol: 1e-5 });
+      }
+    });
+
+    test(`attention_backward ${causal ? "causal" : "non-causal"} matches reference (dq, dk, dv)`, async () => {
+      const backend = await getBackend(name);
+      for (const [B, T, S, H, Hkv, D] of SHAPES) {
+        const { q, k, v } = qkv(B, T, S, H, Hkv, D, "attention_backward");
+        const p = { B, T, S, H, Hkv, D, scale: 1 / Math.sqrt(D), causal };
+        const [out, lse] = reference("attention", [q, k, v], [B * T * H * D, B * H * T], p).map((a) => Float32Array.from(a));
+        const dout = uniform(B * T * H * D, seedOf("attention_backward", B, T, S, H, Hkv, D, causal, "dout"));
+        const tol = { atol: 2e-5 * Math.sqrt(T * (H / Hkv)), rtol: 1e-4 };
+        await expectKernel(backend, "attention_backward", [dout, q, k, v, out, lse], [q.length, k.length, v.length], p, tol);
+      }
+    });
+  }
+});

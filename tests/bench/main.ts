@@ -1,0 +1,178 @@
+// `bun run bench`: kiln's speed figures, as a table and (--json) one JSON object per line.
+//   matmul/<shape>      GFLOP/s of the matmul kernel (median of timed reps), per backend and thread count
+//   train_step/baby     ms/iter (median), tokens/s and peak RSS of a full training step of the
+//                       default baby GPT (4 layers, 4 heads, 128 wide, context 64, batch 12)
+// Options: --filter <substring>  --backend wasm|webgpu|all  --json  --steps <n>  --reps <n>
+// Timings are medians; never assert them in tests. Compare runs as ratios on one machine.
+
+import { parseArgs } from "node:util";
+import type { Backend } from "../../src/backend/backend.ts";
+import { createBackend } from "../../src/backend/registry.ts";
+import { GPT } from "../../src/models/gpt.ts";
+import { useBackend } from "../../src/tensor/tensor.ts";
+import { seed } from "../../src/tensor/random.ts";
+import { Rng } from "../../src/tensor/random.ts";
+import { Trainer } from "../../src/train/trainer.ts";
+import { TokenDataset } from "../../src/data/dataset.ts";
+import { CharTokenizer } from "../../src/data/tokenizer.ts";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+
+const { values } = parseArgs({
+  options: {
+    filter: { type: "string" }, backend: { type: "string", default: "all" }, json: { type: "boolean" },
+    steps: { type: "string", default: "30" }, reps: { type: "string", default: "15" },
+  },
+});
+
+interface Figure {
+  name: string;
+  backend: string;
+  device: string;
+  [key: string]: number | string;
+}
+const figures: Figure[] = [];
+const wanted = (name: string) => !values.filter || name.includes(values.filter);
+const emit = (f: Figure) => {
+  figures.push(f);
+  if (values.json) console.log(JSON.stringify(f));
+  else console.error(`  ${f.name} [${f.backend}] ${Object.entries(f).filter(([k]) => !["name", "backend", "device"].includes(k)).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+// ---- matmul ----
+const MATMUL_SHAPES: { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean }[] = [
+  { name: "512", M: 512, N: 512, K: 512 },
+  { name: "1024", M: 1024, N: 1024, K: 1024 },
+  { name: "768x128x384", M: 768, N: 384, K: 128 }, // qkv projection
+  { name: "768x128x512", M: 768, N: 512, K: 128 }, // mlp up
+  { name: "768x512x128", M: 768, N: 128, K: 512 }, // mlp down
+  { name: "768x128x65", M: 768, N: 65, K: 128 }, // lm head (odd N)
+  { name: "768x384x128_tB", M: 768, N: 128, K: 384, transB: true }, // dx = dout·Wᵀ
+  { name: "128x768x384_tA", M: 128, N: 384, K: 768, transA: true }, // dW = xᵀ·dout
+];
+
+async function benchMatmul(backend: Backend, label: string): Promise<void> {
+  const reps = Number(values.reps);
+  for (const s of MATMUL_SHAPES) {
+    const name = `matmul/${s.name}`;
+    if (!wanted(name)) continue;
+    const rng = new Rng(1);
+    const fill = (n: number) => {
+      const a = new Float32Array(n);
+      for (let i = 0; i < n; i++) a[i] = rng.next() - 0.5;
+      return a;
+    };
+    const a = backend.alloc(s.M * s.K * 4);
+    const b = backend.alloc(s.K * s.N * 4);
+    const out = backend.alloc(s.M * s.N * 4);
+    backend.upload(a, fill(s.M * s.K));
+    backend.upload(b, fill(s.K * s.N));
+    const params = { batch: 1, M: s.M, N: s.N, K: s.K, transA: s.transA ? 1 : 0, transB: s.transB ? 1 : 0, strideA: 0, strideB: 0, hasBias: 0 };
+    // inner repetitions so one timed sample is >= ~20 ms
+    const flops = 2 * s.M * s.N * s.K;
+    let inner = 1;
+    for (let i = 0; i < 3; i++) backend.run("matmul", [a, b, null], [out], params);
+    await backend.flush();
+    const t0 = performance.now();
+    backend.run("matmul", [a, b, null], [out], params);
+    await backend.flush();
+    inner = Math.max(1, Math.ceil(20 / Math.max(performance.now() - t0, 0.01)));
+    const samples: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t = performance.now();
+      for (let i = 0; i < inner; i++) backend.run("matmul", [a, b, null], [out], params);
+      await backend.flush();
+      samples.push((performance.now() - t) / inner);
+    }
+    const ms = median(samples);
+    emit({ name, backend: label, device: backend.device, gflops: +((flops / (ms * 1e-3)) / 1e9).toFixed(2), ms: +ms.toFixed(4) });
+    for (const buf of [a, b, out]) backend.free(buf);
+  }
+}
+
+// ---- training step ----
+async function benchTrainStep(backend: Backend, label: string): Promise<void> {
+  const name = "train_step/baby";
+  if (!wanted(name)) return;
+  useBackend(backend);
+  const text = await readFile(join(import.meta.dir, "..", "..", "data", "tinyshakespeare.txt"), "utf8");
+  const tokenizer = CharTokenizer.fromText(text);
+  const data = new TokenDataset(Int32Array.from(tokenizer.encode(text)), 64);
+  seed(1337);
+  const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
+  const steps = Number(values.steps);
+  const samples: number[] = [];
+  const phases: Record<string, number[]> = { forward: [], backward: [], optimizer: [] };
+  let last = performance.now();
+  const warmup = 5;
+  const trainer = new Trainer({
+    model, data, progress: false, outDir: null,
+    args: { iters: steps + warmup, batchSize: 12, evalInterval: 0, finalEvalIters: 1, logInterval: 1 },
+    hooks: {
+      onStepEnd: ({ step }) => {
+        const now = performance.now();
+        if (step > warmup) samples.push(now - last);
+        last = now;
+      },
+    },
+  });
+  const result = await trainer.fit();
+  for (const r of trainer.metrics.records.slice(warmup)) {
+    if (typeof r.ms_forward === "number") {
+      phases.forward.push(r.ms_forward);
+      phases.backward.push(r.ms_backward as number);
+      phases.optimizer.push(r.ms_optimizer as number);
+    }
+  }
+  const ms = median(samples);
+  emit({
+    name, backend: label, device: backend.device,
+    ms_per_iter: +ms.toFixed(2), tokens_per_s: Math.round((12 * 64 * 1000) / ms),
+    ms_forward: +median(phases.forward).toFixed(2), ms_backward: +median(phases.backward).toFixed(2), ms_optimizer: +median(phases.optimizer).toFixed(2),
+    peak_rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), loss: +result.trainLoss.toFixed(4),
+  });
+  model.dispose();
+  trainer.optimizer.dispose();
+}
+
+// ---- run ----
+const runs: { label: string; make: () => Promise<Backend> }[] = [];
+if (values.backend === "all" || values.backend === "wasm") {
+  runs.push({ label: "wasm", make: () => createBackend("wasm") });
+  runs.push({ label: "wasm/1t", make: () => createBackend("wasm", { threads: 1 }) });
+}
+if (values.backend === "all" || values.backend === "webgpu") {
+  runs.push({ label: "webgpu", make: () => createBackend("webgpu", { device: "cpu" }) });
+}
+for (const r of runs) {
+  let backend: Backend;
+  try {
+    backend = await r.make();
+  } catch (e) {
+    if (values.backend !== "all") throw e;
+    console.error(`(skipping ${r.label}: ${(e as Error).message})`);
+    continue;
+  }
+  console.error(`${r.label}: ${backend.device}`);
+  await benchMatmul(backend, r.label);
+  if (!r.label.endsWith("/1t")) await benchTrainStep(backend, r.label);
+  backend.dispose();
+}
+
+if (!values.json) {
+  const keys = [...new Set(figures.flatMap((f) => Object.keys(f)))].filter((k) => !["name", "backend", "device"].includes(k));
+  const header = ["figure", "backend", ...keys];
+  const rows = figures.map((f) => [f.name, f.backend, ...keys.map((k) => (f[k] === undefined ? "" : String(f[k])))]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
+  console.log(line(header));
+  console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+  for (const r of rows) console.log(line(r));
+  console.log("\n" + figures.map((f) => JSON.stringify(f)).join("\n"));
+}
+process.exit(0);

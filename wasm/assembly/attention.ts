@@ -1,0 +1,218 @@
+// attention and attention_backward: fused scaled-dot-product attention with grouped-query heads
+// and a causal offset (query t sits at absolute position t + S − T), one query row at a time.
+// WASM ABI note: both exports take one extra trailing argument after the kernel-list params,
+// `scratch`, a backend-owned block of at least 2·S floats (kernels allocate nothing).
+// Forward per row: s = scale·q·kᵀ (4 keys per step) into scratch, p = exp(s − max), out = Σ p·v / Σ p
+// (out accumulated in registers, 16 columns at a time), lse = max + log Σ p.
+// Backward per row recomputes p = exp(s − lse) (FlashAttention-2 style), ds = p·(dout·vᵀ − delta)·scale,
+// dq = ds·k; dk += ds·q and dv += p·dout are zeroed first and summed over rows and over the heads
+// sharing a kv head. Reference: tests/reference.ts attention, attentionBackward.
+import { at, dot, hsum, sexpFast, vexpFast, zero } from "./common";
+
+export function attention_f32(
+  q: usize, k: usize, v: usize, out: usize, lse: usize,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize,
+): void {
+  const group = H / Hkv;
+  const sc = <f32>scale;
+  const kvStride = Hkv * D; // floats between keys j and j + 1
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kb = at(k, (b * S * Hkv + h / group) * D), vb = at(v, (b * S * Hkv + h / group) * D);
+      for (let t = 0; t < T; t++) {
+        const row = ((b * T + t) * H + h) * D;
+        const jmax = causal ? min(S, t + S - T + 1) : S; // keys [0, jmax) are visible
+        const lrow = at(lse, (b * H + h) * T + t);
+        if (jmax <= 0) {
+          zero(at(out, row), D);
+          store<f32>(lrow, -Infinity);
+          continue;
+        }
+        const m = scores(at(q, row), kb, kvStride, D, jmax, sc, 0, scratch);
+        // p = exp(s − m) in place, Σ p
+        const vm = f32x4.splat(m);
+        let vs = f32x4.splat(0);
+        let j = 0;
+        for (; j + 4 <= jmax; j += 4) {
+          const e = vexpFast(f32x4.sub(v128.load(at(scratch, j)), vm));
+          v128.store(at(scratch, j), e);
+          vs = f32x4.add(vs, e);
+        }
+        let sum = hsum(vs);
+        for (; j < jmax; j++) {
+          const e = sexpFast(load<f32>(at(scratch, j)) - m);
+          store<f32>(at(scratch, j), e);
+          sum += e;
+        }
+        weightedRows(at(out, row), scratch, vb, kvStride, D, jmax, 1 / sum);
+        store<f32>(lrow, <f32>(<f64>m + Math.log(<f64>sum)));
+      }
+    }
+  }
+}
+
+export function attention_backward_f32(
+  dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize,
+): void {
+  const group = H / Hkv;
+  const sc = <f32>scale;
+  const kvStride = Hkv * D;
+  const pbuf = scratch, dsbuf = at(scratch, S);
+  zero(dk, B * S * Hkv * D);
+  zero(dv, B * S * Hkv * D);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const off = (b * S * Hkv + h / group) * D;
+      const kb = at(k, off), vb = at(v, off), dkb = at(dk, off), dvb = at(dv, off);
+      for (let t = 0; t < T; t++) {
+        const row = ((b * T + t) * H + h) * D;
+        const qr = at(q, row), gr = at(dout, row);
+        const jmax = causal ? min(S, t + S - T + 1) : S;
+        if (jmax <= 0) {
+          zero(at(dq, row), D);
+          continue;
+        }
+        const l = load<f32>(at(lse, (b * H + h) * T + t));
+        const delta = dot(gr, at(out, row), D);
+        // p = exp(scale·q·k − lse); dp = dout·v; ds = p·(dp − delta)·scale
+        scores(qr, kb, kvStride, D, jmax, sc, l, pbuf);
+        scores(gr, vb, kvStride, D, jmax, 1, delta, dsbuf);
+        const vsc = f32x4.splat(sc);
+        let j = 0;
+        for (; j + 4 <= jmax; j += 4) {
+          const p = vexpFast(v128.load(at(pbuf, j)));
+          v128.store(at(pbuf, j), p);
+          v128.store(at(dsbuf, j), f32x4.mul(f32x4.mul(p, v128.load(at(dsbuf, j))), vsc));
+        }
+        for (; j < jmax; j++) {
+          const p = sexpFast(load<f32>(at(pbuf, j)));
+          store<f32>(at(pbuf, j), p);
+          store<f32>(at(dsbuf, j), p * load<f32>(at(dsbuf, j)) * sc);
+        }
+        weightedRows(at(dq, row), dsbuf, kb, kvStride, D, jmax, 1);
+        for (j = 0; j < jmax; j++) {
+          const o = <usize>(j * kvStride) << 2;
+          axpy2(dvb + o, load<f32>(at(pbuf, j)), gr, dkb + o, load<f32>(at(dsbuf, j)), qr, D);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * dst[j] = scale·(x · rows[j]) − shift for j < n, rows[j] at base + j·stride floats, four rows per
+ * step (x is loaded once per step). Returns max_j dst[j].
+ */
+function scores(x: usize, base: usize, stride: i32, D: i32, n: i32, scale: f32, shift: f32, dst: usize): f32 {
+  const vsc = f32x4.splat(scale), vsh = f32x4.splat(shift);
+  let vm = f32x4.splat(-Infinity);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const r0 = at(base, j * stride);
+    const s = f32x4.sub(f32x4.mul(dot4(x, r0, <usize>stride << 2, D), vsc), vsh);
+    v128.store(at(dst, j), s);
+    vm = f32x4.max(vm, s);
+  }
+  let m = j > 0 ? max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3))) : -Infinity;
+  for (; j < n; j++) {
+    const s = dot(x, at(base, j * stride), D) * scale - shift;
+    store<f32>(at(dst, j), s);
+    m = max(m, s);
+  }
+  return m;
+}
+
+/** [x·r0, x·r1, x·r2, x·r3] with r_i = r0 + i·rowBytes, each of length D. */
+@inline function dot4(x: usize, r0: usize, rowBytes: usize, D: i32): v128 {
+  const r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let d = 0;
+  for (; d + 4 <= D; d += 4) {
+    const o = <usize>d << 2;
+    const xv = v128.load(x + o);
+    a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(r0 + o)));
+    a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(r1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(r2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(r3 + o)));
+  }
+  // transpose-reduce: lane i of the result is the sum of a_i's lanes
+  const u0 = f32x4.add(i32x4.shuffle(a0, a1, 0, 4, 1, 5), i32x4.shuffle(a0, a1, 2, 6, 3, 7));
+  const u1 = f32x4.add(i32x4.shuffle(a2, a3, 0, 4, 1, 5), i32x4.shuffle(a2, a3, 2, 6, 3, 7));
+  let r = f32x4.add(i32x4.shuffle(u0, u1, 0, 1, 4, 5), i32x4.shuffle(u0, u1, 2, 3, 6, 7));
+  if (d < D) {
+    let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+    for (; d < D; d++) {
+      const o = <usize>d << 2;
+      const xs = load<f32>(x + o);
+      t0 += xs * load<f32>(r0 + o);
+      t1 += xs * load<f32>(r1 + o);
+      t2 += xs * load<f32>(r2 + o);
+      t3 += xs * load<f32>(r3 + o);
+    }
+    let tv = f32x4.splat(t0);
+    tv = f32x4.replace_lane(tv, 1, t1);
+    tv = f32x4.replace_lane(tv, 2, t2);
+    tv = f32x4.replace_lane(tv, 3, t3);
+    r = f32x4.add(r, tv);
+  }
+  return r;
+}
+
+/** dst[:D] = scale·Σ_j w[j]·rows[j][:D], j < n, rows[j] at base + j·stride floats; 16 columns in registers. */
+function weightedRows(dst: usize, w: usize, base: usize, stride: i32, D: i32, n: i32, scale: f32): void {
+  const rowBytes = <usize>stride << 2;
+  const vsc = f32x4.splat(scale);
+  let d = 0;
+  for (; d + 16 <= D; d += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let r = at(base, d);
+    for (let j = 0; j < n; j++) {
+      const p = v128.load32_splat(at(w, j));
+      a0 = f32x4.add(a0, f32x4.mul(p, v128.load(r)));
+      a1 = f32x4.add(a1, f32x4.mul(p, v128.load(r, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(p, v128.load(r, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(p, v128.load(r, 48)));
+      r += rowBytes;
+    }
+    const o = at(dst, d);
+    v128.store(o, f32x4.mul(a0, vsc));
+    v128.store(o, f32x4.mul(a1, vsc), 16);
+    v128.store(o, f32x4.mul(a2, vsc), 32);
+    v128.store(o, f32x4.mul(a3, vsc), 48);
+  }
+  for (; d + 4 <= D; d += 4) {
+    let a0 = f32x4.splat(0);
+    let r = at(base, d);
+    for (let j = 0; j < n; j++) {
+      a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(at(w, j)), v128.load(r)));
+      r += rowBytes;
+    }
+    v128.store(at(dst, d), f32x4.mul(a0, vsc));
+  }
+  for (; d < D; d++) {
+    let s: f32 = 0;
+    let r = at(base, d);
+    for (let j = 0; j < n; j++) {
+      s += load<f32>(at(w, j)) * load<f32>(r);
+      r += rowBytes;
+    }
+    store<f32>(at(dst, d), s * scale);
+  }
+}
+
+/** y1[i] += a1·x1[i] and y2[i] += a2·x2[i], i < n, in one pass. */
+@inline function axpy2(y1: usize, a1: f32, x1: usize, y2: usize, a2: f32, x2: usize, n: i32): void {
+  const v1 = f32x4.splat(a1), v2 = f32x4.splat(a2);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y1 + o, f32x4.add(v128.load(y1 + o), f32x4.mul(v1, v128.load(x1 + o))));
+    v128.store(y2 + o, f32x4.add(v128.load(y2 + o), f32x4.mul(v2, v128.load(x2 + o))));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y1 + o, load<f32>(y1 + o) + a1 * load<f32>(x1 + o));
+    store<f32>(y2 + o, load<f32>(y2 + o) + a2 * load<f32>(x2 + o));
+  }
+}
