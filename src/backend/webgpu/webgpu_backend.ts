@@ -4,7 +4,7 @@
 // out-of-memory, loss) become JS errors that name the kernel; after a device error the backend
 // refuses further work instead of returning garbage. Not the kernels: see ops/*.ts and kernels/.
 import { type Backend, checkOwner, type DeviceBuffer, type MemoryStats } from "../backend.ts";
-import type { KernelName, KernelParams } from "../kernels.ts";
+import { KERNELS, type KernelName, type KernelParams } from "../kernels.ts";
 import { Batch, MAX_PARAMS_BYTES } from "./batch.ts";
 import { BufferPool, type WebGPUBuffer } from "./buffers.ts";
 import type { GpuBuffer, GpuDriver } from "./driver.ts";
@@ -99,7 +99,9 @@ export class WebGPUBackend implements Backend {
   upload(buffer: DeviceBuffer, data: ArrayBufferView, byteOffset = 0): void {
     const b = this.#own(buffer, "upload");
     this.#check("upload");
-    if (byteOffset + data.byteLength > b.gpu.size) throw new Error(`[upload] ${data.byteLength} bytes at ${byteOffset} overflow a ${b.bytes}-byte buffer`);
+    if (byteOffset + data.byteLength > b.bytes) {
+      throw new Error(`[upload] ${data.byteLength} bytes at offset ${byteOffset} do not fit a ${b.bytes}-byte buffer`);
+    }
     if (byteOffset % 4 !== 0) throw new Error(`[upload] byteOffset ${byteOffset} is not a multiple of 4`);
     this.#submit(); // queued launches must read the old contents
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -132,6 +134,13 @@ export class WebGPUBackend implements Backend {
   run<K extends KernelName>(kernel: K, inputs: readonly (DeviceBuffer | null)[], outputs: readonly DeviceBuffer[], params: KernelParams<K>): void {
     this.#check(kernel);
     this.#setKernel(kernel);
+    const spec = KERNELS[kernel];
+    spec.inputs.forEach((input, j) => {
+      if (!inputs[j] && !input.endsWith("?")) throw new Error(`[${kernel}] input ${input} is required, got ${inputs[j]}`);
+    });
+    if (outputs.length !== spec.outputs.length) {
+      throw new Error(`[${kernel}] expects ${spec.outputs.length} outputs (${spec.outputs.join(", ")}), got ${outputs.length}`);
+    }
     const ins = inputs.map((x) => (x === null ? null : this.#own(x, kernel).gpu));
     const outs = outputs.map((x) => this.#own(x, kernel).gpu);
     // WebGPU forbids binding one buffer as both read-only and writable: read a copy instead.
