@@ -27,6 +27,9 @@ interface FfiPipeline extends GpuPipeline { handle: Pointer; layout: Pointer }
 interface FfiBindGroup extends GpuBindGroup { handle: Pointer }
 interface Outcome { status: number; handle: Pointer | null; message: string }
 
+/** The native address of a dlopen'ed symbol (for the shim, which calls it with by-value structs). */
+const addressOf = (fn: unknown): Pointer => (fn as { ptr: Pointer }).ptr;
+
 const USAGE: Record<BufferKind, number> = {
   storage: BUFFER_USAGE.storage | BUFFER_USAGE.copySrc | BUFFER_USAGE.copyDst,
   uniform: BUFFER_USAGE.uniform | BUFFER_USAGE.copyDst,
@@ -100,15 +103,15 @@ class FfiDriver implements GpuDriver {
   init(options: AcquireOptions): boolean {
     const L = this.#lib, a = new Arena(), flavor = this.#library.flavor;
     const desc = instanceDescriptor(flavor, a);
-    this.#instance = L.wgpuCreateInstance(desc ? ptr(desc) : null);
+    this.#instance = L.wgpuCreateInstance(desc ? ptr(desc) : null) as Pointer | null;
     if (!this.#instance) throw new Error(`[webgpu] wgpuCreateInstance failed in ${this.#library.path}`);
-    const adapter = this.#request(L.wgpuInstanceRequestAdapter.ptr, this.#instance, ptr(requestAdapterOptions(a)));
+    const adapter = this.#request(addressOf(L.wgpuInstanceRequestAdapter), this.#instance, ptr(requestAdapterOptions(a)));
     if (adapter.status !== STATUS_SUCCESS || !adapter.handle) return false;
     this.#adapter = adapter.handle;
     const raw = new BigUint64Array(12);
     L.wgpuAdapterGetInfo(this.#adapter, ptr(raw));
     const info = readAdapterInfo(raw);
-    this.#shim.kiln_adapter_info_free(L.wgpuAdapterInfoFreeMembers.ptr, ptr(raw));
+    this.#shim.kiln_adapter_info_free(addressOf(L.wgpuAdapterInfoFreeMembers), ptr(raw));
     const backend = BACKEND_TYPES[info.backendType] ?? `backend ${info.backendType}`;
     const kind = ADAPTER_TYPES[info.adapterType as keyof typeof ADAPTER_TYPES] ?? "unknown";
     this.info = {
@@ -127,19 +130,19 @@ class FfiDriver implements GpuDriver {
       subgroups: L.wgpuAdapterHasFeature(this.#adapter, ids.subgroups) !== 0,
     };
     const wanted = [...(this.features.shaderF16 ? [ids.shaderF16] : []), ...(this.features.subgroups ? [ids.subgroups] : [])];
-    const dd = deviceDescriptor(a, wanted, limits, this.#shim.kiln_lost_trampoline()!, this.#shim.kiln_error_trampoline()!);
-    const device = this.#request(L.wgpuAdapterRequestDevice.ptr, this.#adapter, ptr(dd));
+    const dd = deviceDescriptor(a, wanted, limits, this.#shim.kiln_lost_trampoline() as Pointer, this.#shim.kiln_error_trampoline() as Pointer);
+    const device = this.#request(addressOf(L.wgpuAdapterRequestDevice), this.#adapter, ptr(dd));
     if (device.status !== STATUS_SUCCESS || !device.handle) {
       throw new Error(`[webgpu] requestDevice failed on ${info.device}: ${device.message}`);
     }
     this.#device = device.handle;
-    this.#queue = L.wgpuDeviceGetQueue(this.#device);
+    this.#queue = L.wgpuDeviceGetQueue(this.#device) as Pointer;
     return true;
   }
 
   createBuffer(size: number, kind: BufferKind, label: string): GpuBuffer {
     const before = this.#errors.length;
-    const handle = this.#lib.wgpuDeviceCreateBuffer(this.#device, ptr(bufferDescriptor(new Arena(), USAGE[kind], size, label)));
+    const handle = this.#lib.wgpuDeviceCreateBuffer(this.#device, ptr(bufferDescriptor(new Arena(), USAGE[kind], size, label))) as Pointer | null;
     const errors = this.#errors.splice(before);
     if (!handle || errors.length) {
       if (handle) this.#releaseBuffer(handle);
@@ -153,14 +156,14 @@ class FfiDriver implements GpuDriver {
   }
 
   writeBuffer(buffer: GpuBuffer, offset: number, data: ArrayBufferView): void {
-    this.#lib.wgpuQueueWriteBuffer(this.#queue, (buffer as FfiBuffer).handle, offset, ptr(data), data.byteLength);
+    this.#lib.wgpuQueueWriteBuffer(this.#queue, (buffer as FfiBuffer).handle, offset, ptr(data as Uint8Array), data.byteLength);
   }
 
   createPipeline(code: string, entry: string, constants: Record<string, number>, label: string): GpuPipeline {
     const L = this.#lib, before = this.#errors.length;
     let module = this.#modules.get(code);
     if (!module) {
-      module = L.wgpuDeviceCreateShaderModule(this.#device, ptr(shaderModuleDescriptor(new Arena(), code)))!;
+      module = L.wgpuDeviceCreateShaderModule(this.#device, ptr(shaderModuleDescriptor(new Arena(), code))) as Pointer;
       const errors = this.#errors.splice(before);
       if (!module || errors.length) {
         if (module) L.wgpuShaderModuleRelease(module);
@@ -168,13 +171,13 @@ class FfiDriver implements GpuDriver {
       }
       this.#modules.set(code, module);
     }
-    const handle = L.wgpuDeviceCreateComputePipeline(this.#device, ptr(computePipelineDescriptor(new Arena(), module, entry, constants, label)));
+    const handle = L.wgpuDeviceCreateComputePipeline(this.#device, ptr(computePipelineDescriptor(new Arena(), module, entry, constants, label))) as Pointer | null;
     const errors = this.#errors.splice(before);
     if (!handle || errors.length) {
       if (handle) L.wgpuComputePipelineRelease(handle);
       throw new Error(`pipeline ${label} failed: ${errors.join("; ")}`);
     }
-    const pipeline: FfiPipeline = { id: this.#nextId++, label, handle, layout: L.wgpuComputePipelineGetBindGroupLayout(handle, 0)! };
+    const pipeline: FfiPipeline = { id: this.#nextId++, label, handle, layout: L.wgpuComputePipelineGetBindGroupLayout(handle, 0) as Pointer };
     this.#pipelines.push(pipeline);
     return pipeline;
   }
@@ -182,7 +185,7 @@ class FfiDriver implements GpuDriver {
   createBindGroup(pipeline: GpuPipeline, bindings: readonly Binding[]): GpuBindGroup {
     const entries = bindings.map((b) => ({ handle: (b.buffer as FfiBuffer).handle, offset: b.offset, size: b.size }));
     const desc = bindGroupDescriptor(new Arena(), (pipeline as FfiPipeline).layout, entries);
-    const handle = this.#lib.wgpuDeviceCreateBindGroup(this.#device, ptr(desc))!;
+    const handle = this.#lib.wgpuDeviceCreateBindGroup(this.#device, ptr(desc)) as Pointer;
     return { id: this.#nextId++, handle } as FfiBindGroup;
   }
 
@@ -193,13 +196,13 @@ class FfiDriver implements GpuDriver {
   submit(commands: readonly Command[]): void {
     if (commands.length === 0) return;
     const L = this.#lib;
-    const encoder = L.wgpuDeviceCreateCommandEncoder(this.#device, null)!;
+    const encoder = L.wgpuDeviceCreateCommandEncoder(this.#device, null) as Pointer;
     let pass: Pointer | null = null;
     let bound: GpuPipeline | null = null;
     for (const c of commands) {
       if (c.op === "dispatch") {
         if (!pass) {
-          pass = L.wgpuCommandEncoderBeginComputePass(encoder, null)!;
+          pass = L.wgpuCommandEncoderBeginComputePass(encoder, null) as Pointer;
           bound = null;
         }
         if (c.pipeline !== bound) L.wgpuComputePassEncoderSetPipeline(pass, (c.pipeline as FfiPipeline).handle);
@@ -219,7 +222,7 @@ class FfiDriver implements GpuDriver {
       L.wgpuComputePassEncoderEnd(pass);
       L.wgpuComputePassEncoderRelease(pass);
     }
-    const commandBuffer = L.wgpuCommandEncoderFinish(encoder, null)!;
+    const commandBuffer = L.wgpuCommandEncoderFinish(encoder, null) as Pointer;
     L.wgpuCommandEncoderRelease(encoder);
     this.#one[0] = BigInt(commandBuffer);
     L.wgpuQueueSubmit(this.#queue, 1, ptr(this.#one));
@@ -228,11 +231,11 @@ class FfiDriver implements GpuDriver {
 
   async read(buffer: GpuBuffer, size: number): Promise<ArrayBuffer> {
     const handle = (buffer as FfiBuffer).handle, id = this.#nextId++;
-    const future = this.#shim.kiln_map(this.#lib.wgpuBufferMapAsync.ptr, handle, MAP_MODE_READ, 0, buffer.size, this.#mode(), id);
+    const future = this.#shim.kiln_map(addressOf(this.#lib.wgpuBufferMapAsync), handle, MAP_MODE_READ, 0, buffer.size, this.#mode(), id);
     await Promise.resolve(); // let the caller finish encoding before this thread blocks
     const outcome = this.#waitFor(future, id);
     if (outcome.status !== STATUS_SUCCESS) throw new Error(`mapAsync failed (status ${outcome.status}): ${outcome.message}`);
-    const data = this.#lib.wgpuBufferGetConstMappedRange(handle, 0, buffer.size)!;
+    const data = this.#lib.wgpuBufferGetConstMappedRange(handle, 0, buffer.size) as Pointer;
     const copy = toArrayBuffer(data, 0, size).slice(0);
     this.#lib.wgpuBufferUnmap(handle);
     return copy;
@@ -240,7 +243,7 @@ class FfiDriver implements GpuDriver {
 
   async onIdle(): Promise<void> {
     const id = this.#nextId++;
-    const future = this.#shim.kiln_work_done(this.#lib.wgpuQueueOnSubmittedWorkDone.ptr, this.#queue, this.#mode(), id);
+    const future = this.#shim.kiln_work_done(addressOf(this.#lib.wgpuQueueOnSubmittedWorkDone), this.#queue, this.#mode(), id);
     await Promise.resolve();
     const outcome = this.#waitFor(future, id);
     this.#lib.wgpuInstanceProcessEvents(this.#instance); // delivers device-lost callbacks

@@ -46,7 +46,7 @@ export class Arena {
   }
 }
 
-const addr = (p: Pointer | ArrayBufferView | null): bigint => (p === null ? 0n : BigInt(ArrayBuffer.isView(p) ? ptr(p) : p));
+const addr = (p: Pointer | ArrayBufferView | null): bigint => (p === null ? 0n : BigInt(ArrayBuffer.isView(p) ? ptr(p as Uint8Array) : p));
 
 function setU32(words: BigUint64Array, byteOffset: number, value: number): void {
   new DataView(words.buffer).setUint32(byteOffset, value, true);

@@ -3,7 +3,7 @@ import { grid1d, i, type KernelFn, type KernelTable, pack, u } from "../launch.t
 
 const WG = 256;
 
-function strided<K extends "copy" | "copy_backward">(entry: K): KernelFn<K> {
+function strided(entry: "copy" | "copy_backward"): KernelFn<"copy"> {
   return (ctx, [src], [dst], p) => {
     if (p.n === 0) return;
     const params = pack(

@@ -10,25 +10,26 @@ type Unary = "exp" | "log" | "sqrt" | "tanh" | "sigmoid" | "relu" | "gelu" | "si
 type Binary = "add" | "sub" | "mul" | "div";
 type Backward = "relu_backward" | "gelu_backward" | "silu_backward";
 
-function unary<K extends Unary>(entry: K): KernelFn<K> {
+/** All unary kernels share exp's params ({n}). */
+function unary(entry: Unary): KernelFn<"exp"> {
   return (ctx, [x], [out], p) => {
     if (p.n > 0) ctx.launch("elementwise", entry, [x!, out], pack(u(p.n)), grid1d(p.n, WG));
   };
 }
 
-function binary<K extends Binary>(entry: K): KernelFn<K> {
+function binary(entry: Binary): KernelFn<"add"> {
   return (ctx, [a, b], [out], p) => {
     if (p.n > 0) ctx.launch("elementwise", entry, [a!, b!, out], pack(u(p.n), u(p.na), u(p.nb)), grid1d(p.n, WG));
   };
 }
 
-function backward<K extends Backward>(entry: K): KernelFn<K> {
+function backward(entry: Backward): KernelFn<"relu_backward"> {
   return (ctx, [x, dout], [dx], p) => {
     if (p.n > 0) ctx.launch("elementwise", entry, [x!, dout!, dx], pack(u(p.n)), grid1d(p.n, WG));
   };
 }
 
-function dropout<K extends "dropout" | "dropout_backward">(entry: K): KernelFn<K> {
+function dropout(entry: "dropout" | "dropout_backward"): KernelFn<"dropout"> {
   return (ctx, [x], [out], p) => {
     if (p.n === 0) return;
     const threshold = Math.min(2 ** 24, Math.max(0, Math.ceil(p.p * 2 ** 24)));

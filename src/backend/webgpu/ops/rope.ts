@@ -19,8 +19,8 @@ function table(D: number, theta: number, positions: number): Float32Array {
   return out;
 }
 
-function rotation<K extends "rope" | "rope_backward">(entry: K): KernelFn<K> {
-  return (ctx: KernelContext, [x], [out], p: KernelParams<K>) => {
+function rotation(entry: "rope" | "rope_backward"): KernelFn<"rope"> {
+  return (ctx: KernelContext, [x], [out], p: KernelParams<"rope">) => {
     const pairs = p.B * p.T * p.H * (p.D / 2);
     if (pairs === 0) return;
     const positions = 2 ** Math.ceil(Math.log2(Math.max(p.offset + p.T, 64)));
