@@ -233,6 +233,7 @@ class FfiDriver implements GpuDriver {
     const handle = (buffer as FfiBuffer).handle, id = this.#nextId++;
     const future = this.#shim.kiln_map(addressOf(this.#lib.wgpuBufferMapAsync), handle, MAP_MODE_READ, 0, buffer.size, this.#mode(), id);
     await Promise.resolve(); // let the caller finish encoding before this thread blocks
+    if (this.#destroyed) throw new Error("the device was destroyed before the read finished");
     const outcome = this.#waitFor(future, id);
     if (outcome.status !== STATUS_SUCCESS) throw new Error(`mapAsync failed (status ${outcome.status}): ${outcome.message}`);
     const data = this.#lib.wgpuBufferGetConstMappedRange(handle, 0, buffer.size) as Pointer;
@@ -245,6 +246,7 @@ class FfiDriver implements GpuDriver {
     const id = this.#nextId++;
     const future = this.#shim.kiln_work_done(addressOf(this.#lib.wgpuQueueOnSubmittedWorkDone), this.#queue, this.#mode(), id);
     await Promise.resolve();
+    if (this.#destroyed) throw new Error("the device was destroyed before its work finished");
     const outcome = this.#waitFor(future, id);
     this.#lib.wgpuInstanceProcessEvents(this.#instance); // delivers device-lost callbacks
     if (outcome.status !== STATUS_SUCCESS) throw new Error(`onSubmittedWorkDone failed (status ${outcome.status}): ${outcome.message}`);

@@ -9,10 +9,8 @@ export const MATMUL: KernelTable<"matmul"> = {
     const params = pack(u(p.batch), u(p.M), u(p.N), u(p.K), u(p.transA), u(p.transB), u(p.strideA), u(p.strideB), u(bias ? p.hasBias : 0));
     const constants = { TRANS_A: p.transA ? 1 : 0, TRANS_B: p.transB ? 1 : 0 };
     const buffers = [a!, b!, bias ?? ctx.dummy, out];
-    if (ctx.tuning.matmul === "matmul_tiled") {
-      ctx.launch("matmul", "matmul_tiled", buffers, params, [Math.ceil(p.N / 64), Math.ceil(p.M / 64), p.batch], constants);
-    } else {
-      ctx.launch("matmul", "matmul", buffers, params, [Math.ceil(p.N / 32), Math.ceil(p.M / 32), p.batch], constants);
-    }
+    const entry = ctx.tuning.matmul;
+    const tile = entry === "matmul_tiled" ? 64 : 32; // outputs per workgroup side: 16×4 or 8×4
+    ctx.launch("matmul", entry, buffers, params, [Math.ceil(p.N / tile), Math.ceil(p.M / tile), p.batch], constants);
   },
 };
