@@ -6,7 +6,7 @@
 
 import type { OpName, OpSpecs } from "../ops/spec.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { keep } from "../tensor/memory.ts";
+import { keep, scope } from "../tensor/memory.ts";
 import { vjp } from "./rules.ts";
 import * as ops from "../ops/index.ts";
 
@@ -77,7 +77,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
       if (!node || !g) continue;
       const rule = vjp[node.op];
       if (rule === "nondiff") throw new Error(`[backward] op ${node.op} has no gradient`);
-      const inputGrads = (rule as (g: Tensor, node: Node) => (Tensor | null)[])(g, node);
+      // in a scope: temporaries the rule makes are freed even when backward runs outside one
+      const inputGrads = scope(() => (rule as (g: Tensor, node: Node) => (Tensor | null)[])(g, node));
       node.inputs.forEach((input, j) => {
         const gi = inputGrads[j];
         if (input && gi && input.requiresGrad) put(input, gi);

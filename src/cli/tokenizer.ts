@@ -16,6 +16,7 @@ train: learns a byte-level BPE (special tokens, then the 256 bytes, then merges)
   --min-frequency <n>      stop when the best pair is rarer than this (default 2)
   --special <tok>          a special token, repeatable (default: <|endoftext|>); the first is eos/bos
   --pattern <name|regex>   pre-tokenizer: ${Object.keys(PATTERNS).join(" | ")} | an Oniguruma regex (default gpt2)
+  --by-line                count pre-tokens line by line, as Hugging Face's trainer does (same merges)
 
 encode: prints the ids (and the token count and round-trip check) of a text.
   -h, --help`;
@@ -42,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
         text: { type: "string" },
         file: { type: "string" },
         "no-special": { type: "boolean" },
+        "by-line": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true, // `--files a.txt b.txt`: the extra paths arrive as positionals
@@ -87,6 +89,7 @@ async function train(values: Record<string, unknown>, positionals: string[]): Pr
     minFrequency,
     specialTokens,
     pattern: (values.pattern as string | undefined) ?? "gpt2",
+    byLine: !!values["by-line"],
   });
   const secs = (performance.now() - t0) / 1000;
   console.log(

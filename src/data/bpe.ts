@@ -41,9 +41,8 @@ export class BPETokenizer implements Tokenizer {
 
   readonly #vocab: Map<string, number>;
   readonly #idToToken: string[];
-  readonly #mergeRank: Map<number, number>; // a * MUL + b -> rank
+  readonly #mergeRank: PairTable; // (a, b) -> rank
   readonly #mergeNew: Int32Array; // rank -> merged id
-  readonly #MUL: number;
   readonly #byteId: Int32Array; // byte -> id of its one-char token, -1 if absent
   readonly #ignoreMerges: boolean;
   readonly #normalize: ((s: string) => string) | null;
@@ -86,9 +85,8 @@ export class BPETokenizer implements Tokenizer {
     this.specialTokens = new Map(added.filter((t) => t.special).map((t) => [t.content, t.id]));
 
     // Merges, in either the old "a b" string form or the new ["a", "b"] pair form.
-    this.#MUL = this.vocabSize + 1;
     const merges: Json[] = model.merges ?? [];
-    this.#mergeRank = new Map();
+    this.#mergeRank = new PairTable(merges.length);
     this.#mergeNew = new Int32Array(merges.length);
     merges.forEach((m, rank) => {
       const [a, b] = typeof m === "string" ? splitMergeString(m) : m;
@@ -97,7 +95,7 @@ export class BPETokenizer implements Tokenizer {
       const inew = this.#vocab.get(a + b);
       if (ia === undefined || ib === undefined || inew === undefined)
         throw new Error(`[tokenizer] merge ${rank} ${JSON.stringify(m)} uses a token missing from the vocab`);
-      this.#mergeRank.set(ia * this.#MUL + ib, rank); // a repeated pair keeps its last rank, as the Rust crate
+      this.#mergeRank.set(ia, ib, rank); // a repeated pair keeps its last rank, as the Rust crate
       this.#mergeNew[rank] = inew;
     });
     this.#byteId = new Int32Array(256);
@@ -185,22 +183,44 @@ export class BPETokenizer implements Tokenizer {
   /** Pre-tokenize one added-token-free, normalized segment and BPE each piece into `ids`. */
   #encodeSegment(seg: string, ids: number[]): void {
     if (this.#addPrefixSpace && !seg.startsWith(" ")) seg = " " + seg;
+    const regexes = this.#splitRegexes;
+    if (regexes.length === 1) {
+      // The common case (one Split or ByteLevel regex), fused: no intermediate piece array.
+      const re = regexes[0];
+      re.lastIndex = 0;
+      let last = 0;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(seg)) !== null) {
+        const len = m[0].length;
+        if (len === 0) {
+          re.lastIndex++;
+          continue;
+        }
+        if (m.index > last) this.#encodePiece(seg.slice(last, m.index), ids);
+        this.#encodePiece(m[0], ids);
+        last = m.index + len;
+      }
+      if (last < seg.length) this.#encodePiece(seg.slice(last), ids);
+      return;
+    }
     let pieces = [seg];
-    for (const re of this.#splitRegexes) {
+    for (const re of regexes) {
       const next: string[] = [];
       for (const p of pieces) splitIsolated(p, re, next);
       pieces = next;
     }
-    const cache = this.#cache;
-    for (const p of pieces) {
-      let word = cache.get(p);
-      if (word === undefined) {
-        word = this.#bpeWord(p);
-        if (cache.size >= CACHE_LIMIT) cache.clear();
-        cache.set(p, word);
-      }
-      for (let i = 0; i < word.length; i++) ids.push(word[i]);
+    for (const p of pieces) this.#encodePiece(p, ids);
+  }
+
+  /** BPE one pre-token through the cache. */
+  #encodePiece(p: string, ids: number[]): void {
+    let word = this.#cache.get(p);
+    if (word === undefined) {
+      word = this.#bpeWord(p);
+      if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
+      this.#cache.set(p, word);
     }
+    for (let i = 0; i < word.length; i++) ids.push(word[i]);
   }
 
   /** BPE on one pre-token: its UTF-8 bytes as byte tokens, then merges by lowest rank, leftmost first. */
@@ -220,13 +240,12 @@ export class BPETokenizer implements Tokenizer {
 
   #mergeScan(sym: number[]): number[] {
     const rankOf = this.#mergeRank;
-    const MUL = this.#MUL;
     while (sym.length > 1) {
       let best = -1;
       let bestRank = Infinity;
       for (let i = 0; i + 1 < sym.length; i++) {
-        const r = rankOf.get(sym[i] * MUL + sym[i + 1]);
-        if (r !== undefined && r < bestRank) {
+        const r = rankOf.get(sym[i], sym[i + 1]);
+        if (r >= 0 && r < bestRank) {
           bestRank = r;
           best = i;
         }
@@ -242,7 +261,6 @@ export class BPETokenizer implements Tokenizer {
   #mergeHeap(sym: number[]): number[] {
     const n = sym.length;
     const rankOf = this.#mergeRank;
-    const MUL = this.#MUL;
     const next = new Int32Array(n);
     const prev = new Int32Array(n);
     for (let i = 0; i < n; i++) {
@@ -255,8 +273,8 @@ export class BPETokenizer implements Tokenizer {
     const pushPair = (i: number) => {
       const j = next[i];
       if (j < 0) return;
-      const r = rankOf.get(sym[i] * MUL + sym[j]);
-      if (r !== undefined) heap.push(r * POS + i);
+      const r = rankOf.get(sym[i], sym[j]);
+      if (r >= 0) heap.push(r * POS + i);
     };
     for (let i = 0; i + 1 < n; i++) pushPair(i);
     const alive = new Uint8Array(n).fill(1);
@@ -265,7 +283,7 @@ export class BPETokenizer implements Tokenizer {
       const rank = Math.floor(top / POS);
       const i = top - rank * POS;
       const j = next[i];
-      if (!alive[i] || j < 0 || rankOf.get(sym[i] * MUL + sym[j]) !== rank) continue; // stale entry
+      if (!alive[i] || j < 0 || rankOf.get(sym[i], sym[j]) !== rank) continue; // stale entry
       sym[i] = this.#mergeNew[rank];
       alive[j] = 0;
       next[i] = next[j];
@@ -281,6 +299,42 @@ export class BPETokenizer implements Tokenizer {
 
 // Non-fatal (invalid sequences become U+FFFD, as from_utf8_lossy); ignoreBOM keeps a leading U+FEFF.
 const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Open-addressing hash (a, b) -> rank over Int32Arrays: the merge lookup is the cold-cache hot spot. */
+class PairTable {
+  readonly #a: Int32Array;
+  readonly #b: Int32Array;
+  readonly #v: Int32Array;
+  readonly #mask: number;
+  constructor(n: number) {
+    let cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    this.#mask = cap - 1;
+    this.#a = new Int32Array(cap).fill(-1);
+    this.#b = new Int32Array(cap);
+    this.#v = new Int32Array(cap);
+  }
+  #slot(a: number, b: number): number {
+    return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca77)) & this.#mask;
+  }
+  set(a: number, b: number, v: number): void {
+    let i = this.#slot(a, b);
+    while (this.#a[i] !== -1 && (this.#a[i] !== a || this.#b[i] !== b)) i = (i + 1) & this.#mask;
+    this.#a[i] = a;
+    this.#b[i] = b;
+    this.#v[i] = v;
+  }
+  /** The rank of (a, b), or -1. */
+  get(a: number, b: number): number {
+    let i = this.#slot(a, b);
+    for (;;) {
+      const x = this.#a[i];
+      if (x === -1) return -1;
+      if (x === a && this.#b[i] === b) return this.#v[i];
+      i = (i + 1) & this.#mask;
+    }
+  }
+}
 
 class MinHeap {
   #a: number[] = [];

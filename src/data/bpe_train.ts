@@ -1,7 +1,8 @@
 // Train a byte-level BPE tokenizer on text and write it as a Hugging Face tokenizer.json (merges in the
 // ["a", "b"] pair form) + tokenizer_config.json, which loadTokenizer and @huggingface/tokenizers both read.
 // Not an encoder (bpe.ts). Reference: tokenizers (Rust) src/models/bpe/trainer.rs: special tokens first,
-// then the 256-byte alphabet in code-point order, then merges by pair count (ties: smaller id pair first).
+// then the 256-byte alphabet in code-point order, then merges by pair count (ties: smaller id pair first);
+// with byLine it reproduces BpeTrainer's merges exactly (tests/data/bpe_train.test.ts).
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.ts";
@@ -22,6 +23,11 @@ export interface BpeTrainOptions {
   /** Written as eos_token/bos_token in tokenizer_config.json (default: the first special token). */
   eosToken?: string;
   bosToken?: string;
+  /**
+   * Pre-tokenize each line on its own, as the Rust trainer's train_from_files does (default false:
+   * whole texts, so a newline+indent run such as "\n    " can become one token, as encode would split it).
+   */
+  byLine?: boolean;
 }
 
 export interface TrainedBpe {
@@ -45,12 +51,14 @@ export function trainBpe(texts: Iterable<string>, opts: BpeTrainOptions): Traine
   // 1. Count pre-tokens (as byte-level strings).
   const wordCounts = new Map<string, number>();
   const pieces: string[] = [];
-  for (const text of texts) {
-    pieces.length = 0;
-    splitIsolated(text, re, pieces);
-    for (const p of pieces) {
-      const w = toByteLevel(p);
-      wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+  for (const whole of texts) {
+    for (const text of opts.byLine ? whole.split(/(?<=\n)/) : [whole]) {
+      pieces.length = 0;
+      splitIsolated(text, re, pieces);
+      for (const p of pieces) {
+        const w = toByteLevel(p);
+        wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+      }
     }
   }
 

@@ -36,7 +36,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, { causal = true, scal
   const out = alloc(backend, [B, T, H, D]);
   const lse = alloc(backend, [B, H, T]);
   launch("attention", [q, k, v], [out, lse], { B, T, S, H, Hkv, D, scale: s, causal: causal ? 1 : 0 });
-  return record(out, "attention", [q, k, v], { q, k, v, out, lse, scale: s, causal });
+  const result = record(out, "attention", [q, k, v], { q, k, v, out, lse, scale: s, causal });
+  if (!result.node) lse.dispose(); // only the backward reads lse
+  return result;
 }
 
 /** Rotary embeddings on x [B, T, H, D] for positions offset..offset+T−1 (rotate-half convention). */

@@ -8,6 +8,7 @@ import { checkFloat, div } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { embedding } from "./embedding.ts";
 import { full } from "../tensor/tensor.ts";
+import { dispose } from "../tensor/memory.ts";
 
 export interface CrossEntropyOptions {
   /** targets equal to this (or outside [0, V)) add no loss and no gradient (PyTorch default −100) */
@@ -30,8 +31,10 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { ignoreIndex = -1
   const lse = alloc(backend, [N]);
   launch("cross_entropy", [logits, targets], [loss, lse], { N, V, ignoreIndex });
   record(loss, "cross_entropy", [logits, targets], { logits, targets, lse, ignoreIndex });
+  if (!loss.node) lse.dispose(); // only the backward reads lse
   if (reduction === "none") return loss;
   const total = sum(loss);
+  if (!total.node) loss.dispose(); // without a graph, nothing else holds the per-position losses
   if (reduction === "sum") return total;
   // the count of targets that are not ignored, computed on the device: look each target up in a
   // [V, 1] table of ones (zero at ignoreIndex); out-of-range ids give 0
@@ -41,5 +44,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { ignoreIndex = -1
   const count = sum(counted);
   table.dispose();
   counted.dispose();
-  return div(total, count);
+  const mean = div(total, count);
+  if (!mean.node) dispose([total, count]);
+  return mean;
 }

@@ -3,6 +3,7 @@
 
 import type { Tensor } from "../tensor/tensor.ts";
 import { record } from "../autograd/tape.ts";
+import { dispose } from "../tensor/memory.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { checkFloat } from "./elementwise.ts";
 
@@ -18,7 +19,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const mean = alloc(backend, [rows]);
   const rstd = alloc(backend, [rows]);
   launch("layer_norm", [x, weight, bias], [out, mean, rstd], { rows, C, eps });
-  return record(out, "layer_norm", [x, weight, bias], { x, weight, mean, rstd });
+  const result = record(out, "layer_norm", [x, weight, bias], { x, weight, mean, rstd });
+  if (!result.node) dispose([mean, rstd]); // only the backward reads them
+  return result;
 }
 
 /** x / sqrt(mean(x²) + eps)·weight over the last dim. */
@@ -31,7 +34,9 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const out = alloc(backend, x.shape);
   const rstd = alloc(backend, [rows]);
   launch("rms_norm", [x, weight], [out, rstd], { rows, C, eps });
-  return record(out, "rms_norm", [x, weight], { x, weight, rstd });
+  const result = record(out, "rms_norm", [x, weight], { x, weight, rstd });
+  if (!result.node) rstd.dispose(); // only the backward reads it
+  return result;
 }
 
 function checkVector(op: string, t: Tensor, C: number): void {

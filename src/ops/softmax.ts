@@ -17,6 +17,11 @@ export function softmax(x: Tensor, axis = -1): Tensor {
     const moved = transpose(x, a, -1);
     const s = softmax(moved, -1);
     const back = transpose(s, a, -1);
+    if (!back.node) {
+      // without a graph, nothing else holds the moved copies
+      moved.dispose();
+      s.dispose();
+    }
     return back;
   }
   const cols = x.shape[x.rank - 1] ?? 1;

