@@ -4,8 +4,9 @@
 // createBackend("auto"). Also chooses the kernel variants for the adapter (chooseTuning).
 import type { GpuDriver, AcquireOptions, AdapterInfo } from "./driver.ts";
 import type { Tuning } from "./launch.ts";
+import { debugLevel } from "../../util/env.ts";
 
-const debug = () => Number(process.env.KILN_DEBUG ?? 0) >= 1;
+const debug = () => debugLevel() >= 1;
 
 /** A driver for the best adapter this runtime offers under `options`, or null. */
 export async function acquireDriver(options: AcquireOptions): Promise<GpuDriver | null> {

@@ -4,6 +4,7 @@
 import type { Backend, BackendOptions } from "../backend.ts";
 import { acquireDriver, chooseTuning } from "./device.ts";
 import { WebGPUBackend } from "./webgpu_backend.ts";
+import { debugLevel } from "../../util/env.ts";
 
 export { WebGPUBackend } from "./webgpu_backend.ts";
 
@@ -14,7 +15,7 @@ export async function createWebGPUBackend(options: BackendOptions & { auto?: boo
     driver = await acquireDriver({ allowCpu });
   } catch (e) {
     if (options.auto) {
-      if (Number(process.env.KILN_DEBUG ?? 0) >= 1) console.error(`[webgpu] unavailable: ${(e as Error).message}`);
+      if (debugLevel() >= 1) console.error(`[webgpu] unavailable: ${(e as Error).message}`);
       return null;
     }
     throw e;

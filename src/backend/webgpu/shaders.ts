@@ -14,6 +14,7 @@ import reduce from "../../../kernels/reduce.wgsl" with { type: "text" };
 import rms_norm from "../../../kernels/rms_norm.wgsl" with { type: "text" };
 import rope from "../../../kernels/rope.wgsl" with { type: "text" };
 import softmax from "../../../kernels/softmax.wgsl" with { type: "text" };
+import { debugLevel } from "../../util/env.ts";
 
 const FILES = {
   elementwise, copy, reduce, softmax, matmul, embedding, layer_norm, rms_norm, rope, attention, cross_entropy, adamw,
@@ -29,7 +30,7 @@ export function shaderSource(file: ShaderFile): string {
   if (!src) {
     src = `${common}\n${FILES[file]}`;
     sources.set(file, src);
-    if (Number(process.env.KILN_DEBUG ?? 0) >= 3) console.error(`// kernels/${file}.wgsl\n${src}`);
+    if (debugLevel() >= 3) console.error(`// kernels/${file}.wgsl\n${src}`);
   }
   return src;
 }

@@ -8,6 +8,7 @@ import { dlopen, suffix } from "bun:ffi";
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
 import { WGPU_NATIVE_SYMBOLS } from "./symbols.ts";
+import { env } from "../../../util/env.ts";
 
 /** Which header generation the library follows: layouts and the wait primitive differ. */
 export type LibraryFlavor = "dawn" | "wgpu-native";
@@ -21,13 +22,13 @@ export interface NativeLibrary {
 
 /** The library to load, or null (with the reasons in `tried`) when none is found. */
 export function findWebGPULibrary(tried: string[] = []): NativeLibrary | null {
-  const env = process.env.KILN_WEBGPU_LIBRARY;
-  if (env) {
-    if (!existsSync(env)) {
-      tried.push(`KILN_WEBGPU_LIBRARY=${env} does not exist`);
+  const library = env("KILN_WEBGPU_LIBRARY");
+  if (library) {
+    if (!existsSync(library)) {
+      tried.push(`KILN_WEBGPU_LIBRARY=${library} does not exist`);
       return null;
     }
-    return { path: env, flavor: flavorOf(env), source: "KILN_WEBGPU_LIBRARY" };
+    return { path: library, flavor: flavorOf(library), source: "KILN_WEBGPU_LIBRARY" };
   }
   const wgpuNative = process.platform === "win32" ? "wgpu_native.dll" : `libwgpu_native.${suffix}`;
   if (opens(wgpuNative)) return { path: wgpuNative, flavor: "wgpu-native", source: "wgpu-native" };
