@@ -8,6 +8,7 @@ import { z } from "zod";
 import { Module, ModuleList } from "../nn/module.ts";
 import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.ts";
 import { arange, type Tensor } from "../tensor/tensor.ts";
+import { KVCache } from "./kv_cache.ts";
 import { keep } from "../tensor/memory.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
@@ -37,12 +38,14 @@ class CausalSelfAttention extends Module {
     this.resid_dropout = new Dropout(config.dropout);
   }
 
-  forward(x: Tensor): Tensor {
+  /** With a cache, appends this step's keys/values to `layer`'s and attends over all of them. */
+  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
     const [B, T, C] = x.shape;
     const H = this.config.nHead;
     const D = C / H;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]
-    const [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
+    let [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
+    if (cache) ({ k, v } = cache.update(layer, k, v)); // [B, S, H, D], S = cached + T
     const y = ops.attention(q, k, v, { causal: true }).reshape(B, T, C); // [B, T, C]
     return this.resid_dropout.forward(this.c_proj.forward(y)); // [B, T, C]
   }
@@ -78,8 +81,8 @@ class Block extends Module {
     this.mlp = this.module("mlp", new MLP(config, backend));
   }
 
-  forward(x: Tensor): Tensor {
-    const a = x.add(this.attn.forward(this.ln_1.forward(x))); // [B, T, C]
+  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
+    const a = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer)); // [B, T, C]
     return a.add(this.mlp.forward(this.ln_2.forward(a))); // [B, T, C]
   }
 }
@@ -111,17 +114,30 @@ export class GPT extends Module {
     this.transformer = this.module("transformer", new Transformer(this.config, backend));
   }
 
-  /** Logits [B, T, V] for token ids idx [B, T] (i32). */
-  forward(idx: Tensor): Tensor {
+  /**
+   * Logits [B, T, V] for token ids idx [B, T] (i32). With `cache`, the tokens sit at positions
+   * cache.length.. (learned positions from there), their keys/values are appended to the cache,
+   * and attention covers everything cached.
+   */
+  forward(idx: Tensor, { cache }: { cache?: KVCache } = {}): Tensor {
     const [B, T] = idx.shape;
     if (idx.rank !== 2) throw new Error(`[gpt] idx must be [B, T], got ${idx.describe()}`);
-    if (T > this.config.blockSize) throw new Error(`[gpt] sequence length ${T} exceeds blockSize ${this.config.blockSize}`);
+    const offset = cache?.length ?? 0;
+    if (offset + T > this.config.blockSize) throw new Error(`[gpt] sequence length ${offset + T} exceeds blockSize ${this.config.blockSize}`);
     const tr = this.transformer;
-    const pos = this.positions(T, idx.backend); // [T]
+    const pos = offset === 0 ? this.positions(T, idx.backend) : arange(offset, offset + T, { backend: idx.backend }); // [T]
     let x = tr.drop.forward(tr.wte.forward(idx).add(tr.wpe.forward(pos))); // [B, T, C]
-    for (const block of tr.h.items) x = block.forward(x); // [B, T, C]
+    tr.h.items.forEach((block, i) => (x = block.forward(x, cache, i))); // [B, T, C]
+    cache?.advance(T);
     x = tr.ln_f.forward(x); // [B, T, C]
     return ops.linear(x, tr.wte.weight, null, "out_in"); // [B, T, V], head tied to wte
+  }
+
+  /** An empty KV cache for `batch` sequences of up to maxLength (default blockSize) positions. */
+  newCache(batch: number, maxLength = this.config.blockSize): KVCache {
+    const C = this.config.nEmbd;
+    const H = this.config.nHead;
+    return new KVCache({ layers: this.config.nLayer, batch, maxLength, kvHeads: H, headDim: C / H, backend: this.transformer.wte.weight.backend });
   }
 
   /** Mean cross-entropy of next-token prediction: logits for idx against targets [B, T]. */
