@@ -173,64 +173,79 @@ export class Trainer {
     let windowTokens = 0;
     try {
       await this.#hooks.onTrainBegin?.({ step: this.step, iters: a.iters });
-      while (this.step < a.iters) {
+      // On a backend that reads synchronously (wasm) every step's loss is read at once; on a GPU,
+      // losses stay on the device and are read in one go at log, eval and checkpoint steps, so
+      // the host never waits for the device between steps.
+      const deferReads = !this.optimizer.params[0]?.backend.downloadSync;
+      const pending: { step: number; lr: number; losses: Tensor[] }[] = [];
+      let stop = false;
+      while (this.step < a.iters && !stop) {
         const lr = this.lrAt(this.step);
-        const stepStart = performance.now();
-        const { loss, stepTokens } = await this.#trainStep(lr, phase);
+        const { losses: stepLosses, stepTokens } = this.#trainStep(lr, phase);
         this.step++;
         tokens += stepTokens;
         windowSteps++;
         windowTokens += stepTokens;
-        losses.push(loss);
-        lastLoss = loss;
-        if (!Number.isFinite(loss)) {
-          stoppedBy = "nan";
-          this.#progress?.line(`[train] loss became ${loss} at step ${this.step}: stopping. ` +
-            (lastCheckpoint ?? (ckptDir && (await hasCheckpoint(ckptDir))) ? `The last good checkpoint in ${ckptDir} is kept.` : "No checkpoint was written."));
-          break;
-        }
-        const now = performance.now();
-        const msPerIter = now - stepStart;
-        const isLog = this.step % a.logInterval === 0 || this.step === a.iters;
-        const rate = (windowTokens * 1000) / Math.max(now - windowStart, 1e-6);
-        this.#progress?.update({ step: this.step, total: a.iters, loss, tokensPerS: rate, msPerIter: (now - windowStart) / windowSteps, lr }, isLog);
-        await this.#hooks.onStepEnd?.({ step: this.step, loss, lr, msPerIter, tokensPerS: rate });
-        const record: MetricRecord = { step: this.step, loss, lr };
-        if (isLog) {
-          Object.assign(record, {
-            tokens_per_s: Math.round(rate),
-            ms_per_iter: +((now - windowStart) / windowSteps).toFixed(3),
-            ms_data: +(phase.data / windowSteps).toFixed(3),
-            ms_forward: +(phase.forward / windowSteps).toFixed(3),
-            ms_backward: +(phase.backward / windowSteps).toFixed(3),
-            ms_optimizer: +(phase.optimizer / windowSteps).toFixed(3),
-          });
-          phase.data = phase.forward = phase.backward = phase.optimizer = 0;
-          windowStart = performance.now();
-          windowSteps = 0;
-          windowTokens = 0;
-        }
-        const isEval = a.evalInterval > 0 && this.step % a.evalInterval === 0 && this.step < a.iters;
-        if (isEval) {
-          const valLoss = await this.evaluate("val", a.evalIters);
-          record.val_loss = valLoss;
-          this.#progress?.line(`step ${this.step}: val loss ${valLoss.toFixed(4)}`);
-          await this.#hooks.onEvaluate?.({ step: this.step, valLoss });
-          if (valLoss < bestVal) {
-            bestVal = valLoss;
-            sinceBest = 0;
-          } else if (a.earlyStopPatience > 0 && ++sinceBest >= a.earlyStopPatience) {
-            stoppedBy = "early_stop";
+        pending.push({ step: this.step, lr, losses: stepLosses });
+        const must = (n: number) => n > 0 && this.step % n === 0;
+        if (deferReads && !(must(a.logInterval) || must(a.evalInterval) || must(a.checkpointInterval) || this.#interrupted || this.step === a.iters)) continue;
+
+        for (const p of pending.splice(0)) {
+          let loss = 0;
+          for (const l of p.losses) loss += (await l.data())[0];
+          loss /= p.losses.length;
+          losses.push(loss);
+          lastLoss = loss;
+          if (!Number.isFinite(loss)) {
+            stoppedBy = "nan";
+            stop = true;
+            this.#progress?.line(`[train] loss became ${loss} at step ${p.step}: stopping. ` +
+              (lastCheckpoint ?? (ckptDir && (await hasCheckpoint(ckptDir))) ? `The last good checkpoint in ${ckptDir} is kept.` : "No checkpoint was written."));
+            break;
           }
+          const now = performance.now();
+          const isLog = p.step % a.logInterval === 0 || p.step === a.iters;
+          const rate = (windowTokens * 1000) / Math.max(now - windowStart, 1e-6);
+          const msPerIter = (now - windowStart) / Math.max(windowSteps, 1);
+          this.#progress?.update({ step: p.step, total: a.iters, loss, tokensPerS: rate, msPerIter, lr: p.lr }, isLog);
+          await this.#hooks.onStepEnd?.({ step: p.step, loss, lr: p.lr, msPerIter, tokensPerS: rate });
+          const record: MetricRecord = { step: p.step, loss, lr: p.lr };
+          if (isLog) {
+            Object.assign(record, {
+              tokens_per_s: Math.round(rate),
+              ms_per_iter: +msPerIter.toFixed(3),
+              ms_data: +(phase.data / windowSteps).toFixed(3),
+              ms_forward: +(phase.forward / windowSteps).toFixed(3),
+              ms_backward: +(phase.backward / windowSteps).toFixed(3),
+              ms_optimizer: +(phase.optimizer / windowSteps).toFixed(3),
+            });
+            phase.data = phase.forward = phase.backward = phase.optimizer = 0;
+            windowStart = performance.now();
+            windowSteps = 0;
+            windowTokens = 0;
+          }
+          if (a.evalInterval > 0 && p.step % a.evalInterval === 0 && p.step < a.iters) {
+            const valLoss = await this.evaluate("val", a.evalIters);
+            record.val_loss = valLoss;
+            this.#progress?.line(`step ${p.step}: val loss ${valLoss.toFixed(4)}`);
+            await this.#hooks.onEvaluate?.({ step: p.step, valLoss });
+            if (valLoss < bestVal) {
+              bestVal = valLoss;
+              sinceBest = 0;
+            } else if (a.earlyStopPatience > 0 && ++sinceBest >= a.earlyStopPatience) {
+              stoppedBy = "early_stop";
+              stop = true;
+            }
+          }
+          await this.metrics.log(record);
+          const isCheckpoint = a.checkpointInterval > 0 && p.step % a.checkpointInterval === 0;
+          if (ckptDir && (isCheckpoint || (this.#interrupted && p.step === this.step))) lastCheckpoint = await this.#checkpoint(ckptDir);
         }
-        await this.metrics.log(record);
-        const isCheckpoint = a.checkpointInterval > 0 && this.step % a.checkpointInterval === 0;
-        if (ckptDir && (isCheckpoint || this.#interrupted)) lastCheckpoint = await this.#checkpoint(ckptDir);
-        if (this.#interrupted) {
+        for (const p of pending.splice(0)) for (const l of p.losses) l.dispose();
+        if (this.#interrupted && !stop) {
           stoppedBy = "interrupt";
-          break;
+          stop = true;
         }
-        if (stoppedBy === "early_stop") break;
       }
       this.#progress?.end();
       let valLoss: number | undefined;
@@ -255,8 +270,8 @@ export class Trainer {
     }
   }
 
-  /** One optimizer step (gradAccum micro-batches); resolves with the mean micro-batch loss. */
-  async #trainStep(lr: number, phase: { data: number; forward: number; backward: number; optimizer: number }): Promise<{ loss: number; stepTokens: number }> {
+  /** Queues one optimizer step (gradAccum micro-batches); returns the micro-batch losses, unread. */
+  #trainStep(lr: number, phase: { data: number; forward: number; backward: number; optimizer: number }): { losses: Tensor[]; stepTokens: number } {
     const a = this.args;
     let stepTokens = 0;
     const losses = scope(() => {
@@ -272,7 +287,7 @@ export class Trainer {
         t = performance.now();
         (a.gradAccum > 1 ? loss.mul(1 / a.gradAccum) : loss).backward();
         phase.backward += performance.now() - t;
-        losses.push(loss);
+        losses.push(loss.detach());
       }
       const t = performance.now();
       this.optimizer.lr = lr;
@@ -283,13 +298,7 @@ export class Trainer {
       phase.optimizer += performance.now() - t;
       return losses;
     });
-    // the only read-back of a step: its loss (on a GPU, this waits for the step to finish)
-    let total = 0;
-    for (const l of losses) {
-      total += (await l.data())[0];
-      l.dispose();
-    }
-    return { loss: total / a.gradAccum, stepTokens };
+    return { losses, stepTokens };
   }
 
   async #checkpoint(dir: string): Promise<string> {
