@@ -38,6 +38,9 @@ const SHAPES: Shape[] = [
   // weights stored [out, in] (y = x·Wᵀ): dW = dOutᵀ·x is transA with M = out
   shape("dWt_lm", 65, 128, 768, 1, 0),
   shape("fwdT_lm", 768, 65, 128, 0, 1),
+  // small calls near the threading threshold
+  shape("small_6M", 768, 64, 64),
+  shape("small_3M", 384, 64, 64),
 ];
 
 const args = process.argv.slice(2);

@@ -9,8 +9,11 @@ import { MAX_CHUNKS, SCRATCH_BYTES, threadPool } from "./threads.ts";
 
 /** Scratch one matmul_f32 call needs (wasm/assembly/matmul.ts: SCRATCH_END = 634,944 bytes). */
 export const MATMUL_SCRATCH_BYTES = 634_944;
-/** Calls below this many flops run on the main thread alone (a wake-up costs ~10–30 µs). */
-export const PARALLEL_MIN_FLOPS = 4e6;
+/**
+ * Calls below this many flops (~0.2 ms on one thread) run on the main thread alone: waking a worker
+ * and waking the main thread again cost 10–70 µs each on a busy 2-core box, more than a split saves.
+ */
+export const PARALLEL_MIN_FLOPS = 8e6;
 /** Chunks per thread: > 1 lets the main thread take over the share of a worker that wakes late. */
 export const CHUNKS_PER_THREAD = 2;
 
