@@ -3,7 +3,7 @@
 // GPT shapes of a training step. Oracle: tests/reference.ts matmul (float64, i-j-k). Then the WASM
 // specifics: odd sizes in every combination, calls split over worker threads, and process exit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -118,6 +118,12 @@ describe("matmul_f32 on wasm with worker threads", () => {
       }
     }
     expect(pool.workerChunks).toBeGreaterThan(before); // the worker took part
+  });
+
+  test("the 6×8 micro-kernel is its own function in the build (not inlined into the driver)", () => {
+    const wat = new URL("../../wasm/build/kernels.wat", import.meta.url);
+    if (!existsSync(wat)) return; // only `node wasm/build.mjs` writes the text form
+    expect(readFileSync(wat, "utf8")).toContain("(func $wasm/assembly/matmul_micro/micro_6x8 ");
   });
 
   test("K = 0 writes the bias (or zeros)", () => {
