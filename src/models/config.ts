@@ -272,3 +272,47 @@ function parseLlama(raw: Record<string, unknown>, family: "llama" | "mistral" | 
     torchDtype: c.torch_dtype ?? c.dtype,
   }, `kiln ${family}`);
 }
+
+/**
+ * The inverse of parseModelConfig: a Hugging Face config.json object (HF field names, architectures,
+ * model_type, torch_dtype "float32": kiln saves f32 weights) that parses back to the same config and
+ * that transformers reads as the same model. Throws for a kiln config HF cannot express.
+ */
+export function toHFConfig(config: ModelConfig): Record<string, unknown> {
+  const ids = (c: ModelConfig) => Object.fromEntries(
+    ([["bos_token_id", c.bosTokenId], ["eos_token_id", c.eosTokenId], ["pad_token_id", "padTokenId" in c ? c.padTokenId : null]] as const)
+      .filter(([, v]) => v != null),
+  );
+  if (config.family === "gpt2") {
+    const c = config;
+    return {
+      architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: c.vocabSize, n_positions: c.blockSize, n_ctx: c.blockSize,
+      n_embd: c.nEmbd, n_layer: c.nLayer, n_head: c.nHead, n_inner: null, activation_function: "gelu_new",
+      // kiln drops embeddings and residual branches, never attention probabilities
+      resid_pdrop: c.dropout, embd_pdrop: c.dropout, attn_pdrop: 0, layer_norm_epsilon: c.layerNormEps,
+      initializer_range: 0.02, scale_attn_weights: true, tie_word_embeddings: true, use_cache: true, ...ids(c), torch_dtype: "float32",
+    };
+  }
+  const c = config;
+  const arch = { llama: "LlamaForCausalLM", mistral: "MistralForCausalLM", qwen2: "Qwen2ForCausalLM" }[c.family];
+  const fixedBias = { qwen2: [true, false, false], mistral: [false, false, false] } as const;
+  if (c.family === "llama" && c.qkvBias !== c.oBias) {
+    throw new Error(`[config] llama with qkvBias ${c.qkvBias} but oBias ${c.oBias}: HF attention_bias sets both`);
+  }
+  if (c.family !== "llama") {
+    const [qkv, o, mlp] = fixedBias[c.family];
+    if (c.qkvBias !== qkv || c.oBias !== o || c.mlpBias !== mlp) {
+      throw new Error(`[config] ${c.family} has fixed biases (q/k/v ${qkv}, o ${o}, mlp ${mlp}); got ${c.qkvBias}, ${c.oBias}, ${c.mlpBias}`);
+    }
+  }
+  return {
+    architectures: [arch], model_type: c.family, vocab_size: c.vocabSize, hidden_size: c.nEmbd, intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.nLayer, num_attention_heads: c.nHead, num_key_value_heads: c.nKvHead, head_dim: c.headDim,
+    hidden_act: "silu", max_position_embeddings: c.blockSize, rms_norm_eps: c.rmsNormEps, rope_theta: c.ropeTheta, rope_scaling: null,
+    ...(c.family === "llama" ? { attention_bias: c.qkvBias, mlp_bias: c.mlpBias } : {}),
+    ...(c.family === "mistral" ? { sliding_window: c.slidingWindow } : {}),
+    ...(c.family === "qwen2" ? { use_sliding_window: false } : {}),
+    attention_dropout: c.attentionDropout, initializer_range: 0.02, tie_word_embeddings: c.tieWordEmbeddings, use_cache: true,
+    ...ids(c), torch_dtype: "float32",
+  };
+}

@@ -140,6 +140,22 @@ export class GPT extends Module {
     return new KVCache({ layers: this.config.nLayer, batch, maxLength, kvHeads: H, headDim: C / H, backend: this.transformer.wte.weight.backend });
   }
 
+  /** Writes a Hugging Face folder (config.json, model.safetensors, tokenizer files): see ./pretrained.ts. */
+  async savePretrained(dir: string, options?: import("./pretrained.ts").SaveOptions): Promise<void> {
+    const { savePretrained } = await import("./pretrained.ts");
+    await savePretrained(this, dir, options);
+  }
+
+  /**
+   * The parameter a GPT-2 checkpoint tensor loads into, or null to skip it: GPT2Model checkpoints
+   * (openai-community/gpt2) name weights without "transformer.", carry causal-mask buffers
+   * (attn.bias, attn.masked_bias), and some carry the tied lm_head.weight.
+   */
+  static checkpointName(name: string): string | null {
+    if (name === "lm_head.weight" || name.endsWith(".attn.bias") || name.endsWith(".attn.masked_bias")) return null;
+    return name.startsWith("transformer.") ? name : `transformer.${name}`;
+  }
+
   /** Mean cross-entropy of next-token prediction: logits for idx against targets [B, T]. */
   loss(idx: Tensor, targets: Tensor): Tensor {
     const logits = this.forward(idx); // [B, T, V]

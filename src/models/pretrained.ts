@@ -1,0 +1,226 @@
+// Hugging Face model folders: loadPretrained(dir) reads config.json, model.safetensors (or the shards
+// of model.safetensors.index.json), the tokenizer and generation_config.json, and builds the model;
+// savePretrained(model, dir) writes a folder that kiln and transformers both read. Weights load
+// tensor by tensor straight into the parameters (F16/BF16 widened to f32), so loading holds one
+// copy of the weights plus one tensor in flight. Not a downloader: the folder must be local.
+// Reference: transformers PreTrainedModel.from_pretrained / save_pretrained (file names, tied weights).
+
+import { copyFile, mkdir, readFile, stat } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import type { Backend } from "../backend/backend.ts";
+import { formatShape, sameShape } from "../tensor/shape.ts";
+import { readSafetensors, writeSafetensors, type SafetensorsFile, type SafetensorsTensor } from "../io/safetensors.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
+import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
+import { loadModelConfig, toHFConfig, type GPT2Config, type LlamaConfig, type ModelConfig } from "./config.ts";
+import { GPT } from "./gpt.ts";
+import { LlamaForCausalLM } from "./llama.ts";
+import { createModel, type PretrainedModel } from "./index.ts";
+
+/** generation_config.json as Hugging Face writes it (the fields generation reads; others kept as-is). */
+export interface GenerationConfig {
+  bos_token_id?: number | number[] | null;
+  eos_token_id?: number | number[] | null;
+  pad_token_id?: number | null;
+  max_new_tokens?: number;
+  max_length?: number;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  repetition_penalty?: number;
+  [field: string]: unknown;
+}
+
+export interface LoadOptions {
+  /** where the weights live (default: the default backend) */
+  backend?: Backend;
+  /** load the tokenizer when the folder has one (default true) */
+  tokenizer?: boolean;
+}
+
+export interface Pretrained {
+  /** in eval mode (dropout off), as transformers returns it */
+  model: PretrainedModel;
+  config: ModelConfig;
+  tokenizer?: Tokenizer;
+  generationConfig?: GenerationConfig;
+}
+
+export interface SaveOptions {
+  /** copy the tokenizer files from this folder (default: the folder the model was loaded from, if any) */
+  tokenizerDir?: string;
+  /** written as generation_config.json (default: the one loaded with the model, if any) */
+  generationConfig?: GenerationConfig;
+}
+
+const SINGLE = "model.safetensors";
+const INDEX = "model.safetensors.index.json";
+const TOKENIZER_FILES = [
+  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+  "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+];
+
+/** What a loaded model came with, so that savePretrained writes it back. */
+const origins = new WeakMap<PretrainedModel, { dir: string; config: ModelConfig; generationConfig?: GenerationConfig }>();
+
+/**
+ * Loads a local Hugging Face folder: the model (weights checked name by name and shape by shape),
+ * its parsed config, and the tokenizer and generation config when present.
+ * @example const { model, tokenizer } = await loadPretrained("models/Qwen2.5-0.5B");
+ */
+export async function loadPretrained(dir: string, { backend, tokenizer = true }: LoadOptions = {}): Promise<Pretrained> {
+  const config = await loadModelConfig(dir);
+  const checkpoint = await openCheckpoint(dir);
+  const model = createModel(config, backend);
+  try {
+    await loadWeights(model, config, checkpoint, dir);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  model.eval();
+  const generationConfig = await readJson<GenerationConfig>(join(dir, "generation_config.json"));
+  origins.set(model, { dir, config, generationConfig });
+  const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
+  return {
+    model,
+    config,
+    tokenizer: tokenizer && hasTokenizer ? await loadTokenizer(dir) : undefined,
+    generationConfig,
+  };
+}
+
+/**
+ * Writes `model` as a Hugging Face folder: config.json (HF field names, torch_dtype "float32"),
+ * model.safetensors (F32; a tied head saved once, under the embedding's name, as transformers
+ * does), generation_config.json and the tokenizer files when known.
+ */
+export async function savePretrained(model: PretrainedModel, dir: string, options: SaveOptions = {}): Promise<void> {
+  const origin = origins.get(model);
+  const config = modelConfigOf(model, origin?.config);
+  const hfConfig = toHFConfig(config); // throws before anything is written if HF cannot express it
+  await mkdir(dir, { recursive: true });
+  const tensors: Record<string, SafetensorsTensor> = {};
+  for (const [name, t] of model.namedParameters()) {
+    tensors[name] = { dtype: "F32", shape: t.shape, data: (await t.data()) as Float32Array };
+  }
+  await writeSafetensors(join(dir, SINGLE), tensors, { format: "pt" });
+  await writeJsonAtomic(join(dir, "config.json"), hfConfig);
+  const generationConfig = options.generationConfig ?? origin?.generationConfig;
+  if (generationConfig) await writeJsonAtomic(join(dir, "generation_config.json"), generationConfig);
+  const tokenizerDir = options.tokenizerDir ?? origin?.dir;
+  if (tokenizerDir && resolve(tokenizerDir) !== resolve(dir)) {
+    for (const file of TOKENIZER_FILES) if (await exists(join(tokenizerDir, file))) await copyFile(join(tokenizerDir, file), join(dir, file));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint files: one model.safetensors, or shards listed by model.safetensors.index.json.
+
+/** Every tensor of the checkpoint: name -> the file holding it. */
+type Checkpoint = Map<string, SafetensorsFile>;
+
+async function openCheckpoint(dir: string): Promise<Checkpoint> {
+  const out: Checkpoint = new Map();
+  if (await exists(join(dir, SINGLE))) {
+    const file = await readSafetensors(join(dir, SINGLE));
+    for (const name of file.names()) out.set(name, file);
+    return out;
+  }
+  const indexPath = join(dir, INDEX);
+  const index = await readJson<{ weight_map?: unknown }>(indexPath);
+  if (index === undefined) throw new Error(`[pretrained] ${dir} has neither ${SINGLE} nor ${INDEX}`);
+  const map = index.weight_map;
+  if (typeof map !== "object" || map === null || Array.isArray(map)) throw new Error(`[pretrained] ${indexPath}: "weight_map" is not an object`);
+  const byShard = new Map<string, string[]>();
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== "string" || shard !== basename(shard) || shard === ".." || !shard.endsWith(".safetensors")) {
+      throw new Error(`[pretrained] ${indexPath}: weight ${JSON.stringify(name)} maps to ${JSON.stringify(shard)}, not a .safetensors file in the folder`);
+    }
+    byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
+  }
+  for (const [shard, names] of byShard) {
+    const path = join(dir, shard);
+    if (!(await exists(path))) {
+      throw new Error(`[pretrained] shard ${shard} listed in ${INDEX} is missing from ${dir} (it holds ${names.length} weights: ${preview(names)})`);
+    }
+    const file = await readSafetensors(path);
+    const absent = names.filter((n) => !file.has(n));
+    if (absent.length) throw new Error(`[pretrained] ${INDEX} lists ${absent.length} weights in ${shard} that it does not hold: ${preview(absent)}`);
+    for (const name of names) out.set(name, file);
+  }
+  return out;
+}
+
+/** Copies every checkpoint tensor into its parameter, one tensor at a time, in file order. */
+async function loadWeights(model: PretrainedModel, config: ModelConfig, checkpoint: Checkpoint, dir: string): Promise<void> {
+  const params = model.stateDict(); // name -> parameter
+  const targets = new Map<string, string>(); // checkpoint name -> parameter name
+  const unexpected: string[] = [];
+  for (const name of checkpoint.keys()) {
+    const param = model instanceof GPT ? GPT.checkpointName(name) : LlamaForCausalLM.checkpointName(name, config as LlamaConfig);
+    if (param === null) continue;
+    if (!params.has(param)) unexpected.push(name);
+    else targets.set(name, param);
+  }
+  const covered = new Set(targets.values());
+  const missing = [...params.keys()].filter((p) => !covered.has(p));
+  if (missing.length || unexpected.length) {
+    const what = model.constructor.name;
+    throw new Error(
+      `[pretrained] ${dir}: the weights do not fit ${what}` +
+        (missing.length ? `; missing ${missing.length} of ${params.size}: ${preview(missing)}` : "") +
+        (unexpected.length ? `; unexpected ${unexpected.length}: ${preview(unexpected)}` : ""),
+    );
+  }
+  // sequential reads: group by file, each in offset order
+  const order = [...targets.keys()].sort((a, b) => {
+    const fa = checkpoint.get(a)!, fb = checkpoint.get(b)!;
+    return fa === fb ? fa.info(a).byteOffset - fb.info(b).byteOffset : fa.path < fb.path ? -1 : 1;
+  });
+  for (const name of order) {
+    const file = checkpoint.get(name)!;
+    const info = file.info(name);
+    const param = params.get(targets.get(name)!)!;
+    if (!sameShape(info.shape, param.shape)) {
+      throw new Error(`[pretrained] ${name} in ${basename(file.path)} is ${info.dtype} ${formatShape(info.shape)}, the model expects ${formatShape(param.shape)}`);
+    }
+    if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+      throw new Error(`[pretrained] ${name} in ${basename(file.path)} has dtype ${info.dtype}; kiln loads F32, F16, BF16 and F64 weights`);
+    }
+    const values = (await file.read(name)) as Float32Array; // F16/BF16/F64 converted to f32
+    param.backend.upload(param.storage.buffer, values);
+  }
+}
+
+/** The ModelConfig a model was built from (GPT keeps only GPTConfig's fields: token ids come from the load). */
+function modelConfigOf(model: PretrainedModel, loaded?: ModelConfig): ModelConfig {
+  if (model instanceof LlamaForCausalLM) return model.config;
+  const base = loaded?.family === "gpt2" ? loaded : { bosTokenId: null, eosTokenId: null, torchDtype: null };
+  return { ...base, ...model.config, family: "gpt2" } satisfies GPT2Config;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function preview(names: readonly string[], n = 8): string {
+  return names.slice(0, n).join(", ") + (names.length > n ? `, ... (${names.length - n} more)` : "");
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  if (!(await exists(path))) return undefined;
+  const text = await readFile(path, "utf8");
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`[pretrained] ${path} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
