@@ -4,6 +4,7 @@ export {};
 const COMMANDS: Record<string, { file: string; help: string }> = {
   train: { file: "./train.ts", help: "train a character-level GPT on a text file (default: Tiny Shakespeare)" },
   tokenizer: { file: "./tokenizer.ts", help: "train a byte-level BPE tokenizer (kiln tokenizer train --help)" },
+  generate: { file: "./generate.ts", help: "continue a prompt with a Hugging Face model folder or a kiln run folder" },
 };
 
 const [command, ...rest] = process.argv.slice(2);

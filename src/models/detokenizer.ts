@@ -100,12 +100,15 @@ export class StreamingDetokenizer {
     return this.#decode(this.#tokens);
   }
 
-  /** Earliest stop-string occurrence that ends in text not yet handed out. */
+  /** Earliest stop-string occurrence in text not yet handed out, short of a trailing unfinished character. */
   #findStop(): { at: number; string: string } | null {
     let best: { at: number; string: string } | null = null;
+    let end = this.#text.length;
+    while (end > this.#emitted && this.#text[end - 1] === REPLACEMENT) end--;
+    const text = this.#text.slice(0, end);
     for (const s of this.#stops) {
       // handed-out text holds no stop string nor a suffix that starts one: search from there
-      const at = this.#text.indexOf(s, this.#emitted);
+      const at = text.indexOf(s, this.#emitted);
       if (at >= 0 && (!best || at < best.at)) best = { at, string: s };
     }
     return best;

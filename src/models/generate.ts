@@ -15,7 +15,7 @@ import { fromArray } from "../tensor/tensor.ts";
 import { scope } from "../tensor/memory.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { Rng } from "../tensor/random.ts";
-import { pickToken, type SamplingParams } from "./sampling.ts";
+import { checkParams, pickToken, type SamplingParams } from "./sampling.ts";
 import { StreamingDetokenizer } from "./detokenizer.ts";
 
 /** What generation needs of a model: GPT and Llama both fit. */
@@ -30,8 +30,8 @@ export interface CausalLM {
   train(flag?: boolean): unknown;
 }
 
-/** The generation_config.json fields kiln reads (HF names; others are ignored). */
-export const GenerationConfig = z.object({
+/** The generation_config.json fields generation reads (HF names; others pass through unchecked). */
+export const GenerationConfigSchema = z.object({
   do_sample: z.boolean().optional(),
   temperature: z.number().min(0).optional(),
   top_k: z.number().int().min(0).optional(),
@@ -41,7 +41,6 @@ export const GenerationConfig = z.object({
   max_new_tokens: z.number().int().positive().optional(),
   max_length: z.number().int().positive().optional(),
 }).loose();
-export type GenerationConfig = z.infer<typeof GenerationConfig>;
 
 export interface GenerateOptions {
   /** tokens to generate at most (default: generation config max_new_tokens, else max_length − prompt, else 128) */
@@ -166,14 +165,16 @@ export function resolveOptions(options: GenerateOptions, promptLength: number, m
   const stopStrings = [...(o.stopStrings ?? [])];
   if (stopStrings.length > 0 && !tokenizer) throw new Error("[generate] stopStrings need a tokenizer");
   if (o.seed !== undefined && o.rng) throw new Error("[generate] pass seed or rng, not both");
+  const sampling: SamplingParams = {
+    temperature,
+    topK: o.topK ?? g.top_k ?? 50,
+    topP: o.topP ?? g.top_p ?? 1,
+    repetitionPenalty: o.repetitionPenalty ?? g.repetition_penalty ?? 1,
+  };
+  checkParams(sampling);
   return {
     maxNewTokens,
-    sampling: {
-      temperature,
-      topK: o.topK ?? g.top_k ?? 50,
-      topP: o.topP ?? g.top_p ?? 1,
-      repetitionPenalty: o.repetitionPenalty ?? g.repetition_penalty ?? 1,
-    },
+    sampling,
     stopTokens,
     stopStrings,
     rng: o.rng ?? (o.seed !== undefined ? new Rng(o.seed) : Rng.global),
@@ -184,8 +185,8 @@ export function resolveOptions(options: GenerateOptions, promptLength: number, m
 }
 
 /** Validates a generation_config.json object (HF field names), naming the bad field. */
-export function parseGenerationConfig(json: unknown): GenerationConfig {
-  const r = GenerationConfig.safeParse(json);
+export function parseGenerationConfig(json: unknown): z.infer<typeof GenerationConfigSchema> {
+  const r = GenerationConfigSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
     const field = issue.path.join(".");

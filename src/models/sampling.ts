@@ -135,7 +135,8 @@ function kthLargest(scores: Float64Array, k: number): number {
   return sorted[sorted.length - k];
 }
 
-function checkParams(p: SamplingParams, V: number): void {
+/** Throws `[generate] ...` naming a parameter out of range. */
+export function checkParams(p: SamplingParams, V = 1): void {
   if (!(p.temperature >= 0) || !Number.isFinite(p.temperature)) throw new Error(`[generate] temperature must be >= 0, got ${p.temperature}`);
   if (!Number.isInteger(p.topK) || p.topK < 0) throw new Error(`[generate] topK must be an integer >= 0, got ${p.topK}`);
   if (!(p.topP > 0 && p.topP <= 1)) throw new Error(`[generate] topP must be in (0, 1], got ${p.topP}`);

@@ -16,6 +16,8 @@ import { noGrad } from "../../src/autograd/tape.ts";
 import { seed } from "../../src/tensor/random.ts";
 import { CharTokenizer, loadTokenizer } from "../../src/data/tokenizer.ts";
 import type { Backend } from "../../src/backend/backend.ts";
+import { loadPretrained } from "../../src/models/pretrained.ts";
+import { readSafetensors } from "../../src/io/safetensors.ts";
 import { backendNames, getBackend } from "../backends.ts";
 
 // byte-level BPE with 640 ids; EOS "<|endoftext|>" = 0; "😀" encodes as four one-byte tokens
@@ -109,6 +111,29 @@ describe.each(backendNames)("generate on %s", (name) => {
     const b = await generate(model, tokenizer, "Shall I", { ...opts, useCache: false });
     expect(a.tokens).toEqual(b.tokens);
     expect(a.text).toBe(b.text);
+    model.dispose();
+  });
+});
+
+describe.each(backendNames)("generate vs PyTorch greedy tokens on %s", (name) => {
+  // tests/fixtures/make_hf_models.py: 8 greedy tokens per prompt row by full recompute in float64
+  test.each(["gpt2", "llama", "qwen2"])("%s fixture: cached and uncached decode give the reference tokens", async (family) => {
+    useBackend(await getBackend(name));
+    const dir = join(import.meta.dir, "..", "fixtures", "hf", family);
+    const ref = await readSafetensors(join(dir, "reference.safetensors"));
+    const ids = (await ref.read("input_ids")) as Int32Array; // [B, T]
+    const greedy = (await ref.read("greedy_tokens")) as Int32Array; // [B, NEW]
+    const [B, T] = ref.info("input_ids").shape;
+    const NEW = ref.info("greedy_tokens").shape[1];
+    const { model, generationConfig } = await loadPretrained(dir);
+    for (let b = 0; b < B; b++) {
+      const prompt = Array.from(ids.subarray(b * T, (b + 1) * T));
+      const want = Array.from(greedy.subarray(b * NEW, (b + 1) * NEW));
+      for (const useCache of [true, false]) {
+        const r = await generate(model, null, prompt, { maxNewTokens: NEW, generationConfig, stopTokens: [], useCache });
+        expect(r.tokens).toEqual(want);
+      }
+    }
     model.dispose();
   });
 });
