@@ -45,7 +45,7 @@ export function tokenProbs(logits: ArrayLike<number>, params: SamplingParams, pr
 
 /** Logits after the penalty and (when sampling) the warpers; filtered-out entries are −∞. A float64 copy. */
 export function processLogits(logits: ArrayLike<number>, params: SamplingParams, previous: Iterable<number>): Float64Array {
-  const scores = Float64Array.from(logits);
+  const scores = ArrayBuffer.isView(logits) ? new Float64Array(logits as unknown as Float32Array) : Float64Array.from(logits);
   checkParams(params, scores.length);
   if (params.repetitionPenalty !== 1) applyRepetitionPenalty(scores, previous, params.repetitionPenalty);
   if (params.temperature > 0) {
@@ -81,19 +81,28 @@ export function applyTopK(scores: Float64Array, k: number): void {
 
 /**
  * HF TopPLogitsWarper: sort ascending, remove the entries whose cumulative probability (from the
- * least likely up) is <= 1 − topP, always keeping the most likely one. In place.
+ * least likely up) is <= 1 − topP, always keeping the most likely one. In place. Said from the top:
+ * keep each token while the probability of the tokens more likely than it is < topP (ties in id
+ * order, as torch's stable sort). Only the head of the distribution is sorted: the k most likely
+ * tokens for k = 64, 256, ... until they hold topP.
  */
 export function applyTopP(scores: Float64Array, topP: number): void {
-  const live: number[] = [];
-  for (let i = 0; i < scores.length; i++) if (scores[i] > -Infinity) live.push(i);
-  if (live.length <= 1) return;
-  live.sort((a, b) => scores[a] - scores[b]); // ascending, stable (ties in id order, as torch.sort on CPU)
-  const probs = softmax(Float64Array.from(live, (i) => scores[i]));
-  let cumulative = 0;
-  for (let j = 0; j < live.length - 1; j++) {
-    cumulative += probs[j];
-    if (cumulative > 1 - topP) break;
-    scores[live[j]] = -Infinity;
+  const probs = softmax(scores);
+  let live = 0;
+  for (let i = 0; i < scores.length; i++) if (scores[i] > -Infinity) live++;
+  if (live <= 1) return;
+  for (let k = 64; ; k *= 4) {
+    const threshold = kthLargest(scores, Math.min(k, live));
+    const head: number[] = [];
+    for (let i = 0; i < scores.length; i++) if (scores[i] >= threshold) head.push(i); // every tie of the k-th too
+    head.sort((a, b) => scores[b] - scores[a] || b - a); // descending; among ties the higher id first
+    let before = 0; // probability of the tokens ahead in the order
+    let keep = 0;
+    while (keep < head.length && before < topP) before += probs[head[keep++]];
+    if (before < topP && head.length < live) continue; // the head is too short to hold topP: widen it
+    const kept = new Set(head.slice(0, Math.max(keep, 1)));
+    for (let i = 0; i < scores.length; i++) if (!kept.has(i)) scores[i] = -Infinity;
+    return;
   }
 }
 
@@ -129,10 +138,30 @@ export function sampleIndex(probs: Float64Array, rng: Rng): number {
   return last; // rounding left u a hair above 0: the last possible index
 }
 
+/** The k-th largest value (1-based) by quickselect on a copy: O(V) on average. */
 function kthLargest(scores: Float64Array, k: number): number {
-  // a sorted copy (ascending); a few ms for vocabularies of ~10^5, next to a model step
-  const sorted = Float64Array.from(scores).sort();
-  return sorted[sorted.length - k];
+  const a = new Float64Array(scores);
+  const target = a.length - k; // its index in ascending order
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else return a[target];
+  }
+  return a[target];
 }
 
 /** Throws `[generate] ...` naming a parameter out of range. */
