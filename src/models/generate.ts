@@ -77,7 +77,7 @@ export interface GenerateResult {
   text: string;
   /** the generated ids, as HF returns them: a final stop token included */
   tokens: number[];
-  /** the prompt ids the model saw first */
+  /** the prompt ids (a prompt longer than blockSize is fed as its last blockSize ids) */
   promptTokens: number[];
   /** "stop": a stop token or stop string ended it; "length": maxNewTokens were generated */
   finishReason: "stop" | "length";
