@@ -44,8 +44,30 @@ export function launch<K extends KernelName>(
   params: KernelParams<K>,
 ): void {
   const backend = outputs[0].backend;
-  if (debugLevel() >= 2) console.error(`[kiln] ${kernel} ${JSON.stringify(params)}`);
+  const level = debugLevel();
+  if (level >= 2) console.error(`[kiln] ${kernel} ${JSON.stringify(params)}`);
+  const t0 = level >= 1 ? performance.now() : 0;
   backend.run(kernel, inputs.map((t) => t?.storage.buffer ?? null), outputs.map((t) => t.storage.buffer), params);
+  if (level >= 1) recordTiming(kernel, performance.now() - t0);
+}
+
+// KILN_DEBUG=1: time per kernel (on asynchronous backends, the time to encode), printed at exit
+const timings = new Map<string, { ms: number; calls: number }>();
+function recordTiming(kernel: string, ms: number): void {
+  if (timings.size === 0) process.on("exit", printTimings);
+  const t = timings.get(kernel) ?? { ms: 0, calls: 0 };
+  t.ms += ms;
+  t.calls++;
+  timings.set(kernel, t);
+}
+
+function printTimings(): void {
+  const total = [...timings.values()].reduce((s, t) => s + t.ms, 0);
+  const rows = [...timings].sort((a, b) => b[1].ms - a[1].ms);
+  console.error(`[kiln] kernel time (KILN_DEBUG=1), total ${total.toFixed(1)} ms`);
+  for (const [name, t] of rows) {
+    console.error(`  ${name.padEnd(24)} ${t.ms.toFixed(1).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}%  ${String(t.calls).padStart(7)} calls  ${((1000 * t.ms) / t.calls).toFixed(1).padStart(8)} us/call`);
+  }
 }
 
 /** A view of `x` with another shape (same storage, same element count). */
