@@ -2,6 +2,7 @@
 //   matmul/<shape>      GFLOP/s of the matmul kernel (median of timed reps), per backend and thread count
 //   train_step/baby     ms/iter (median), tokens/s and peak RSS of a full training step of the
 //                       default baby GPT (4 layers, 4 heads, 128 wide, context 64, batch 12)
+//   generate/<model>    prefill and decode tokens/s (tiny Llama fixture, ~100M random Llama)
 // Options: --filter <substring>  --backend wasm|webgpu|all  --json  --steps <n>  --reps <n>
 // Timings are medians; never assert them in tests. Compare runs as ratios on one machine.
 
@@ -17,6 +18,7 @@ import { TokenDataset } from "../../src/data/dataset.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { benchGenerate } from "./generate.bench.ts";
 
 const { values } = parseArgs({
   options: {
@@ -161,6 +163,8 @@ for (const r of runs) {
   console.error(`${r.label}: ${backend.device}`);
   await benchMatmul(backend, r.label);
   if (!r.label.endsWith("/1t")) await benchTrainStep(backend, r.label);
+  // prefill/decode tokens/s (the 100M model is too slow for a software WebGPU adapter)
+  if (r.label === "wasm") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
   backend.dispose();
 }
 
