@@ -63,39 +63,6 @@ fn k_neg_inf(zero: u32) -> f32 {
   return bitcast<f32>(0xff800000u | zero);
 }
 
-// Workgroup reductions over the first `size` invocations (a power of two <= 256), every
-// invocation receiving the result. Call from uniform control flow (they contain barriers).
-var<workgroup> k_red: array<f32, 256>;
-
-fn wg_sum(v: f32, lid: u32, size: u32) -> f32 {
-  k_red[lid] = v;
-  workgroupBarrier();
-  for (var s = size / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { k_red[lid] = k_red[lid] + k_red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = k_red[0];
-  workgroupBarrier();
-  return r;
-}
-
-/** The maximum; NaN wins (as in the float64 reference). */
-fn wg_max(v: f32, lid: u32, size: u32) -> f32 {
-  k_red[lid] = v;
-  workgroupBarrier();
-  for (var s = size / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) {
-      let a = k_red[lid];
-      let o = k_red[lid + s];
-      k_red[lid] = select(a, o, o > a || (k_isnan(o) && !k_isnan(a)));
-    }
-    workgroupBarrier();
-  }
-  let r = k_red[0];
-  workgroupBarrier();
-  return r;
-}
-
 /** Larger of a and b, NaN winning. */
 fn k_max(a: f32, b: f32) -> f32 {
   return select(a, b, b > a || (k_isnan(b) && !k_isnan(a)));

@@ -21,17 +21,18 @@ fn valid(t: i32, V: u32, ignore: i32) -> bool {
 }
 
 @compute @workgroup_size(RW)
-fn cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn cross_entropy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let r = wid.y * nwg.x + wid.x;
   if (r >= p.N) { return; }
   let base = r * p.V;
   var m = k_neg_inf(min(p.N, 0u));
-  for (var c = lid.x; c < p.V; c += RW) { m = k_max(m, logits[base + c]); }
-  m = wg_max(m, lid.x, RW);
+  for (var c = lid; c < p.V; c += RW) { m = k_max(m, logits[base + c]); }
+  m = wg_max(m, lane, RW);
   var s = 0.0;
-  for (var c = lid.x; c < p.V; c += RW) { s += exp(logits[base + c] - m); }
-  s = wg_sum(s, lid.x, RW);
-  if (lid.x == 0u) {
+  for (var c = lid; c < p.V; c += RW) { s += exp(logits[base + c] - m); }
+  s = wg_sum(s, lane, RW);
+  if (lid == 0u) {
     let l = m + log(s);
     lse[r] = l;
     let t = targets[r];

@@ -22,19 +22,20 @@ struct Backward { rows: u32, C: u32 }
 @group(0) @binding(6) var<uniform> fp: Forward;
 
 @compute @workgroup_size(RW)
-fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let r = wid.y * nwg.x + wid.x;
   if (r >= fp.rows) { return; }
   let base = r * fp.C;
   let n = f32(fp.C);
   var s = 0.0;
-  for (var c = lid.x; c < fp.C; c += RW) { s += f_x[base + c]; }
-  let mean = wg_sum(s, lid.x, RW) / n;
+  for (var c = lid; c < fp.C; c += RW) { s += f_x[base + c]; }
+  let mean = wg_sum(s, lane, RW) / n;
   var v = 0.0;
-  for (var c = lid.x; c < fp.C; c += RW) { let d = f_x[base + c] - mean; v += d * d; }
-  let rstd = 1.0 / sqrt(wg_sum(v, lid.x, RW) / n + fp.eps);
-  for (var c = lid.x; c < fp.C; c += RW) { f_out[base + c] = (f_x[base + c] - mean) * rstd * f_w[c] + f_b[c]; }
-  if (lid.x == 0u) { f_mean[r] = mean; f_rstd[r] = rstd; }
+  for (var c = lid; c < fp.C; c += RW) { let d = f_x[base + c] - mean; v += d * d; }
+  let rstd = 1.0 / sqrt(wg_sum(v, lane, RW) / n + fp.eps);
+  for (var c = lid; c < fp.C; c += RW) { f_out[base + c] = (f_x[base + c] - mean) * rstd * f_w[c] + f_b[c]; }
+  if (lid == 0u) { f_mean[r] = mean; f_rstd[r] = rstd; }
 }
 
 @group(0) @binding(0) var<storage, read> dout: array<f32>;
@@ -46,7 +47,8 @@ fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(6) var<uniform> bp: Backward;
 
 @compute @workgroup_size(RW)
-fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let r = wid.y * nwg.x + wid.x;
   if (r >= bp.rows) { return; }
   let base = r * bp.C;
@@ -54,15 +56,16 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
   let rstd = b_rstd[r];
   var sg = 0.0;
   var sgx = 0.0;
-  for (var c = lid.x; c < bp.C; c += RW) {
+  for (var c = lid; c < bp.C; c += RW) {
     let g = dout[base + c] * w[c];
     sg += g;
     sgx += g * (x[base + c] - mean) * rstd;
   }
   let n = f32(bp.C);
-  let mg = wg_sum(sg, lid.x, RW) / n;
-  let mgx = wg_sum(sgx, lid.x, RW) / n;
-  for (var c = lid.x; c < bp.C; c += RW) {
+  let sums = wg_sum2(vec2<f32>(sg, sgx), lane, RW) / n;
+  let mg = sums.x;
+  let mgx = sums.y;
+  for (var c = lid; c < bp.C; c += RW) {
     let g = dout[base + c] * w[c];
     let xhat = (x[base + c] - mean) * rstd;
     dx[base + c] = rstd * (g - mg - xhat * mgx);

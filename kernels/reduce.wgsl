@@ -2,7 +2,9 @@
 //   sum          x@0 out@1 Params{outer, len, inner}: one workgroup of RW threads per output (o, i),
 //                threads striding over l, then a tree (wg_sum); grid = outer·inner groups, folded
 //   max          x@0 out@1 idx@2 Params{outer, len, inner}: same shape; first argmax, NaN wins
-//   sum_squares  x@0 out@1 Params{n, accumulate}: one workgroup of 256 threads, out[0] (+)= Σ x²
+//   sum_squares  x@0 out@1 Params{n, accumulate}: out[0] (+)= Σ x², in two passes past 8192 elements:
+//                sum_squares_partial x@0 partial@1 Params{n, chunk} (one workgroup per chunk), then
+//                sum_squares with SQUARE = 0 over the partials; RW threads per workgroup
 // `max` shadows the builtin in this module: k_max / select instead.
 
 override RW: u32 = 64;
@@ -18,24 +20,26 @@ struct SumSquares { n: u32, accumulate: u32 }
 @group(0) @binding(2) var<uniform> sp: SumSquares;
 
 @compute @workgroup_size(RW)
-fn sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let o = wid.y * nwg.x + wid.x; // output index o·inner + i
   if (o >= rp.outer * rp.inner) { return; }
   let base = (o / rp.inner) * rp.len * rp.inner + o % rp.inner;
   var acc = 0.0;
-  for (var l = lid.x; l < rp.len; l += RW) { acc += x[base + l * rp.inner]; }
-  let total = wg_sum(acc, lid.x, RW);
-  if (lid.x == 0u) { out[o] = total; }
+  for (var l = lid; l < rp.len; l += RW) { acc += x[base + l * rp.inner]; }
+  let total = wg_sum(acc, lane, RW);
+  if (lid == 0u) { out[o] = total; }
 }
 
 var<workgroup> arg: array<u32, 256>;
 
 @compute @workgroup_size(RW)
-fn max(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn max(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let o = wid.y * nwg.x + wid.x;
   if (o >= mp.outer * mp.inner) { return; }
   let base = (o / mp.inner) * mp.len * mp.inner + o % mp.inner;
-  let t = lid.x;
+  let t = lid;
   var best = k_neg_inf(min(mp.len, 0u));
   var at = 0xffffffffu;
   for (var l = t; l < mp.len; l += RW) {
@@ -63,10 +67,27 @@ fn max(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
 }
 
-@compute @workgroup_size(256)
-fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>) {
+// sum_squares over many workgroups: workgroup g sums the squares of chunk g into partial[g];
+// then one workgroup adds the partials up (SQUARE = 0) into out[0]. Small inputs skip the first pass.
+override SQUARE: u32 = 1u;
+
+struct Partial { n: u32, chunk: u32 }
+@group(0) @binding(2) var<uniform> pp: Partial;
+
+@compute @workgroup_size(RW)
+fn sum_squares_partial(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let start = wid.x * pp.chunk;
+  let end = min(start + pp.chunk, pp.n);
   var acc = 0.0;
-  for (var i = lid.x; i < sp.n; i += 256u) { let v = x[i]; acc += v * v; }
-  let total = wg_sum(acc, lid.x, 256u);
-  if (lid.x == 0u) { out[0] = select(0.0, out[0], sp.accumulate == 1u) + total; }
+  for (var i = start + lane.index; i < end; i += RW) { let v = x[i]; acc += v * v; }
+  let total = wg_sum(acc, lane, RW);
+  if (lane.index == 0u) { out[wid.x] = total; }
+}
+
+@compute @workgroup_size(RW)
+fn sum_squares(lane: Lane) {
+  var acc = 0.0;
+  for (var i = lane.index; i < sp.n; i += RW) { let v = x[i]; acc += select(v, v * v, SQUARE == 1u); }
+  let total = wg_sum(acc, lane, RW);
+  if (lane.index == 0u) { out[0] = select(0.0, out[0], sp.accumulate == 1u) + total; }
 }

@@ -18,15 +18,16 @@ struct Backward { rows: u32, C: u32 }
 @group(0) @binding(4) var<uniform> fp: Forward;
 
 @compute @workgroup_size(RW)
-fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let r = wid.y * nwg.x + wid.x;
   if (r >= fp.rows) { return; }
   let base = r * fp.C;
   var ss = 0.0;
-  for (var c = lid.x; c < fp.C; c += RW) { let v = f_x[base + c]; ss += v * v; }
-  let rstd = 1.0 / sqrt(wg_sum(ss, lid.x, RW) / f32(fp.C) + fp.eps);
-  for (var c = lid.x; c < fp.C; c += RW) { f_out[base + c] = f_x[base + c] * rstd * f_w[c]; }
-  if (lid.x == 0u) { f_rstd[r] = rstd; }
+  for (var c = lid; c < fp.C; c += RW) { let v = f_x[base + c]; ss += v * v; }
+  let rstd = 1.0 / sqrt(wg_sum(ss, lane, RW) / f32(fp.C) + fp.eps);
+  for (var c = lid; c < fp.C; c += RW) { f_out[base + c] = f_x[base + c] * rstd * f_w[c]; }
+  if (lid == 0u) { f_rstd[r] = rstd; }
 }
 
 @group(0) @binding(0) var<storage, read> dout: array<f32>;
@@ -37,15 +38,16 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(5) var<uniform> bp: Backward;
 
 @compute @workgroup_size(RW)
-fn rms_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn rms_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let r = wid.y * nwg.x + wid.x;
   if (r >= bp.rows) { return; }
   let base = r * bp.C;
   let rstd = b_rstd[r];
   var sgx = 0.0;
-  for (var c = lid.x; c < bp.C; c += RW) { sgx += dout[base + c] * w[c] * x[base + c] * rstd; }
-  let mgx = wg_sum(sgx, lid.x, RW) / f32(bp.C);
-  for (var c = lid.x; c < bp.C; c += RW) {
+  for (var c = lid; c < bp.C; c += RW) { sgx += dout[base + c] * w[c] * x[base + c] * rstd; }
+  let mgx = wg_sum(sgx, lane, RW) / f32(bp.C);
+  for (var c = lid; c < bp.C; c += RW) {
     dx[base + c] = rstd * (dout[base + c] * w[c] - x[base + c] * rstd * mgx);
   }
 }

@@ -12,6 +12,16 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: "KILN_DEBUG", description: "1 = op timing, 2 = kernel launch log, 3 = print WGSL source, 4 = tape dump", default: "0" },
   { name: "KILN_THREADS", description: "worker threads of the wasm backend (1 disables threading)", default: "all cores, at most 4" },
   { name: "KILN_WEBGPU_LIBRARY", description: "path of a webgpu.h native library (wgpu-native or Dawn) for Bun", default: "" },
+  {
+    name: "KILN_WEBGPU_FEATURES",
+    description: "optional WebGPU features kiln may use where the adapter has them: all, none (every kernel on its fallback), or a comma list of shader-f16, subgroups",
+    default: "all",
+  },
+  {
+    name: "KILN_WEBGPU_F16",
+    description: "1 = WebGPU matmul multiplies in f16 where the adapter has shader-f16 (faster on some GPUs; inference only, about 3 significant digits)",
+    default: "0",
+  },
   { name: "KILN_TEST_WEBGPU", description: "tests: 1 = WebGPU must be available (fail instead of skip)", default: "0" },
 ];
 

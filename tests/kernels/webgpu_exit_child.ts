@@ -19,9 +19,8 @@ if (mode === "in-flight") {
   backend.flush().catch(() => {}); // not awaited: dispose cancels it, and the process must still exit
 } else if (mode === "error") {
   try {
-    // an entry point kernels/matmul.wgsl does not have: the device rejects the pipeline
-    (backend as unknown as { tuning: { matmul: string } }).tuning.matmul = "matmul_missing";
-    backend.run("matmul", [x, x, null], [y], { batch: 1, M: 4, N: 4, K: 4, transA: 0, transB: 0, strideA: 0, strideB: 0, hasBias: 0 });
+    // a batch past maxComputeWorkgroupsPerDimension (65535 in z): the device rejects the dispatch
+    backend.run("matmul", [x, x, null], [y], { batch: 70000, M: 4, N: 4, K: 4, transA: 0, transB: 0, strideA: 0, strideB: 0, hasBias: 0 });
     await backend.flush();
     console.log("no error");
   } catch (e) {

@@ -17,6 +17,8 @@ export interface AdapterInfo {
   backend: string;
   /** which driver and library, e.g. "bun:ffi Dawn from bun-webgpu-linux-x64" or "navigator.gpu" */
   driver: string;
+  /** the smallest subgroup size the adapter may use (0 when it does not say) */
+  subgroupMinSize: number;
 }
 
 export interface GpuLimits {
@@ -83,6 +85,9 @@ export interface GpuDriver {
   takeErrors(): string[];
   /** Why the device was lost, or null while it works. */
   readonly lostReason: string | null;
+  /** Destroys the device behind the backend's back, as a driver reset or a removed GPU would
+   *  (tests of device loss); the driver reports it through lostReason. dispose() uses destroy(). */
+  simulateDeviceLoss(): void;
   destroy(): void;
 }
 
@@ -90,6 +95,9 @@ export interface GpuDriver {
 export interface AcquireOptions {
   /** accept a software (CPU) adapter such as lavapipe */
   allowCpu: boolean;
+  /** optional features to request where the adapter has them (default: all); `features` then
+   *  reports what the device really got, so a feature left out here is off for every kernel */
+  features?: Partial<GpuFeatures>;
 }
 
 /** An adapter/device provider: returns null when it has no usable adapter. */

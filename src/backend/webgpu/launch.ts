@@ -2,19 +2,32 @@
 // file over a grid with its Params, copy, borrow a temporary buffer; plus the per-adapter tuning.
 // Also the Params packer (one uniform struct per kernel: u32 / i32 / f32 fields in order).
 import type { KernelName, KernelParams } from "../kernels.ts";
-import type { GpuBuffer, GpuLimits } from "./driver.ts";
+import type { GpuBuffer, GpuFeatures, GpuLimits } from "./driver.ts";
 import type { ShaderFile } from "./shaders.ts";
 
 /** Kernel variants chosen per adapter (device.ts chooseTuning); recorded in backend.device. */
 export interface Tuning {
   /** "matmul": 4×4 outputs per thread in registers, no shared memory (fastest on lavapipe);
-   *  "matmul_tiled": shared-memory tiles (fastest on real GPUs) */
+   *  "matmul_tiled": 64×64 shared-memory tiles (fastest on real GPUs) */
   matmul: "matmul" | "matmul_tiled";
+  /** M = 1 products (one token at a time: decode) on the GEMV kernels matmul_vec / matmul_vec_rows:
+   *  the slices of K per matmul_vec workgroup (1 on CPU adapters, 4 on GPUs); 0 = off */
+  gemv: number;
+  /** row reductions (softmax, layer_norm, rms_norm, cross_entropy, sum, sum_squares, matmul_vec)
+   *  with subgroup operations; only where the device has the `subgroups` feature */
+  subgroups: boolean;
+  /** threads per row of the row kernels (a power of two, 8..256) */
+  rowThreads: number;
+  /** matmul reads f32 and multiplies in f16 (inference only: about 3 significant digits); an
+   *  opt-in, never chosen by default, and only where the device has `shader-f16` */
+  f16: boolean;
 }
 
 export interface KernelContext {
   readonly tuning: Tuning;
   readonly limits: GpuLimits;
+  /** the optional features the device has (a tuning flag takes effect only where its feature is here) */
+  readonly features: GpuFeatures;
   /** Queues `entry` of kernels/`file`.wgsl with `buffers` bound at 0.. and `params` after them. */
   launch(file: ShaderFile, entry: string, buffers: readonly GpuBuffer[], params: Uint8Array, grid: readonly number[], constants?: Record<string, number>): void;
   copy(src: GpuBuffer, dst: GpuBuffer, bytes: number): void;
@@ -53,6 +66,11 @@ export function pack(...fields: Field[]): Uint8Array {
 export const u = (v: number): Field => ["u", v];
 export const i = (v: number): Field => ["i", v];
 export const f = (v: number): Field => ["f", v];
+
+/** The override constants of a row kernel: its threads per row (RW) from the tuning. */
+export function rowConstants(ctx: KernelContext): Record<string, number> {
+  return { RW: ctx.tuning.rowThreads };
+}
 
 /** Workgroups for `threads` threads in groups of `size`, folded into 2-D past 65535 per dimension. */
 export function grid1d(threads: number, size: number, maxPerDim = 65535): [number, number, number] {

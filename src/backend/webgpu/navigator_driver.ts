@@ -31,8 +31,13 @@ export async function createNavigatorDriver(options: AcquireOptions): Promise<Gp
   const info: AdapterInfo = {
     vendor: raw.vendor ?? "", architecture: raw.architecture ?? "", device: raw.device ?? "",
     description: raw.description ?? "", kind, backend: "webgpu", driver: "navigator.gpu",
+    subgroupMinSize: (raw as { subgroupMinSize?: number }).subgroupMinSize ?? 0,
   };
-  const features: GpuFeatures = { shaderF16: adapter.features.has("shader-f16"), subgroups: adapter.features.has("subgroups") };
+  const want = options.features ?? {};
+  const features: GpuFeatures = {
+    shaderF16: want.shaderF16 !== false && adapter.features.has("shader-f16"),
+    subgroups: want.subgroups !== false && adapter.features.has("subgroups"),
+  };
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
   const device = await adapter.requestDevice({
@@ -70,8 +75,10 @@ class NavigatorDriver implements GpuDriver {
       const type = error instanceof GPUOutOfMemoryError ? "out-of-memory" : error instanceof GPUValidationError ? "validation" : "internal";
       this.#errors.push(`${type} error: ${error.message}`);
     });
+    // destroyed by dispose(): not "lost"; destroyed by anyone else (simulateDeviceLoss): lost
     device.lost.then((lost) => {
-      if (lost.reason !== "destroyed" && !this.#destroyed) this.lostReason = lost.message || "unknown reason";
+      if (this.#destroyed) return;
+      this.lostReason = lost.reason === "destroyed" ? `the device was destroyed${lost.message ? ` (${lost.message})` : ""}` : lost.message || "unknown reason";
     });
   }
 
@@ -151,6 +158,10 @@ class NavigatorDriver implements GpuDriver {
 
   takeErrors(): string[] {
     return this.#errors.splice(0);
+  }
+
+  simulateDeviceLoss(): void {
+    if (!this.#destroyed) this.#device.destroy();
   }
 
   destroy(): void {

@@ -1,7 +1,8 @@
-// Compute pipelines, cached by `${file}:${entry}:${constants}`: each (entry point, override
-// constants) pair is compiled once per device. Compilation errors name the kernel.
+// Compute pipelines, cached by `${file}:${entry}:${subgroups}:${constants}`: each (entry point,
+// row-reduction variant, override constants) is compiled once per device. Compilation errors
+// name the kernel.
 import type { GpuDriver, GpuPipeline } from "./driver.ts";
-import { type ShaderFile, shaderSource } from "./shaders.ts";
+import { type ShaderFile, shaderSource, usesSubgroups } from "./shaders.ts";
 
 export class PipelineCache {
   readonly #driver: GpuDriver;
@@ -11,14 +12,16 @@ export class PipelineCache {
     this.#driver = driver;
   }
 
-  get(kernel: string, file: ShaderFile, entry: string, constants: Record<string, number> = {}): GpuPipeline {
-    const key = `${file}:${entry}:${JSON.stringify(constants)}`;
+  get(kernel: string, file: ShaderFile, entry: string, constants: Record<string, number> = {}, subgroups = false): GpuPipeline {
+    const sg = usesSubgroups(file, subgroups);
+    const key = `${file}:${entry}:${sg}:${JSON.stringify(constants)}`;
     let pipeline = this.#cache.get(key);
     if (!pipeline) {
       try {
-        pipeline = this.#driver.createPipeline(shaderSource(file), entry, constants, entry);
+        pipeline = this.#driver.createPipeline(shaderSource(file, sg), entry, constants, entry);
       } catch (e) {
-        throw new Error(`[${kernel}] WebGPU could not build kernels/${file}.wgsl:${entry}: ${(e as Error).message}`);
+        const variant = sg ? " (subgroups)" : "";
+        throw new Error(`[${kernel}] WebGPU could not build kernels/${file}.wgsl:${entry}${variant}: ${(e as Error).message}`);
       }
       this.#cache.set(key, pipeline);
     }

@@ -7,11 +7,11 @@ import { type Backend, checkOwner, type DeviceBuffer, type MemoryStats } from ".
 import { KERNELS, type KernelName, type KernelParams } from "../kernels.ts";
 import { Batch, MAX_PARAMS_BYTES } from "./batch.ts";
 import { BufferPool, type WebGPUBuffer } from "./buffers.ts";
-import type { GpuBuffer, GpuDriver } from "./driver.ts";
+import type { GpuBuffer, GpuDriver, GpuFeatures } from "./driver.ts";
 import type { KernelContext, KernelTable, Tuning } from "./launch.ts";
 import { KERNEL_TABLE } from "./ops/index.ts";
 import { PipelineCache } from "./pipelines.ts";
-import type { ShaderFile } from "./shaders.ts";
+import { type ShaderFile, usesSubgroups } from "./shaders.ts";
 
 export class WebGPUBackend implements Backend {
   readonly name = "webgpu" as const;
@@ -34,7 +34,7 @@ export class WebGPUBackend implements Backend {
     this.driver = driver;
     this.tuning = tuning;
     const i = driver.info;
-    this.device = `${i.description || i.device} (${i.backend}, ${i.kind}; ${i.driver}; matmul: ${tuning.matmul})`;
+    this.device = `${i.description || i.device} (${i.backend}, ${i.kind}; ${i.driver}; ${describeTuning(tuning, driver.features)})`;
     this.#storage = new BufferPool(driver, "storage");
     this.#staging = new BufferPool(driver, "readback");
     this.#pipelines = new PipelineCache(driver);
@@ -45,10 +45,13 @@ export class WebGPUBackend implements Backend {
     this.#ctx = {
       get tuning() { return self.tuning; },
       limits: driver.limits,
+      features: driver.features,
       dummy: this.#dummy,
       launch: (file: ShaderFile, entry, buffers, params, grid, constants = {}) => {
         if (params.length > MAX_PARAMS_BYTES) throw new Error(`[${kernel}] params exceed ${MAX_PARAMS_BYTES} bytes`);
-        const pipeline = this.#pipelines.get(kernel, file, entry, constants);
+        const subgroups = self.tuning.subgroups && driver.features.subgroups;
+        if (usesSubgroups(file, subgroups)) constants = { ...constants, SG_MIN: driver.info.subgroupMinSize };
+        const pipeline = this.#pipelines.get(kernel, file, entry, constants, subgroups);
         this.#batch.dispatch(kernel, pipeline, buffers, params, grid);
       },
       copy: (src, dst, bytes) => this.#batch.copy(src, 0, dst, 0, bytes),
@@ -230,6 +233,16 @@ export class WebGPUBackend implements Backend {
     if (b.freed && op !== "free") throw new Error(`[${op}] buffer was freed`);
     return b;
   }
+}
+
+/** The tuning in words, for backend.device: "matmul: matmul, gemv, subgroups, rows 64, f32". */
+export function describeTuning(t: Tuning, features: GpuFeatures): string {
+  const words = [`matmul: ${t.matmul}`];
+  if (t.gemv > 0) words.push(`gemv ${t.gemv}`);
+  words.push(t.subgroups && features.subgroups ? "subgroups" : "no subgroups");
+  words.push(`rows ${t.rowThreads}`);
+  words.push(t.f16 && features.shaderF16 ? "f16 matmul" : "f32");
+  return words.join(", ");
 }
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;

@@ -89,9 +89,12 @@ class FfiDriver implements GpuDriver {
       (type: number, msg: Pointer | null, len: bigint) => this.#errors.push(`${ERROR_TYPES[type] ?? "unknown"} error: ${stringView(msg, len)}`),
       { args: [T.u32, T.ptr, T.u64], returns: T.void },
     );
+    // A device destroyed by dispose() is not "lost"; destroyed by anyone else (simulateDeviceLoss), it is.
     const onLost = new JSCallback(
       (reason: number, msg: Pointer | null, len: bigint) => {
-        if (reason !== LOST_REASON_DESTROYED && !this.#destroyed) this.lostReason = stringView(msg, len) || `reason ${reason}`;
+        if (this.#destroyed) return;
+        const text = stringView(msg, len);
+        this.lostReason = reason === LOST_REASON_DESTROYED ? `the device was destroyed${text ? ` (${text})` : ""}` : text || `reason ${reason}`;
       },
       { args: [T.u32, T.ptr, T.u64], returns: T.void },
     );
@@ -116,7 +119,7 @@ class FfiDriver implements GpuDriver {
     const kind = ADAPTER_TYPES[info.adapterType as keyof typeof ADAPTER_TYPES] ?? "unknown";
     this.info = {
       vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
-      kind, backend, driver: `bun:ffi ${this.#library.source}`,
+      kind, backend, driver: `bun:ffi ${this.#library.source}`, subgroupMinSize: info.subgroupMinSize,
     };
     // Dawn hands out its "null" backend (garbage results) when no real driver works: no adapter.
     if (backend === "null" || info.device === "null-backend") return false;
@@ -125,9 +128,10 @@ class FfiDriver implements GpuDriver {
     if (L.wgpuAdapterGetLimits(this.#adapter, ptr(limits)) !== STATUS_SUCCESS) throw new Error("[webgpu] wgpuAdapterGetLimits failed");
     this.limits = readLimits(limits);
     const ids = FEATURES[flavor];
+    const want = options.features ?? {};
     this.features = {
-      shaderF16: L.wgpuAdapterHasFeature(this.#adapter, ids.shaderF16) !== 0,
-      subgroups: L.wgpuAdapterHasFeature(this.#adapter, ids.subgroups) !== 0,
+      shaderF16: want.shaderF16 !== false && L.wgpuAdapterHasFeature(this.#adapter, ids.shaderF16) !== 0,
+      subgroups: want.subgroups !== false && L.wgpuAdapterHasFeature(this.#adapter, ids.subgroups) !== 0,
     };
     const wanted = [...(this.features.shaderF16 ? [ids.shaderF16] : []), ...(this.features.subgroups ? [ids.subgroups] : [])];
     const dd = deviceDescriptor(a, wanted, limits, this.#shim.kiln_lost_trampoline() as Pointer, this.#shim.kiln_error_trampoline() as Pointer);
@@ -254,6 +258,12 @@ class FfiDriver implements GpuDriver {
 
   takeErrors(): string[] {
     return this.#errors.splice(0);
+  }
+
+  simulateDeviceLoss(): void {
+    if (this.#destroyed || !this.#device) return;
+    this.#lib.wgpuDeviceDestroy(this.#device);
+    this.#lib.wgpuInstanceProcessEvents(this.#instance); // delivers the device-lost callback
   }
 
   destroy(): void {

@@ -157,7 +157,10 @@ export function bindGroupDescriptor(a: Arena, layout: Pointer, buffers: { handle
 export function readAdapterInfo(w: BigUint64Array) {
   const sv = (i: number) => stringView(w[i] === 0n ? null : (Number(w[i]) as Pointer), w[i + 1]);
   const u32 = new Uint32Array(w.buffer);
-  return { vendor: sv(1), architecture: sv(3), device: sv(5), description: sv(7), backendType: u32[18], adapterType: u32[19] };
+  return {
+    vendor: sv(1), architecture: sv(3), device: sv(5), description: sv(7), backendType: u32[18], adapterType: u32[19],
+    subgroupMinSize: u32[22], subgroupMaxSize: u32[23],
+  };
 }
 
 /** A WGPUStringView's text (length WGPU_STRLEN means NUL-terminated). */
