@@ -11,7 +11,7 @@ export { GPT, GPTConfig } from "./gpt.ts";
 export { LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM } from "./llama.ts";
 export { KVCache, type KVCacheOptions } from "./kv_cache.ts";
 export { loadModelConfig, parseModelConfig, toHFConfig, type GPT2Config, type LlamaConfig, type ModelConfig } from "./config.ts";
-export { loadPretrained, savePretrained, type GenerationConfig, type LoadOptions, type Pretrained, type SaveOptions } from "./pretrained.ts";
+export { loadPretrained, loadWeights, savePretrained, type GenerationConfig, type LoadOptions, type Pretrained, type SaveOptions } from "./pretrained.ts";
 
 /** Any model loadPretrained builds: forward(ids, { cache }), newCache, config.{vocabSize, blockSize}. */
 export type PretrainedModel = GPT | LlamaForCausalLM;

@@ -5,14 +5,16 @@
 // copy of the weights plus one tensor in flight. Not a downloader: the folder must be local.
 // Reference: transformers PreTrainedModel.from_pretrained / save_pretrained (file names, tied weights).
 
-import { copyFile, mkdir, readFile, stat } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
-import { readSafetensors, writeSafetensors, type SafetensorsFile, type SafetensorsTensor } from "../io/safetensors.ts";
+import { Rng } from "../tensor/random.ts";
+import { readSafetensors, writeSafetensors, type SafetensorsFile, type SafetensorsTensor, type SafetensorsTensorInfo } from "../io/safetensors.ts";
+import { bf16ArrayToF32, f16ArrayToF32 } from "../io/half.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
-import { loadModelConfig, toHFConfig, type GPT2Config, type LlamaConfig, type ModelConfig } from "./config.ts";
+import { loadModelConfig, toHFConfig, type GPT2Config, type ModelConfig } from "./config.ts";
 import { GPT } from "./gpt.ts";
 import { LlamaForCausalLM } from "./llama.ts";
 import { createModel, type PretrainedModel } from "./index.ts";
@@ -72,9 +74,9 @@ const origins = new WeakMap<PretrainedModel, { dir: string; config: ModelConfig;
 export async function loadPretrained(dir: string, { backend, tokenizer = true }: LoadOptions = {}): Promise<Pretrained> {
   const config = await loadModelConfig(dir);
   const checkpoint = await openCheckpoint(dir);
-  const model = createModel(config, backend);
+  const model = withoutRandomInit(() => createModel(config, backend));
   try {
-    await loadWeights(model, config, checkpoint, dir);
+    await copyWeights(model, checkpoint, dir);
   } catch (e) {
     model.dispose();
     throw e;
@@ -153,13 +155,42 @@ async function openCheckpoint(dir: string): Promise<Checkpoint> {
   return out;
 }
 
+/**
+ * Runs `build` with weight init drawing nothing: every parameter is overwritten from the checkpoint,
+ * so the normals (seconds per GB in JS) are wasted and would move the global RNG a training run seeded.
+ * Layers init through randn(), which draws from Rng.global; for the duration of the synchronous build
+ * that is a generator whose fillNormal leaves the zeros in place.
+ */
+function withoutRandomInit<T>(build: () => T): T {
+  const global = Rng.global;
+  Rng.global = NO_DRAW;
+  try {
+    return build();
+  } finally {
+    Rng.global = global;
+  }
+}
+
+class NoDrawRng extends Rng {
+  override fillNormal(): void {}
+}
+const NO_DRAW = new NoDrawRng(0);
+
 /** Copies every checkpoint tensor into its parameter, one tensor at a time, in file order. */
-async function loadWeights(model: PretrainedModel, config: ModelConfig, checkpoint: Checkpoint, dir: string): Promise<void> {
+/**
+ * Loads the safetensors weights of folder `dir` (model.safetensors or sharded) into an existing
+ * model of the same architecture: every parameter must be present with its shape, and nothing else.
+ */
+export async function loadWeights(model: PretrainedModel, dir: string): Promise<void> {
+  await copyWeights(model, await openCheckpoint(dir), dir);
+}
+
+async function copyWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: string): Promise<void> {
   const params = model.stateDict(); // name -> parameter
   const targets = new Map<string, string>(); // checkpoint name -> parameter name
   const unexpected: string[] = [];
   for (const name of checkpoint.keys()) {
-    const param = model instanceof GPT ? GPT.checkpointName(name) : LlamaForCausalLM.checkpointName(name, config as LlamaConfig);
+    const param = model instanceof GPT ? GPT.checkpointName(name) : LlamaForCausalLM.checkpointName(name, model.config);
     if (param === null) continue;
     if (!params.has(param)) unexpected.push(name);
     else targets.set(name, param);
@@ -186,11 +217,72 @@ async function loadWeights(model: PretrainedModel, config: ModelConfig, checkpoi
     if (!sameShape(info.shape, param.shape)) {
       throw new Error(`[pretrained] ${name} in ${basename(file.path)} is ${info.dtype} ${formatShape(info.shape)}, the model expects ${formatShape(param.shape)}`);
     }
-    if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+    if (!(info.dtype in FLOAT_BYTES)) {
       throw new Error(`[pretrained] ${name} in ${basename(file.path)} has dtype ${info.dtype}; kiln loads F32, F16, BF16 and F64 weights`);
     }
-    const values = (await file.read(name)) as Float32Array; // F16/BF16/F64 converted to f32
-    param.backend.upload(param.storage.buffer, values);
+  }
+  const reader = new TensorReader(order.map((n) => checkpoint.get(n)!.info(n)));
+  try {
+    for (const name of order) {
+      const param = params.get(targets.get(name)!)!;
+      param.backend.upload(param.storage.buffer, await reader.read(checkpoint.get(name)!, name)); // f32 values
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+const FLOAT_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+
+/**
+ * Reads float tensors as f32 into one host buffer sized once for the largest tensor, so a load
+ * touches fresh host memory once rather than once per tensor (first-touch page faults cost as
+ * much as the copy) and holds at most one tensor besides the parameters. F16/BF16 bytes land in
+ * the upper half and widen in place (each step reads element i before writing it); F64 narrows in
+ * place from the front. Each file opens once. Offsets come from SafetensorsFile, which validated
+ * them against the file when it read the header.
+ */
+class TensorReader {
+  readonly #scratch: ArrayBuffer;
+  readonly #handles = new Map<string, FileHandle>();
+
+  constructor(infos: readonly SafetensorsTensorInfo[]) {
+    const need = (i: SafetensorsTensorInfo) => Math.max(i.byteLength, (i.byteLength / FLOAT_BYTES[i.dtype]) * 4);
+    this.#scratch = new ArrayBuffer(Math.max(0, ...infos.map(need)));
+  }
+
+  /** The tensor as f32: a view of the reader's buffer, valid until the next read. */
+  async read(file: SafetensorsFile, name: string): Promise<Float32Array> {
+    const info = file.info(name);
+    const n = info.byteLength / FLOAT_BYTES[info.dtype];
+    const at = FLOAT_BYTES[info.dtype] === 2 ? 2 * n : 0; // 16-bit data: the upper half of the 4n bytes
+    let handle = this.#handles.get(file.path);
+    if (!handle) this.#handles.set(file.path, (handle = await open(file.path, "r")));
+    const bytes = new Uint8Array(this.#scratch, at, info.byteLength);
+    for (let done = 0; done < info.byteLength; ) {
+      const { bytesRead } = await handle.read(bytes, done, info.byteLength - done, info.byteOffset + done);
+      if (bytesRead === 0) throw new Error(`[pretrained] ${file.path} ended inside tensor ${name} (changed since it was opened?)`);
+      done += bytesRead;
+    }
+    const out = new Float32Array(this.#scratch, 0, n);
+    switch (info.dtype) {
+      case "F32":
+        return out;
+      case "F16":
+        return f16ArrayToF32(new Uint16Array(this.#scratch, at, n), out);
+      case "BF16":
+        return bf16ArrayToF32(new Uint16Array(this.#scratch, at, n), out);
+      default: {
+        const f64 = new Float64Array(this.#scratch, 0, n);
+        for (let i = 0; i < n; i++) out[i] = f64[i]; // reads bytes 8i.., writes 4i..: never ahead of the reads
+        return out;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const h of this.#handles.values()) await h.close();
+    this.#handles.clear();
   }
 }
 

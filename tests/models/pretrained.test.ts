@@ -213,6 +213,23 @@ describe("pretrained folder errors", () => {
     await expect(loadPretrained(empty)).rejects.toThrow(/has neither model\.safetensors nor model\.safetensors\.index\.json/);
   });
 
+  test("a checkpoint mixing F64, F32 and BF16 tensors loads the same values", async () => {
+    useBackend(await getBackend("wasm"));
+    const ref = await reference("qwen2");
+    const dir = await copyFixture("qwen2", "mixed-dtypes");
+    const file = await readSafetensors(join(dir, "model.safetensors"));
+    const mixed: Record<string, SafetensorsTensor> = {};
+    for (const [i, t] of file.tensors.entries()) {
+      const values = (await file.read(t.name)) as Float32Array; // BF16 values: exact in F64, F32 and BF16
+      const dtype = (["F64", "F32", "BF16"] as const)[i % 3];
+      mixed[t.name] = { dtype, shape: t.shape, data: dtype === "F64" ? Float64Array.from(values) : values };
+    }
+    await writeSafetensors(join(dir, "model.safetensors"), mixed);
+    const { model } = await loadPretrained(dir);
+    expect(await logitsOf(model, ref.ids, ref.B)).toBeAllClose(ref.logits, { atol: 1e-5, rtol: 0 });
+    model.dispose();
+  });
+
   test("GPT2Model-style names (no transformer. prefix, attn.bias buffers, tied lm_head) load", async () => {
     useBackend(await getBackend("wasm"));
     const ref = await reference("gpt2");
