@@ -2,7 +2,8 @@
 // compute it: token embedding, pre-RMSNorm decoder layers with grouped-query attention (RoPE in
 // the "rotate half" layout, optional q/k/v biases as Qwen2's), a SwiGLU MLP, a final RMSNorm, and
 // an lm_head tied to the embedding or not. Parameter names are Hugging Face's, so safetensors
-// checkpoints load name-for-name. Not here: training code, loading files (./pretrained.ts).
+// checkpoints load name-for-name. Not here: training code, loading files (./pretrained.ts), and
+// attention-probability dropout (HF attention_dropout; 0 in released models) or sliding windows.
 // Reference: transformers models/llama/modeling_llama.py (and qwen2, mistral: the same graph).
 
 import { z } from "zod";

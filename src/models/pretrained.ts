@@ -77,20 +77,15 @@ export async function loadPretrained(dir: string, { backend, tokenizer = true }:
   const model = withoutRandomInit(() => createModel(config, backend));
   try {
     await copyWeights(model, checkpoint, dir);
+    const generationConfig = await readJson<GenerationConfig>(join(dir, "generation_config.json"));
+    const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
+    const tok = tokenizer && hasTokenizer ? await loadTokenizer(dir) : undefined;
+    origins.set(model, { dir, config, generationConfig });
+    return { model: model.eval(), config, tokenizer: tok, generationConfig };
   } catch (e) {
-    model.dispose();
+    model.dispose(); // nothing half-loaded stays on the device
     throw e;
   }
-  model.eval();
-  const generationConfig = await readJson<GenerationConfig>(join(dir, "generation_config.json"));
-  origins.set(model, { dir, config, generationConfig });
-  const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
-  return {
-    model,
-    config,
-    tokenizer: tokenizer && hasTokenizer ? await loadTokenizer(dir) : undefined,
-    generationConfig,
-  };
 }
 
 /**

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { cp, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { readSafetensors, writeSafetensors, type SafetensorsDType, type SafetensorsTensor } from "../../src/io/safetensors.ts";
-import { loadPretrained, type PretrainedModel } from "../../src/models/index.ts";
+import { loadPretrained, parseModelConfig, toHFConfig, type ModelConfig, type PretrainedModel } from "../../src/models/index.ts";
 import { fromArray, useBackend } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
@@ -165,6 +165,23 @@ describe.each(backendNames)("pretrained folders on %s", (backendName) => {
     expect(await logitsOf(model, ref.ids, ref.B)).toBeAllClose(ref.logits, { atol: 1e-5, rtol: 0 });
     expect(() => noGrad(() => scope(() => model.forward(fromArray(new Int32Array(10), [1, 10], { dtype: "i32" }))))).toThrow(/sliding window 9/);
     model.dispose();
+  });
+});
+
+describe("toHFConfig", () => {
+  test("parses back to the same config for every family (torch_dtype float32)", async () => {
+    for (const family of FAMILIES) {
+      const config = parseModelConfig(JSON.parse(await readFile(join(HF, family, "config.json"), "utf8")));
+      expect(parseModelConfig(toHFConfig(config))).toEqual({ ...config, torchDtype: "float32" });
+    }
+    const mistral = parseModelConfig({
+      architectures: ["MistralForCausalLM"], model_type: "mistral", vocab_size: 300, hidden_size: 64, intermediate_size: 96,
+      num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, max_position_embeddings: 128,
+      rms_norm_eps: 1e-5, rope_theta: 1e6, sliding_window: 4096, eos_token_id: [1, 2],
+    });
+    expect(parseModelConfig(toHFConfig(mistral))).toEqual({ ...mistral, torchDtype: "float32" });
+    const llama = parseModelConfig(JSON.parse(await readFile(join(HF, "llama", "config.json"), "utf8")));
+    expect(() => toHFConfig({ ...llama, family: "llama", qkvBias: true, oBias: false } as ModelConfig)).toThrow(/attention_bias sets both/);
   });
 });
 
