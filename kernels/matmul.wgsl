@@ -71,73 +71,64 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
   store_row(batch, m0 + 3u, n0, acc3);
 }
 
-// ---- matmul_vec4: `matmul` with 16-byte loads, for operands whose vector dim is a multiple of 4
-// (A: K, or M when TRANS_A; B: N, or K when TRANS_B; strides too). Per step of 4 k: a 4×4 block of
-// A and of B in eight vec4 loads (transposed in registers where needed), 16 vec4 multiply-adds.
+// ---- matmul_vec4: for SIMD-across-invocations CPUs (lavapipe), where an invocation-dependent load
+// is a gather but a load the same for the whole workgroup is one load and a broadcast. A workgroup
+// of WX invocations computes R rows × WX·CV·4 columns: each A value is a workgroup-uniform load;
+// each invocation keeps R × CV vec4 accumulators over its columns 4q..4q+3, q = q0 + c·WX, and
+// reads them from B with 16-byte loads, neighbours reading neighbouring vectors. Needs B's
+// contiguous dim (N, or K when TRANS_B) and strideB to be multiples of 4; A is read any way.
+// Grid [ceil(ceil(N/4) / (WX·CV)), ceil(M/R), batch].
+
+override R: u32 = 8u;
+override CV: u32 = 2u;
+const R_MAX: u32 = 16u;
+const CV_MAX: u32 = 4u;
 
 @group(0) @binding(0) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b4: array<vec4<f32>>;
 
-@compute @workgroup_size(WX, WY)
-fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let batch = gid.z;
-  let m0 = gid.y * 4u;
-  let n0 = gid.x * 4u;
-  if (m0 >= p.M || n0 >= p.N) { return; }
+@compute @workgroup_size(WX)
+fn matmul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let batch = wid.z;
+  let m0 = wid.y * R;
+  let q0 = wid.x * WX * CV + li;
   let K = p.K;
-  let M4 = p.M / 4u;
-  let N4 = p.N / 4u;
-  let baseA = batch * p.strideA / 4u; // in vec4s
-  let baseB = batch * p.strideB / 4u;
-  // rows/columns past the edge read a valid neighbour and are never stored
-  let m1 = min(m0 + 1u, p.M - 1u); let m2 = min(m0 + 2u, p.M - 1u); let m3 = min(m0 + 3u, p.M - 1u);
-  let n1 = min(n0 + 1u, p.N - 1u); let n2 = min(n0 + 2u, p.N - 1u); let n3 = min(n0 + 3u, p.N - 1u);
-  // vec4 index of each operand's first load; per step of 4 k it moves by `step`
-  var ia = baseA + select(m0 * K / 4u, m0 / 4u, TRANS_A == 1u);
-  let sa = select(1u, 4u * M4, TRANS_A == 1u);
-  var ib = baseB + select(n0 / 4u, n0 * K / 4u, TRANS_B == 1u);
-  let sb = select(4u * N4, 1u, TRANS_B == 1u);
-  let ka = select((m1 - m0) * K / 4u, M4, TRANS_A == 1u); // from row m0 to m1 (or k to k + 1)
-  let ka2 = select((m2 - m0) * K / 4u, 2u * M4, TRANS_A == 1u);
-  let ka3 = select((m3 - m0) * K / 4u, 3u * M4, TRANS_A == 1u);
-  let kb = select(N4, (n1 - n0) * K / 4u, TRANS_B == 1u);
-  let kb2 = select(2u * N4, (n2 - n0) * K / 4u, TRANS_B == 1u);
-  let kb3 = select(3u * N4, (n3 - n0) * K / 4u, TRANS_B == 1u);
-  var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
-  // K need not be a multiple of 4 only when neither operand is vectorised along K
-  let kEnd = select(K, K & ~3u, TRANS_A == 1u && TRANS_B == 0u);
-  var k = 0u;
-  for (; k < kEnd; k += 4u) {
-    let x0 = a4[ia]; let x1 = a4[ia + ka]; let x2 = a4[ia + ka2]; let x3 = a4[ia + ka3];
-    let y0 = b4[ib]; let y1 = b4[ib + kb]; let y2 = b4[ib + kb2]; let y3 = b4[ib + kb3];
-    ia += sa;
-    ib += sb;
-    // a_i: row i of the A block over k..k+3; b_j: row k+j of the B block over n0..n0+3
-    var a0 = x0; var a1 = x1; var a2 = x2; var a3 = x3;
-    if (TRANS_A == 1u) { // x_j is column k+j over m0..m0+3
-      a0 = vec4<f32>(x0.x, x1.x, x2.x, x3.x); a1 = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
-      a2 = vec4<f32>(x0.z, x1.z, x2.z, x3.z); a3 = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+  let Q = (p.N + 3u) / 4u; // vec4 column groups
+  let baseA = batch * p.strideA;
+  let baseB = batch * p.strideB;
+  var acc: array<array<vec4<f32>, CV_MAX>, R_MAX>;
+  if (TRANS_B == 0u) { // B [K, N], N % 4 == 0: row k of B over the invocation's columns is one vector
+    for (var k = 0u; k < K; k++) {
+      var bv: array<vec4<f32>, CV_MAX>;
+      for (var c = 0u; c < CV; c++) { bv[c] = b4[(baseB + k * p.N) / 4u + min(q0 + c * WX, Q - 1u)]; }
+      for (var r = 0u; r < R; r++) {
+        let av = load_a(baseA, min(m0 + r, p.M - 1u), k);
+        for (var c = 0u; c < CV; c++) { acc[r][c] += av * bv[c]; }
+      }
     }
-    var b0 = y0; var b1 = y1; var b2 = y2; var b3 = y3;
-    if (TRANS_B == 1u) { // y_j is row n_j of B over k..k+3
-      b0 = vec4<f32>(y0.x, y1.x, y2.x, y3.x); b1 = vec4<f32>(y0.y, y1.y, y2.y, y3.y);
-      b2 = vec4<f32>(y0.z, y1.z, y2.z, y3.z); b3 = vec4<f32>(y0.w, y1.w, y2.w, y3.w);
+  } else { // B [N, K], K % 4 == 0: each column's next 4 values are one vector; transposed in registers
+    for (var k = 0u; k < K; k += 4u) {
+      var bv: array<array<vec4<f32>, 4>, CV_MAX>; // [c][j]: row k+j of the B block over 4 columns
+      for (var c = 0u; c < CV; c++) {
+        let n = 4u * (q0 + c * WX);
+        let y0 = b4[(baseB + min(n, p.N - 1u) * K + k) / 4u];
+        let y1 = b4[(baseB + min(n + 1u, p.N - 1u) * K + k) / 4u];
+        let y2 = b4[(baseB + min(n + 2u, p.N - 1u) * K + k) / 4u];
+        let y3 = b4[(baseB + min(n + 3u, p.N - 1u) * K + k) / 4u];
+        bv[c][0] = vec4<f32>(y0.x, y1.x, y2.x, y3.x); bv[c][1] = vec4<f32>(y0.y, y1.y, y2.y, y3.y);
+        bv[c][2] = vec4<f32>(y0.z, y1.z, y2.z, y3.z); bv[c][3] = vec4<f32>(y0.w, y1.w, y2.w, y3.w);
+      }
+      for (var r = 0u; r < R; r++) {
+        let m = min(m0 + r, p.M - 1u);
+        let a0 = load_a(baseA, m, k); let a1 = load_a(baseA, m, k + 1u);
+        let a2 = load_a(baseA, m, k + 2u); let a3 = load_a(baseA, m, k + 3u);
+        for (var c = 0u; c < CV; c++) { acc[r][c] += a0 * bv[c][0] + a1 * bv[c][1] + a2 * bv[c][2] + a3 * bv[c][3]; }
+      }
     }
-    acc0 += a0.x * b0 + a0.y * b1 + a0.z * b2 + a0.w * b3;
-    acc1 += a1.x * b0 + a1.y * b1 + a1.z * b2 + a1.w * b3;
-    acc2 += a2.x * b0 + a2.y * b1 + a2.z * b2 + a2.w * b3;
-    acc3 += a3.x * b0 + a3.y * b1 + a3.z * b2 + a3.w * b3;
   }
-  for (; k < K; k++) { // TRANS_A and not TRANS_B: A's column and B's row at k are both vectors
-    let c = a4[baseA + k * M4 + m0 / 4u];
-    let bv = b4[baseB + k * N4 + n0 / 4u];
-    acc0 += c.x * bv; acc1 += c.y * bv; acc2 += c.z * bv; acc3 += c.w * bv;
+  for (var r = 0u; r < R; r++) {
+    for (var c = 0u; c < CV; c++) { store_row(batch, m0 + r, 4u * (q0 + c * WX), acc[r][c]); }
   }
-  store_row(batch, m0, n0, acc0);
-  store_row(batch, m0 + 1u, n0, acc1);
-  store_row(batch, m0 + 2u, n0, acc2);
-  store_row(batch, m0 + 3u, n0, acc3);
 }
 
 // ---- M = 1 (one row of A: decoding a token): matmul_vec and matmul_vec_rows. A[b] is the vector

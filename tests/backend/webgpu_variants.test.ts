@@ -1,8 +1,8 @@
 // WebGPU kernel variants against the float64 oracle, each path forced in turn on this device: the
 // row reductions with subgroups on and off, at 8 threads per row (one subgroup on lavapipe: no
 // barrier) and 64 (the two-barrier subgroup path, or the shared-memory tree); sum_squares in one
-// and two passes; matmul as scalar and 16-byte-load register kernels, shared-memory tiles, the
-// M = 1 GEMV kernels, and f16 (opt-in, looser tolerance). Then a second device created without
+// and two passes; matmul on the scalar 4×4 and the 16-byte-load (matmul_vec4) kernels, shared-
+// memory tiles, the M = 1 GEMV kernels, and f16 (opt-in, looser tolerance). Then a device made without
 // the optional features (what an adapter lacking them gets) runs the same cases. The whole
 // conformance suite runs on the fallbacks with KILN_WEBGPU_FEATURES=none. Skipped without an adapter.
 import { afterAll, describe, expect, test } from "bun:test";
@@ -103,8 +103,10 @@ function matmulCases(tol: (K: number) => CloseOptions): Case[] {
   for (const [ta, tb] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
     shapes.push(
       [1, 5, 7, 3, ta, tb, null, null], [2, 33, 17, 65, ta, tb, null, null], // unaligned: scalar loads
-      [1, 36, 44, 64, ta, tb, null, null], [3, 8, 12, 20, ta, tb, null, null], [2, 68, 16, 8, ta, tb, null, 0], // aligned: 16-byte loads
-      [1, 12, 8, 7, ta, tb, null, null], // K % 4 != 0: 16-byte loads only with transA, !transB (K tail)
+      // B's contiguous dim (N, or K when transB) % 4 == 0: matmul_vec4 (8 rows, 64 columns a workgroup)
+      [1, 36, 44, 64, ta, tb, null, null], [3, 8, 12, 20, ta, tb, null, null], [2, 68, 16, 8, ta, tb, null, 0],
+      [1, 12, 8, 7, ta, tb, null, null], [2, 13, 9, 12, ta, tb, null, null], [1, 70, 130, 16, ta, tb, null, null],
+      [1, 70, 132, 16, ta, tb, null, null],
       [1, 1, 20, 36, ta, tb, null, null], [2, 1, 44, 12, ta, tb, null, null], [3, 1, 8, 16, ta, tb, null, 0], // M = 1: GEMV
       [1, 1, 9, 13, ta, tb, null, null], [1, 1, 1, 1, ta, tb, null, null], // M = 1 unaligned: 4×4 kernels
     );
@@ -165,14 +167,15 @@ describe.skipIf(!has)("webgpu kernel variants", () => {
     }
   });
 
-  test("the variant choice: 16-byte loads only where both operands allow them; GEMV only for aligned M = 1", () => {
+  test("the variant choice: 16-byte loads only where B allows them; GEMV only for aligned M = 1", () => {
     const p = (M: number, N: number, K: number, transA = 0, transB = 0, strideA = 0, strideB = 0) =>
       ({ batch: 1, M, N, K, transA, transB, strideA, strideB, hasBias: 0 });
     expect(vec4Aligned(p(5, 8, 12))).toBe(true);
     expect(vec4Aligned(p(5, 7, 12))).toBe(false); // N (B's contiguous dim)
     expect(vec4Aligned(p(5, 7, 12, 0, 1))).toBe(true); // transB: K is B's contiguous dim
-    expect(vec4Aligned(p(6, 8, 12, 1, 0))).toBe(false); // transA: M
-    expect(vec4Aligned(p(8, 8, 12, 0, 0, 2))).toBe(false); // a batch stride
+    expect(vec4Aligned(p(6, 7, 13, 1, 1, 3))).toBe(false); // transB: K
+    expect(vec4Aligned(p(6, 8, 13, 1, 0, 3))).toBe(true); // A is read any way
+    expect(vec4Aligned(p(8, 8, 12, 0, 0, 0, 2))).toBe(false); // B's batch stride
     expect(gemvEntry(p(1, 8, 7))).toBe("matmul_vec");
     expect(gemvEntry(p(1, 7, 8, 0, 1))).toBe("matmul_vec_rows");
     expect(gemvEntry(p(1, 7, 8))).toBeNull();

@@ -2,7 +2,7 @@
 // (decode) GEMV kernels against the 4×4 kernel, validated against a float64 reference on a sample
 // of outputs first. Not a test: `bun tests/bench/webgpu_matmul.bench.ts [reps] [filter]`.
 // Variants: matmul (scalar loads: the kernel before 16-byte loads; forced here by an unaligned
-// strideA, which batch 1 never reads), matmul_vec4, matmul_tiled, matmul_f16_tiled (where the
+// strideB, which batch 1 never reads), matmul_vec4, matmul_tiled, matmul_f16_tiled (where the
 // adapter has shader-f16), gemv. Reports the median over reps of wall GFLOP/s and GFLOP per
 // process-CPU-second (steadier on a shared CPU, e.g. lavapipe).
 import type { KernelParams } from "../../src/backend/kernels.ts";
@@ -55,7 +55,7 @@ for (const s of SHAPES) {
   for (const v of VARIANTS) {
     if (M === 1 ? !(v.gemv || v.name === "matmul") : v.gemv) continue; // M = 1: gemv against the 4×4 kernel
     backend.tuning = { ...base, ...v.tuning };
-    const params: KernelParams<"matmul"> = { batch: 1, M, N, K, transA, transB, strideA: v.scalar ? 1 : 0, strideB: 0, hasBias: 0 };
+    const params: KernelParams<"matmul"> = { batch: 1, M, N, K, transA, transB, strideA: 0, strideB: v.scalar ? 1 : 0, hasBias: 0 };
     backend.run("matmul", [ab, bb, null], [out], params); // compile + JIT
     const c = new Float32Array(await backend.download(out));
     let maxErr = 0, maxRef = 0;

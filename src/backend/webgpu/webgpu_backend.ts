@@ -66,7 +66,12 @@ export class WebGPUBackend implements Backend {
         return b;
       },
       temp: (bytes) => {
-        const b = this.#storage.acquire(bytes);
+        let b: GpuBuffer;
+        try {
+          b = this.#storage.acquire(bytes);
+        } catch (e) {
+          throw new Error(`[${kernel}] WebGPU could not allocate a ${mib(bytes)} scratch buffer: ${(e as Error).message}`);
+        }
         this.#temps.push(b);
         return b;
       },
@@ -80,7 +85,7 @@ export class WebGPUBackend implements Backend {
     this.#check("alloc");
     const max = this.driver.limits.maxStorageBufferBindingSize;
     if (bytes > max) {
-      throw new Error(`[alloc] ${mib(bytes)} exceeds this adapter's maxStorageBufferBindingSize (${mib(max)})`);
+      throw new Error(`[alloc] ${bytes} bytes (${mib(bytes)}) exceed this adapter's maxStorageBufferBindingSize, ${max} bytes (${mib(max)})`);
     }
     let gpu: GpuBuffer;
     try {
@@ -125,7 +130,7 @@ export class WebGPUBackend implements Backend {
       this.#batch.copy(b.gpu, 0, staging, 0, size);
       const kernels = this.#submit();
       const data = await this.driver.read(staging, size).catch((e) => {
-        throw this.#fail(kernels, (e as Error).message);
+        throw this.#fail(kernels, this.#explain((e as Error).message));
       });
       this.#checkDevice(kernels);
       return bytes === size ? data : data.slice(0, bytes);
@@ -169,7 +174,7 @@ export class WebGPUBackend implements Backend {
     this.#check("flush");
     const kernels = this.#submit();
     await this.driver.onIdle().catch((e) => {
-      throw this.#fail(kernels, (e as Error).message);
+      throw this.#fail(kernels, this.#explain((e as Error).message));
     });
     this.#checkDevice(kernels);
   }
@@ -213,6 +218,12 @@ export class WebGPUBackend implements Backend {
     const errors = this.driver.takeErrors();
     if (errors.length) throw this.#fail(kernels, errors.join("; "));
     if (this.driver.lostReason) throw this.#fail(kernels, `WebGPU device lost: ${this.driver.lostReason}`);
+  }
+
+  /** A failed wait's message, led by the device loss that caused it (when that is the cause). */
+  #explain(message: string): string {
+    const lost = this.driver.lostReason;
+    return lost ? `WebGPU device lost: ${lost} (${message})` : message;
   }
 
   /** Records a device failure (the backend is unusable afterwards) and returns the error to throw. */

@@ -7,15 +7,14 @@
 //     "matmul_tiled" (64×64 shared-memory tiles, for GPUs).
 // Transposes are override constants (a pipeline per combination, no branch in the inner loop).
 import type { KernelParams } from "../../kernels.ts";
-import { grid1d, type KernelTable, pack, u } from "../launch.ts";
+import { grid1d, i, type KernelTable, pack, u } from "../launch.ts";
 
 type Params = KernelParams<"matmul">;
 
-/** Whether both operands' vector dims and batch strides are multiples of 4 (16-byte loads). */
+/** Whether B's contiguous dim and batch stride are multiples of 4 (matmul_vec4's 16-byte loads). */
 export function vec4Aligned(p: Params): boolean {
-  const aDim = p.transA ? p.M : p.K; // the contiguous dim of A
-  const bDim = p.transB ? p.K : p.N; // the contiguous dim of B
-  return aDim % 4 === 0 && bDim % 4 === 0 && p.strideA % 4 === 0 && p.strideB % 4 === 0;
+  const bDim = p.transB ? p.K : p.N;
+  return bDim % 4 === 0 && p.strideB % 4 === 0;
 }
 
 /** The GEMV entry for an M = 1 product, or null when its vector dim is not aligned. */
@@ -26,6 +25,9 @@ export function gemvEntry(p: Params): "matmul_vec" | "matmul_vec_rows" | null {
 }
 
 const WV = 64; // threads (4 outputs each) along N in matmul_vec
+/** From this many rows of A on, a B [N, K] is transposed into [K, N] before matmul_vec4 (whose
+ *  column loads are then contiguous across invocations): the copy is 1/M of the product's work. */
+const TRANSPOSE_MIN_M = 16;
 
 export const MATMUL: KernelTable<"matmul"> = {
   matmul: (ctx, [a, b, bias], [out], p) => {
@@ -45,8 +47,20 @@ export const MATMUL: KernelTable<"matmul"> = {
     } else if (t.matmul === "matmul_tiled") {
       ctx.launch("matmul", "matmul_tiled", buffers, params, [Math.ceil(p.N / 64), Math.ceil(p.M / 64), p.batch], trans);
     } else {
-      const entry = vec4Aligned(p) ? "matmul_vec4" : "matmul";
-      ctx.launch("matmul", entry, buffers, params, [Math.ceil(p.N / 32), Math.ceil(p.M / 32), p.batch], trans); // 8×8 threads × 4×4
+      if (p.transB && p.M >= TRANSPOSE_MIN_M && p.N % 4 === 0) { // B [N, K] → [K, N] first
+        const batches = p.strideB === 0 ? 1 : p.batch;
+        const bt = ctx.temp(batches * p.K * p.N * 4);
+        const n = batches * p.K * p.N;
+        const copy = pack(u(n), u(3), i(0), u(batches), u(p.K), u(p.N), u(1), u(1), u(1), i(p.strideB), i(1), i(p.K), i(0), i(0), i(0));
+        ctx.launch("copy", "copy", [b!, bt], copy, grid1d(n, 256));
+        const paramsT = pack(u(p.batch), u(p.M), u(p.N), u(p.K), u(p.transA), u(0), u(p.strideA), u(p.strideB === 0 ? 0 : p.K * p.N), u(bias ? p.hasBias : 0));
+        const grid = [Math.ceil(p.N / 64), Math.ceil(p.M / 8), p.batch];
+        ctx.launch("matmul", "matmul_vec4", [a!, bt, bias ?? ctx.dummy, out], paramsT, grid, { TRANS_A: trans.TRANS_A, TRANS_B: 0, WX: 8, R: 8, CV: 2 });
+      } else if (vec4Aligned(p)) { // 8 invocations × 2 vec4 columns, 8 rows per workgroup
+        ctx.launch("matmul", "matmul_vec4", buffers, params, [Math.ceil(p.N / 64), Math.ceil(p.M / 8), p.batch], { ...trans, WX: 8, R: 8, CV: 2 });
+      } else { // 8×8 invocations × 4×4 outputs
+        ctx.launch("matmul", "matmul", buffers, params, [Math.ceil(p.N / 32), Math.ceil(p.M / 32), p.batch], trans);
+      }
     }
   },
 };
