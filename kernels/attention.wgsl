@@ -3,6 +3,8 @@
 // causal, query t sees keys j <= t + S − T. One thread per query row (or per key row for dk/dv),
 // scores recomputed on the fly (no T×S matrix), outputs kept in registers DC dims at a time.
 //   attention                 q@0 k@1 v@2 out@3 lse@4 Params; online softmax over the keys
+//   attention_row             the same bindings; one workgroup per query row (few rows: decoding),
+//                             threads splitting the keys, joined by wg_max / wg_sum
 //   attention_backward_delta  dout@0 out@1 delta@2 Params: delta[b, h, t] = Σ_d dout·out (scratch)
 //   attention_backward        dout@0 q@1 k@2 v@3 lse@4 delta@5 dq@6 Params: thread per query row,
 //                             dq = scale·Σ_j p·(dp − delta)·k[j]
@@ -11,6 +13,7 @@
 // Params{B, T, S, H, Hkv, D, scale, causal}; the grid is folded into x and y.
 
 override WG: u32 = 64;
+override RW: u32 = 64;
 const DC: u32 = 64u;
 
 struct Params { B: u32, T: u32, S: u32, H: u32, Hkv: u32, D: u32, scale: f32, causal: u32 }
@@ -73,6 +76,61 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     for (var e = 0u; e < dn; e++) { fout[qo + d0 + e] = acc[e] * inv; }
   }
   flse[i] = select(m + log(l), neg_inf, jend == 0u);
+}
+
+// ---- attention_row: one workgroup of RW threads per query row (for few rows: decoding a token).
+// Thread r takes keys r, r + RW, ... with its own online softmax (m_r, l_r, acc_r); the rows's max
+// and sum come from wg_max / wg_sum (subgroup operations where the adapter has them), and the
+// outputs from the threads' rescaled accumulators added up in shared memory. RW <= 64.
+var<workgroup> att_part: array<f32, 4096>; // [RW][DC]
+
+@compute @workgroup_size(RW)
+fn attention_row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let p = fp;
+  let i = wid.y * nwg.x + wid.x; // (b·H + h)·T + t, the same for the whole workgroup
+  if (i >= p.B * p.H * p.T) { return; }
+  let t = i % p.T;
+  let h = (i / p.T) % p.H;
+  let b = i / (p.T * p.H);
+  let g = h / (p.H / p.Hkv);
+  let qo = q_off(p, b, t, h);
+  let jend = key_end(p, t);
+  let neg_inf = k_neg_inf(min(p.B, 0u));
+  let r = lane.index;
+  var big_m = neg_inf;
+  var big_l = 0.0;
+  for (var d0 = 0u; d0 < p.D; d0 += DC) {
+    let dn = min(DC, p.D - d0);
+    var acc: array<f32, DC>;
+    for (var e = 0u; e < DC; e++) { acc[e] = 0.0; }
+    var m = neg_inf;
+    var l = 0.0;
+    for (var j = r; j < jend; j += RW) {
+      let ko = kv_off(p, b, j, g);
+      var s = 0.0;
+      for (var e = 0u; e < p.D; e++) { s += fq[qo + e] * fk[ko + e]; }
+      s *= p.scale;
+      let mn = max(m, s);
+      let corr = exp(m - mn);
+      let pj = exp(s - mn);
+      l = l * corr + pj;
+      for (var e = 0u; e < dn; e++) { acc[e] = acc[e] * corr + pj * fv[ko + d0 + e]; }
+      m = mn;
+    }
+    big_m = wg_max(m, lane, RW);
+    let w = select(exp(m - big_m), 0.0, l == 0.0); // this thread's share; 0 when it saw no key
+    big_l = wg_sum(l * w, lane, RW);
+    for (var e = 0u; e < dn; e++) { att_part[r * DC + e] = acc[e] * w; }
+    workgroupBarrier();
+    let inv = select(0.0, 1.0 / big_l, big_l > 0.0);
+    for (var e = r; e < dn; e += RW) {
+      var o = 0.0;
+      for (var q = 0u; q < RW; q++) { o += att_part[q * DC + e]; }
+      fout[qo + d0 + e] = o * inv;
+    }
+    workgroupBarrier();
+  }
+  if (r == 0u) { flse[i] = select(big_m + log(big_l), neg_inf, jend == 0u); }
 }
 
 @group(0) @binding(0) var<storage, read> dout: array<f32>;

@@ -1,5 +1,5 @@
 // WebGPU kernel variants against the float64 oracle, each path forced in turn on this device: the
-// row reductions with subgroups on and off, at 8 threads per row (one subgroup on lavapipe: no
+// row reductions (attention_row too) with subgroups on and off, at 8 threads per row (one subgroup on lavapipe: no
 // barrier) and 64 (the two-barrier subgroup path, or the shared-memory tree); sum_squares in one
 // and two passes; matmul on the scalar 4×4 and the 16-byte-load (matmul_vec4) kernels, shared-
 // memory tiles, the M = 1 GEMV kernels, and f16 (opt-in, looser tolerance). Then a device made without
@@ -80,6 +80,13 @@ function rowCases(): Case[] {
   cases.push({ kernel: "softmax", inputs: [masked], outputs: [11], params: { rows: 1, cols: 11 }, tol: { atol: 1e-7, rtol: 1e-5 } });
   const nan = Float32Array.from({ length: 40 }, (_, i) => (i === 29 ? NaN : i - 20));
   cases.push({ kernel: "softmax", inputs: [nan], outputs: [40], params: { rows: 1, cols: 40 }, tol: { atol: 0, rtol: 0 } });
+  // attention (attention_row: the variants force it for every row count)
+  for (const [B, T, S, H, Hkv, D, causal] of [[1, 1, 37, 4, 2, 32, 1], [2, 5, 13, 4, 1, 7, 1], [1, 3, 70, 2, 1, 80, 0], [1, 5, 2, 1, 1, 4, 1]]) {
+    const s = (t: string) => seedOf("variants attention", B, T, S, H, Hkv, D, t);
+    const q = uniform(B * T * H * D, s("q"), -2, 2), k = uniform(B * S * Hkv * D, s("k"), -2, 2), v = uniform(B * S * Hkv * D, s("v"));
+    const params = { B, T, S, H, Hkv, D, scale: 1 / Math.sqrt(D), causal };
+    cases.push({ kernel: "attention", inputs: [q, k, v], outputs: [B * T * H * D, B * H * T], params, tol: { atol: 1e-5, rtol: 1e-5 } });
+  }
   for (const n of [1, 33, 8192, 8193, 100000]) { // one pass up to 8192, two above
     const x = uniform(n, seedOf("variants sum_squares", n));
     const tol = { atol: 1e-6, rtol: 2e-6 };
@@ -92,7 +99,7 @@ function rowCases(): Case[] {
 const ROW_VARIANTS: Partial<Tuning>[] = [
   { subgroups: true, rowThreads: 8 }, { subgroups: true, rowThreads: 64 },
   { subgroups: false, rowThreads: 8 }, { subgroups: false, rowThreads: 64 },
-];
+].map((v) => ({ ...v, attentionRows: Infinity }));
 
 // ---- matmul ----
 
@@ -189,6 +196,7 @@ describe.skipIf(!has)("webgpu kernel variants", () => {
     expect(t.matmul).toBe(kind === "cpu" ? "matmul" : "matmul_tiled");
     expect(t.subgroups).toBe(backend.driver.features.subgroups);
     expect(t.rowThreads).toBe(kind === "cpu" ? 8 : 64);
+    expect(t.attentionRows).toBe(kind === "cpu" ? 0 : 4096);
     expect(t.f16).toBe(false); // opt-in only
     expect(backend.device).toContain(`matmul: ${t.matmul}`);
     expect(backend.device).toContain(backend.driver.features.subgroups ? "subgroups" : "no subgroups");

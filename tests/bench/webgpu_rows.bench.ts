@@ -1,5 +1,5 @@
 // WebGPU row-kernel lab: time per launch of the kernels that reduce rows (softmax, layer_norm,
-// rms_norm, cross_entropy, sum, sum_squares, their backwards) under each row-reduction variant
+// rms_norm, cross_entropy, sum, sum_squares, their backwards; attention_row) under each variant
 // (subgroups on/off) and threads per row, at GPT-like shapes. Not a test:
 // `bun tests/bench/webgpu_rows.bench.ts [reps]`. Reports the median µs per launch, wall and
 // process-CPU (steadier on a shared CPU, e.g. lavapipe). Results are checked by tests/backend.
@@ -28,10 +28,15 @@ const CASES: Case[] = [
   { name: "cross_entropy 64x50257", kernel: "cross_entropy", inputs: [64 * 50257], ints: [64], outputs: [64, 64], params: { N: 64, V: 50257, ignoreIndex: -100 } },
   { name: "sum 768x128 (rows)", kernel: "sum", inputs: [R * C], outputs: [R], params: { outer: R, len: C, inner: 1 } },
   { name: "sum_squares 1M", kernel: "sum_squares", inputs: [1 << 20], outputs: [1], params: { n: 1 << 20, accumulate: 0 } },
+  // decoding: one query row per head against a cache of S keys (attention_row; "thread" = a thread per row)
+  ...[[12, 256, 64], [32, 1024, 128]].map(([H, S, D]) => ({
+    name: `attention T=1 H=${H} S=${S} D=${D}`, kernel: "attention" as const, inputs: [H * D, S * H * D, S * H * D], outputs: [H * D, H],
+    params: { B: 1, T: 1, S, H, Hkv: H, D, scale: 0.125, causal: 1 },
+  })),
 ];
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const variants = [
+const variants: { subgroups: boolean; rowThreads: number; attentionRows?: number }[] = [
   ...(backend.driver.features.subgroups ? [8, 16, 32, 64].map((rowThreads) => ({ subgroups: true, rowThreads })) : []),
   ...[8, 16, 32, 64].map((rowThreads) => ({ subgroups: false, rowThreads })),
 ];
@@ -48,8 +53,9 @@ for (const c of CASES) {
   if (c.ints) ins.splice(1, 0, ...c.ints.map((n) => buf(n, Int32Array.from({ length: n }, (_, i) => (i * 7) % 65))));
   const outs = c.outputs.map((n) => buf(n));
   const line: string[] = [];
-  for (const v of variants) {
-    backend.tuning = { ...base, ...v };
+  const mine = c.kernel === "attention" ? [{ subgroups: false, rowThreads: 8, attentionRows: 0 }, ...variants] : variants;
+  for (const v of mine) {
+    backend.tuning = { ...base, attentionRows: Infinity, ...v };
     const run = () => backend.run(c.kernel, ins, outs, c.params as KernelParams<typeof c.kernel>);
     run();
     await backend.flush(); // compile + JIT
@@ -66,7 +72,8 @@ for (const c of CASES) {
       const d = process.cpuUsage(c0);
       cpu.push((d.user + d.system) / inner);
     }
-    line.push(`${v.subgroups ? "sg" : "wg"}${v.rowThreads}: ${median(wall).toFixed(0)}/${median(cpu).toFixed(0)}`);
+    const name = v.attentionRows === 0 ? "thread" : `${v.subgroups ? "sg" : "wg"}${v.rowThreads}`;
+    line.push(`${name}: ${median(wall).toFixed(0)}/${median(cpu).toFixed(0)}`);
   }
   console.log(`${c.name.padEnd(30)} µs wall/cpu  ${line.join("  ")}`);
   for (const b of held) backend.free(b);

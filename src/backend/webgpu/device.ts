@@ -64,6 +64,9 @@ export interface TuningOptions {
  * - subgroups: wherever the device has them (fewer barriers in every row reduction).
  * - rowThreads: 64 per row on GPUs; on a CPU adapter one SIMD-width group per row (8), which
  *   with subgroups needs no barrier at all.
+ * - attentionRows: up to how many query rows attention takes a workgroup per row (decoding) rather
+ *   than a thread per row, where a thread per row would leave most of a GPU idle (B·H threads
+ *   when decoding). Not on a CPU adapter: measured no faster there (the loads of either are gathers).
  * - f16: only on request.
  */
 export function chooseTuning(info: AdapterInfo, features: GpuFeatures, options: TuningOptions = {}): Tuning {
@@ -74,6 +77,7 @@ export function chooseTuning(info: AdapterInfo, features: GpuFeatures, options: 
     gemv: cpu ? 1 : 4,
     subgroups: features.subgroups,
     rowThreads: cpu ? 8 : 64,
+    attentionRows: cpu ? 0 : 4096,
     f16: f16 && features.shaderF16,
   };
 }

@@ -18,6 +18,9 @@ export interface Tuning {
   subgroups: boolean;
   /** threads per row of the row kernels (a power of two, 8..256) */
   rowThreads: number;
+  /** attention with at most this many query rows (B·H·T; decoding) runs attention_row: a
+   *  workgroup per row with the keys split between its threads (more parallel work) */
+  attentionRows: number;
   /** matmul reads f32 and multiplies in f16 (inference only: about 3 significant digits); an
    *  opt-in, never chosen by default, and only where the device has `shader-f16` */
   f16: boolean;

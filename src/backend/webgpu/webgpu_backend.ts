@@ -252,6 +252,7 @@ export function describeTuning(t: Tuning, features: GpuFeatures): string {
   if (t.gemv > 0) words.push(`gemv ${t.gemv}`);
   words.push(t.subgroups && features.subgroups ? "subgroups" : "no subgroups");
   words.push(`rows ${t.rowThreads}`);
+  if (t.attentionRows > 0) words.push(`attention_row <= ${t.attentionRows} rows`);
   words.push(t.f16 && features.shaderF16 ? "f16 matmul" : "f32");
   return words.join(", ");
 }

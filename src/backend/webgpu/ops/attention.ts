@@ -1,5 +1,6 @@
-// WebGPU launches of attention (one thread per query row) and attention_backward: delta = Σ dout·out
-// into a scratch buffer, then dq (one thread per query row) and dk, dv (one thread per key row).
+// WebGPU launches of attention (one thread per query row; or, for at most tuning.attentionRows
+// rows, as when decoding, one workgroup per row: attention_row) and attention_backward: delta =
+// Σ dout·out into a scratch buffer, then dq (one thread per query row) and dk, dv (one per key row).
 import type { KernelParams } from "../../kernels.ts";
 import { f, grid1d, type KernelTable, pack, u } from "../launch.ts";
 
@@ -11,7 +12,12 @@ const params = (p: KernelParams<"attention">) =>
 export const ATTENTION: KernelTable<"attention" | "attention_backward"> = {
   attention: (ctx, [q, k, v], [out, lse], p) => {
     const rows = p.B * p.H * p.T;
-    if (rows > 0) ctx.launch("attention", "attention", [q!, k!, v!, out, lse], params(p), grid1d(rows, WG));
+    if (rows === 0) return;
+    if (rows <= ctx.tuning.attentionRows) { // few rows (decoding): a workgroup per row, keys split
+      ctx.launch("attention", "attention_row", [q!, k!, v!, out, lse], params(p), grid1d(rows, 1), { RW: Math.min(ctx.tuning.rowThreads, 64) });
+    } else {
+      ctx.launch("attention", "attention", [q!, k!, v!, out, lse], params(p), grid1d(rows, WG));
+    }
   },
   attention_backward: (ctx, [dout, q, k, v, out, lse], [dq, dk, dv], p) => {
     const rows = p.B * p.H * p.T;
