@@ -3,10 +3,16 @@
 // A[b] starts at b·strideA and is [M, K] ([K, M] when TRANS_A); B[b] at b·strideB, [K, N] ([N, K]
 // when TRANS_B). TRANS_A/TRANS_B are override constants (one pipeline per combination, no branch in
 // the inner loop) and equal the transA/transB params.
-//   matmul        register blocking: each thread keeps 4×4 outputs in registers, no shared memory;
-//                 workgroup WX×WY threads, grid [ceil(N/4WX), ceil(M/4WY), batch]. Fastest on lavapipe.
-//   matmul_tiled  shared-memory tiles of 64×64 outputs (16×16 threads × 4×4), K in steps of 16;
-//                 grid [ceil(N/64), ceil(M/64), batch]. Fastest on real GPUs.
+//   matmul           register blocking: each thread keeps 4×4 outputs in registers, no shared
+//                    memory; workgroup WX×WY threads, grid [ceil(N/4WX), ceil(M/4WY), batch]
+//   matmul_vec4      register blocking for CPU adapters: A read workgroup-uniform, B in 16-byte
+//                    loads (B's contiguous dim % 4 == 0); R rows × 4·CV·WX columns per workgroup.
+//                    Fastest on lavapipe
+//   matmul_vec       M = 1, B [K, N]: GEMV, a thread per 4 outputs (see its section)
+//   matmul_vec_rows  M = 1, B [N, K]: GEMV, a workgroup per 4 outputs, reduced with wg_sum4
+//   matmul_tiled     shared-memory tiles of 64×64 outputs (16×16 threads × 4×4), K in steps of 16;
+//                    grid [ceil(N/64), ceil(M/64), batch]. Fastest on real GPUs
+// The row reductions (wg_sum4, Lane) come from workgroup_reduce.wgsl or subgroup_reduce.wgsl.
 
 override TRANS_A: u32 = 0u;
 override TRANS_B: u32 = 0u;

@@ -56,9 +56,9 @@ export interface TuningOptions {
 
 /**
  * Kernel variants per adapter (measured on lavapipe; GPU choices follow the usual practice):
- * - matmul: on a CPU adapter (lavapipe) register blocking (4×4 outputs per thread, no shared
- *   memory) is fastest and shared-memory tiles slowest, because workgroupBarrier is a coroutine
- *   switch there; on GPUs the opposite holds.
+ * - matmul: on a CPU adapter (lavapipe) register blocking (no shared memory; A loads the same
+ *   for the whole workgroup, which llvmpipe makes one load) is fastest and shared-memory tiles
+ *   slowest, because workgroupBarrier is a coroutine switch there; on GPUs the opposite holds.
  * - gemv: M = 1 products on the GEMV kernels everywhere (the 4×4 kernel wastes 3 of 4 rows there);
  *   on GPUs each workgroup splits K 4 ways (more threads for short, wide products).
  * - subgroups: wherever the device has them (fewer barriers in every row reduction).

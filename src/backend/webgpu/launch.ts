@@ -7,7 +7,8 @@ import type { ShaderFile } from "./shaders.ts";
 
 /** Kernel variants chosen per adapter (device.ts chooseTuning); recorded in backend.device. */
 export interface Tuning {
-  /** "matmul": 4×4 outputs per thread in registers, no shared memory (fastest on lavapipe);
+  /** "matmul": register blocking, no shared memory (fastest on lavapipe): matmul_vec4 (A read
+   *  workgroup-uniform, B in 16-byte loads) where B allows it, else 4×4 outputs per thread;
    *  "matmul_tiled": 64×64 shared-memory tiles (fastest on real GPUs) */
   matmul: "matmul" | "matmul_tiled";
   /** M = 1 products (one token at a time: decode) on the GEMV kernels matmul_vec / matmul_vec_rows:
