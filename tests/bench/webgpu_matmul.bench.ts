@@ -2,7 +2,8 @@
 // (decode) GEMV kernels against the 4×4 kernel, validated against a float64 reference on a sample
 // of outputs first. Not a test: `bun tests/bench/webgpu_matmul.bench.ts [reps] [filter]`.
 // Variants: matmul (scalar loads: the kernel before 16-byte loads; forced here by an unaligned
-// strideB, which batch 1 never reads), matmul_vec4, matmul_tiled, matmul_f16_tiled (where the
+// strideB, which batch 1 never reads; a _tB shape on a CPU adapter still has B transposed into
+// matmul_vec4 first), matmul_vec4, matmul_tiled, matmul_f16_tiled (where the
 // adapter has shader-f16), gemv. Reports the median over reps of wall GFLOP/s and GFLOP per
 // process-CPU-second (steadier on a shared CPU, e.g. lavapipe).
 import type { KernelParams } from "../../src/backend/kernels.ts";
