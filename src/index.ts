@@ -24,3 +24,22 @@ export { AdamW, type ParamGroup, type AdamWOptions } from "./optim/adamw.ts";
 export { gradNormSq, clipGradNorm } from "./optim/clip.ts";
 export { warmupCosine } from "./optim/schedule.ts";
 export { GPT, GPTConfig } from "./models/gpt.ts";
+export {
+  LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM, KVCache, createModel, MODEL_CLASSES,
+  loadModelConfig, parseModelConfig, toHFConfig, loadPretrained, loadWeights, savePretrained,
+  type KVCacheOptions, type ModelConfig, type GPT2Config, type LlamaConfig, type PretrainedModel,
+  type GenerationConfig, type LoadOptions, type Pretrained, type SaveOptions,
+} from "./models/index.ts";
+export {
+  generate, stream, streamTokens,
+  type CausalLM, type GenerateOptions, type GenerateResult, type GenerateTimings,
+} from "./models/generate.ts";
+export { CharTokenizer, loadTokenizer, type Tokenizer, type EncodeOptions, type DecodeOptions } from "./data/tokenizer.ts";
+export { trainBpe, trainBpeFiles, type BpeTrainOptions } from "./data/bpe_train.ts";
+export { ChatTemplate, applyChatTemplate, loadChatTemplate, type ChatMessage, type ChatTemplateOptions } from "./data/chat_template.ts";
+export { TokenDataset, type Batch, type Split } from "./data/dataset.ts";
+export { readSafetensors, writeSafetensors, SafetensorsError, SafetensorsFile, type SafetensorsDType } from "./io/safetensors.ts";
+export { writeFileAtomic, writeJsonAtomic } from "./io/atomic.ts";
+export { saveCheckpoint, loadCheckpoint, hasCheckpoint } from "./io/checkpoint.ts";
+export { Trainer, defaultOptimizer, type TrainerOptions, type TrainingResult, type Hooks, type StepInfo, type LossFn } from "./train/trainer.ts";
+export { TrainArgs } from "./train/args.ts";

@@ -12,9 +12,14 @@ const debug = () => debugLevel() >= 1;
 /** A driver for the best adapter this runtime offers under `options`, or null. */
 export async function acquireDriver(options: AcquireOptions): Promise<GpuDriver | null> {
   if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
-    const { findWebGPULibrary } = await import("./ffi/library.ts");
+    const { findWebGPULibrary, hasVulkanLoader } = await import("./ffi/library.ts");
     const tried: string[] = [];
     const library = findWebGPULibrary(tried);
+    if (library?.flavor === "dawn" && !options.allowCpu && !hasVulkanLoader()) {
+      // "auto" on a machine without Vulkan: no GPU to find, and Dawn would only print a warning
+      if (debug()) console.error("[webgpu] Dawn needs a Vulkan loader (libvulkan.so.1) and none is installed");
+      return null;
+    }
     if (library) {
       const { createFfiDriver } = await import("./ffi/ffi_driver.ts");
       return createFfiDriver(library, options);

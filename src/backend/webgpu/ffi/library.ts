@@ -45,6 +45,14 @@ export function findWebGPULibrary(tried: string[] = []): NativeLibrary | null {
   return null;
 }
 
+/**
+ * Whether Dawn can find a Vulkan loader (libvulkan.so.1), on Linux where Vulkan is its only
+ * backend. Without one Dawn prints a warning and finds no adapter, so "auto" skips it quietly.
+ */
+export function hasVulkanLoader(): boolean {
+  return process.platform !== "linux" || opens("libvulkan.so.1");
+}
+
 function opens(name: string): boolean {
   try {
     dlopen(name, {}).close();
