@@ -19,6 +19,18 @@ describe("public API", () => {
     expect(missing).toEqual([]);
   });
 
+  test("createBackend(name, { seed }) seeds the RNG as kiln.seed does", async () => {
+    const backend = await kiln.createBackend("wasm", { seed: 7 });
+    const a = await kiln.randn([5], { backend }).data();
+    kiln.seed(7);
+    const b = await kiln.randn([5], { backend }).data();
+    await kiln.createBackend("wasm", { seed: 8 }).then((other) => other.dispose());
+    const c = await kiln.randn([5], { backend }).data();
+    expect(Array.from(a)).toEqual(Array.from(b));
+    expect(Array.from(c)).not.toEqual(Array.from(a));
+    backend.dispose();
+  });
+
   test("loadPretrained + generate through the public API give the fixture's greedy tokens", async () => {
     const backend = await kiln.createBackend("wasm", { seed: 0 });
     const dir = join(ROOT, "tests/fixtures/hf/llama");

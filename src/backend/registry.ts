@@ -4,6 +4,7 @@
 // which it took (backend.name, backend.device).
 
 import type { Backend, BackendOptions } from "./backend.ts";
+import { seed as seedRng } from "../tensor/random.ts";
 
 /** Makes a backend, or returns null when this machine cannot run it (no adapter, say). */
 export type BackendFactory = (options: BackendOptions & { auto?: boolean }) => Promise<Backend | null>;
@@ -57,7 +58,13 @@ backends.register("webgpu", async (options) => {
 
 export type BackendChoice = "wasm" | "webgpu" | "auto";
 
-/** createBackend("auto") prefers a real GPU through WebGPU, then WASM. */
-export async function createBackend(name: BackendChoice | string = "auto", options: BackendOptions = {}): Promise<Backend> {
-  return name === "auto" ? backends.auto(["webgpu", "wasm"], options) : backends.create(name, options);
+/**
+ * createBackend("auto") prefers a real GPU through WebGPU, then WASM. `seed` seeds kiln's random
+ * number generator (initialisation, dropout, sampling), as kiln.seed(n) does.
+ */
+export async function createBackend(name: BackendChoice | string = "auto", options: BackendOptions & { seed?: number } = {}): Promise<Backend> {
+  const { seed, ...rest } = options;
+  const backend = await (name === "auto" ? backends.auto(["webgpu", "wasm"], rest) : backends.create(name, rest));
+  if (seed !== undefined) seedRng(seed);
+  return backend;
 }
