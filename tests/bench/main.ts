@@ -3,6 +3,7 @@
 //   train_step/baby     ms/iter (median), tokens/s and peak RSS of a full training step of the
 //                       default baby GPT (4 layers, 4 heads, 128 wide, context 64, batch 12)
 //   generate/<model>    prefill and decode tokens/s (tiny Llama fixture, ~100M random Llama)
+//   load/llama-1gb      loadPretrained of a 1 GB F32 Llama folder: GB/s, peak RSS / weight bytes
 // Options: --filter <substring>  --backend wasm|webgpu|all  --json  --steps <n>  --reps <n>
 // Timings are medians; never assert them in tests. Compare runs as ratios on one machine.
 
@@ -19,6 +20,7 @@ import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { benchGenerate } from "./generate.bench.ts";
+import { benchLoad } from "./load.bench.ts";
 
 const { values } = parseArgs({
   options: {
@@ -165,6 +167,15 @@ for (const r of runs) {
   if (!r.label.endsWith("/1t")) await benchTrainStep(backend, r.label);
   // prefill/decode tokens/s (the 100M model is too slow for a software WebGPU adapter)
   if (r.label === "wasm") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
+  // loadPretrained of a ~1 GB F32 Llama-layout folder, in a child process (its own peak RSS)
+  if (r.label === "wasm" && wanted("load/llama-1gb")) {
+    const f = await benchLoad({ dtype: "F32", backend: "wasm" });
+    emit({
+      name: "load/llama-1gb", backend: r.label, device: backend.device, file_gb: +(f.fileBytes / 1e9).toFixed(3),
+      load_s: +f.loadSeconds.toFixed(2), copy_gb_per_s: +f.copyGBps.toFixed(2), end_to_end_gb_per_s: +f.endToEndGBps.toFixed(2),
+      peak_rss_mb: Math.round(f.peakRssBytes / 2 ** 20), peak_over_weights: +f.peakOverWeights.toFixed(2),
+    });
+  }
   backend.dispose();
 }
 
