@@ -7,8 +7,9 @@
 import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
-/** Bytes to write: a string (written as UTF-8), one typed array or view, or a list of chunks written in order. */
-export type AtomicData = string | ArrayBufferView | Iterable<ArrayBufferView>;
+/** Bytes to write: a string (written as UTF-8), one typed array or view, or chunks written in order
+ *  (a list, or an async iterable that produces each chunk just before it is written). */
+export type AtomicData = string | ArrayBufferView | Iterable<ArrayBufferView> | AsyncIterable<ArrayBufferView>;
 
 export interface AtomicWriteOptions {
   /** File mode for a newly created file (default 0o644). */
@@ -25,7 +26,7 @@ export async function writeFileAtomic(path: string, data: AtomicData, options: A
   let renamed = false;
   try {
     try {
-      for (const chunk of chunksOf(data)) await writeAll(handle, chunk);
+      for await (const chunk of chunksOf(data)) await writeAll(handle, chunk);
       await handle.sync();
     } finally {
       await handle.close();
@@ -48,13 +49,13 @@ export async function writeJsonAtomic(path: string, value: unknown, options: Ato
 
 // ---------------------------------------------------------------------------------------------
 
-function* chunksOf(data: AtomicData): Iterable<Uint8Array> {
+async function* chunksOf(data: AtomicData): AsyncIterable<Uint8Array> {
   if (typeof data === "string") {
     yield new TextEncoder().encode(data);
   } else if (ArrayBuffer.isView(data)) {
     yield new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   } else {
-    for (const chunk of data) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for await (const chunk of data) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   }
 }
 

@@ -40,15 +40,15 @@ export async function saveCheckpoint(
 
   const named = model.namedParameters();
   const weights: Record<string, SafetensorsTensor> = {};
-  for (const [n, t] of named) weights[n] = { dtype: "F32", shape: t.shape, data: (await t.data()) as Float32Array };
+  for (const [n, t] of named) weights[n] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
   await writeSafetensors(join(tmp, "model.safetensors"), weights, { format: "pt" });
 
   const moments: Record<string, SafetensorsTensor> = {};
   if (optimizer) {
     for (const [n, t] of named) {
       const s = optimizer.state(t);
-      moments[`m.${n}`] = { dtype: "F32", shape: t.shape, data: (await s.m.data()) as Float32Array };
-      moments[`v.${n}`] = { dtype: "F32", shape: t.shape, data: (await s.v.data()) as Float32Array };
+      moments[`m.${n}`] = { dtype: "F32", shape: t.shape, data: () => s.m.data() as Promise<Float32Array> };
+      moments[`v.${n}`] = { dtype: "F32", shape: t.shape, data: () => s.v.data() as Promise<Float32Array> };
     }
   }
   await writeSafetensors(join(tmp, "optimizer.safetensors"), moments);

@@ -28,8 +28,11 @@ export interface SafetensorsTensorInfo {
 export interface SafetensorsTensor {
   dtype: SafetensorsDType;
   shape: readonly number[];
-  data: Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+  /** the data, or (writeSafetensors only) a function that produces it when its turn comes, so a
+   *  file of many tensors is written holding one of them in memory at a time */
+  data: SafetensorsData | (() => Promise<SafetensorsData>);
 }
+export type SafetensorsData = Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
 
 /** A malformed file, or a request the file cannot satisfy. `file` is the path, `problem` the reason. */
 export class SafetensorsError extends Error {
@@ -176,13 +179,27 @@ export class SafetensorsFile {
   }
 }
 
-/** Writes `tensors` (and optional string metadata) to `path` atomically, laid out as the reference writer does. */
+/**
+ * Writes `tensors` (and optional string metadata) to `path` atomically, laid out as the reference
+ * writer does. Tensors whose `data` is a function are produced one at a time as they are written.
+ */
 export async function writeSafetensors(
   path: string,
   tensors: Readonly<Record<string, SafetensorsTensor>>,
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata, path));
+  const { header, entries } = layout(tensors, metadata, path);
+  const fail = (problem: string): never => {
+    throw new SafetensorsError(path, problem);
+  };
+  async function* chunks(): AsyncIterable<Uint8Array> {
+    yield* header;
+    for (const e of entries) {
+      const data = typeof e.tensor.data === "function" ? await e.tensor.data() : e.tensor.data;
+      yield tensorBytes(e.name, { ...e.tensor, data }, fail);
+    }
+  }
+  await writeFileAtomic(path, chunks());
 }
 
 /** The file's bytes as chunks: [8-byte length, padded header, tensor data...]. Tensor data is not copied when it can be viewed. */
@@ -191,6 +208,23 @@ export function encodeSafetensors(
   metadata?: Readonly<Record<string, string>>,
   label = "<memory>",
 ): Uint8Array[] {
+  const fail = (problem: string): never => {
+    throw new SafetensorsError(label, problem);
+  };
+  const { header, entries } = layout(tensors, metadata, label);
+  return [...header, ...entries.map((e) => {
+    const data = e.tensor.data;
+    if (typeof data === "function") fail(`tensor ${JSON.stringify(e.name)}: encodeSafetensors needs the data itself (writeSafetensors takes a producer)`);
+    return tensorBytes(e.name, e.tensor as SafetensorsTensor & { data: SafetensorsData }, fail);
+  })];
+}
+
+/** Checks names, dtypes and shapes, orders the tensors as the reference writer does, and encodes the header. */
+function layout(
+  tensors: Readonly<Record<string, SafetensorsTensor>>,
+  metadata: Readonly<Record<string, string>> | undefined,
+  label: string,
+): { header: Uint8Array[]; entries: { name: string; tensor: SafetensorsTensor; byteLength: number }[] } {
   if (!LITTLE_ENDIAN) throw new SafetensorsError(label, "writing on a big-endian host is not supported");
   const fail = (problem: string): never => {
     throw new SafetensorsError(label, problem);
@@ -199,9 +233,10 @@ export function encodeSafetensors(
     if (name === "__metadata__") fail(`"__metadata__" is reserved and cannot name a tensor`);
     if (!(t.dtype in WRITE_RANK)) fail(`tensor ${JSON.stringify(name)}: cannot write dtype ${String(t.dtype)} (F32, F16, BF16, F64, I32, I64)`);
     for (const d of t.shape) if (!Number.isSafeInteger(d) || d < 0) fail(`tensor ${JSON.stringify(name)}: bad shape dim ${d}`);
-    return { name, dtype: t.dtype, shape: [...t.shape], bytes: tensorBytes(name, t, fail) };
+    const count = elementCount([...t.shape]) ?? fail(`tensor ${JSON.stringify(name)}: shape too large`);
+    return { name, tensor: t, byteLength: count * DTYPE_SIZES[t.dtype] };
   });
-  entries.sort((a, b) => WRITE_RANK[a.dtype] - WRITE_RANK[b.dtype] || compareUtf8(a.name, b.name));
+  entries.sort((a, b) => WRITE_RANK[a.tensor.dtype] - WRITE_RANK[b.tensor.dtype] || compareUtf8(a.name, b.name));
 
   const parts: string[] = [];
   if (metadata !== undefined) {
@@ -210,8 +245,8 @@ export function encodeSafetensors(
   }
   let offset = 0;
   for (const e of entries) {
-    const end = offset + e.bytes.byteLength;
-    parts.push(`${JSON.stringify(e.name)}:{"dtype":"${e.dtype}","shape":[${e.shape.join(",")}],"data_offsets":[${offset},${end}]}`);
+    const end = offset + e.byteLength;
+    parts.push(`${JSON.stringify(e.name)}:{"dtype":"${e.tensor.dtype}","shape":[${e.tensor.shape.join(",")}],"data_offsets":[${offset},${end}]}`);
     offset = end;
   }
   const json = new TextEncoder().encode(`{${parts.join(",")}}`);
@@ -219,7 +254,7 @@ export function encodeSafetensors(
   padded.set(json);
   const length = new Uint8Array(8);
   new DataView(length.buffer).setBigUint64(0, BigInt(padded.byteLength), true);
-  return [length, padded, ...entries.map((e) => e.bytes)];
+  return { header: [length, padded], entries };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,7 +404,7 @@ async function readExactly(handle: Handle, path: string, position: number, lengt
   return out;
 }
 
-function tensorBytes(name: string, t: SafetensorsTensor, fail: (problem: string) => never): Uint8Array {
+function tensorBytes(name: string, t: SafetensorsTensor & { data: SafetensorsData }, fail: (problem: string) => never): Uint8Array {
   const count = elementCount([...t.shape]) ?? fail(`tensor ${JSON.stringify(name)}: shape too large`);
   const want = count * (DTYPE_SIZES[t.dtype] ?? 0);
   const d = t.data;

@@ -100,7 +100,8 @@ export async function savePretrained(model: PretrainedModel, dir: string, option
   await mkdir(dir, { recursive: true });
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const [name, t] of model.namedParameters()) {
-    tensors[name] = { dtype: "F32", shape: t.shape, data: (await t.data()) as Float32Array };
+    // read back from the device one tensor at a time, as the file is written: one copy of the weights
+    tensors[name] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
   }
   await writeSafetensors(join(dir, SINGLE), tensors, { format: "pt" });
   await writeJsonAtomic(join(dir, "config.json"), hfConfig);

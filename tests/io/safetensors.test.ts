@@ -159,6 +159,43 @@ describe("safetensors round trip", () => {
   });
 });
 
+describe("safetensors streaming write", () => {
+  test("producers are called one at a time, in file order, and give the same bytes as eager data", async () => {
+    const a = Float32Array.from({ length: 6 }, (_, i) => i * 0.5), b = Float32Array.of(-1, 2), c = Int32Array.of(7, 8, 9);
+    const eager = { b: { dtype: "F32" as const, shape: [2], data: b }, a: { dtype: "F32" as const, shape: [2, 3], data: a }, c: { dtype: "I32" as const, shape: [3], data: c } };
+    const calls: string[] = [];
+    let open = 0, maxOpen = 0;
+    const lazy = (name: string, data: Float32Array | Int32Array) => async () => {
+      calls.push(name);
+      maxOpen = Math.max(maxOpen, ++open);
+      await Bun.sleep(1);
+      queueMicrotask(() => open--);
+      return data;
+    };
+    const path = join(dir, "lazy.safetensors");
+    await writeSafetensors(path, {
+      b: { dtype: "F32", shape: [2], data: lazy("b", b) },
+      a: { dtype: "F32", shape: [2, 3], data: lazy("a", a) },
+      c: { dtype: "I32", shape: [3], data: lazy("c", c) },
+    }, { format: "pt" });
+    expect(calls).toEqual(["a", "b", "c"]); // the file's order: F32 by name, then I32
+    expect(maxOpen).toBe(1);
+    const written = new Uint8Array(await Bun.file(path).arrayBuffer());
+    expect(written).toEqual(concat(encodeSafetensors(eager, { format: "pt" })));
+  });
+
+  test("a producer with the wrong byte count fails, naming the tensor, and leaves the old file", async () => {
+    const path = join(dir, "lazy-bad.safetensors");
+    await writeSafetensors(path, { x: { dtype: "F32", shape: [1], data: Float32Array.of(3) } });
+    const before = new Uint8Array(await Bun.file(path).arrayBuffer());
+    const error = await writeSafetensors(path, { x: { dtype: "F32", shape: [4], data: async () => new Float32Array(3) } }).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(SafetensorsError);
+    expect((error as Error).message).toContain('tensor "x"');
+    expect(new Uint8Array(await Bun.file(path).arrayBuffer())).toEqual(before);
+    expect(() => encodeSafetensors({ x: { dtype: "F32", shape: [1], data: async () => new Float32Array(1) } })).toThrow("needs the data itself");
+  });
+});
+
 describe("safetensors hostile files", () => {
   const ok = (name = "t") => `"${name}":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}`;
 
