@@ -20,8 +20,9 @@ import { StreamingDetokenizer } from "./detokenizer.ts";
 
 /** What generation needs of a model: GPT and Llama both fit. */
 export interface CausalLM {
-  /** logits [B, T, V] for ids [B, T] (i32); with a cache, the ids continue the cached positions */
-  forward(ids: Tensor, opts?: { cache?: KVCache }): Tensor;
+  /** logits [B, T, V] for ids [B, T] (i32); with a cache, the ids continue the cached positions;
+   *  logitsToKeep k > 0 asks for the last k positions only ([B, k, V]; a model may ignore it) */
+  forward(ids: Tensor, opts?: { cache?: KVCache; logitsToKeep?: number }): Tensor;
   /** an empty KV cache; models without one are decoded by full recompute */
   newCache?(batch: number, maxLength: number): KVCache;
   readonly config: { blockSize: number; vocabSize: number; eosTokenId?: number | number[] | null };
@@ -300,8 +301,9 @@ async function lastLogits(model: CausalLM, backend: Backend, ids: number[], cach
   const last = scope(() =>
     noGrad(() => {
       const x = fromArray(Int32Array.from(ids), [1, ids.length], { dtype: "i32", backend }); // [1, T]
-      const logits = model.forward(x, cache ? { cache } : undefined); // [1, T, V]
-      return logits.narrow(1, ids.length - 1, 1); // [1, 1, V]
+      const logits = model.forward(x, { cache: cache ?? undefined, logitsToKeep: 1 }); // [1, 1, V]
+      const T = logits.shape[1]; // a model that ignores logitsToKeep returns every position
+      return T === 1 ? logits : logits.narrow(1, T - 1, 1);
     }),
   );
   try {

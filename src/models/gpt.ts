@@ -9,6 +9,7 @@ import { Module, ModuleList } from "../nn/module.ts";
 import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.ts";
 import { arange, type Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
+import { keepLast } from "./logits.ts";
 import { keep } from "../tensor/memory.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
@@ -119,7 +120,11 @@ export class GPT extends Module {
    * cache.length.. (learned positions from there), their keys/values are appended to the cache,
    * and attention covers everything cached.
    */
-  forward(idx: Tensor, { cache }: { cache?: KVCache } = {}): Tensor {
+  /**
+   * logits [B, T, V] (or [B, logitsToKeep, V]: only the last positions, as HF's logits_to_keep, so a
+   * prefill does not project every prompt position onto the vocabulary) for ids [B, T].
+   */
+  forward(idx: Tensor, { cache, logitsToKeep = 0 }: { cache?: KVCache; logitsToKeep?: number } = {}): Tensor {
     const [B, T] = idx.shape;
     if (idx.rank !== 2) throw new Error(`[gpt] idx must be [B, T], got ${idx.describe()}`);
     const offset = cache?.length ?? 0;
@@ -129,8 +134,8 @@ export class GPT extends Module {
     let x = tr.drop.forward(tr.wte.forward(idx).add(tr.wpe.forward(pos))); // [B, T, C]
     tr.h.items.forEach((block, i) => (x = block.forward(x, cache, i))); // [B, T, C]
     cache?.advance(T);
-    x = tr.ln_f.forward(x); // [B, T, C]
-    return ops.linear(x, tr.wte.weight, null, "out_in"); // [B, T, V], head tied to wte
+    x = tr.ln_f.forward(keepLast(x, logitsToKeep)); // [B, T', C]
+    return ops.linear(x, tr.wte.weight, null, "out_in"); // [B, T', V], head tied to wte
   }
 
   /** An empty KV cache for `batch` sequences of up to maxLength (default blockSize) positions. */
@@ -179,3 +184,4 @@ export class GPT extends Module {
     this.#positions.clear();
   }
 }
+

@@ -14,6 +14,7 @@ import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
 import { LlamaConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
+import { keepLast } from "./logits.ts";
 
 export { LlamaConfig };
 
@@ -120,7 +121,8 @@ export class LlamaForCausalLM extends Module {
    * cache.length.. (the RoPE offset), their keys/values are appended to the cache, and attention
    * covers everything cached.
    */
-  forward(ids: Tensor, { cache }: { cache?: KVCache } = {}): Tensor {
+  /** logits [B, T, V], or [B, logitsToKeep, V] for the last positions only (HF's logits_to_keep) */
+  forward(ids: Tensor, { cache, logitsToKeep = 0 }: { cache?: KVCache; logitsToKeep?: number } = {}): Tensor {
     if (ids.rank !== 2) throw new Error(`[llama] ids must be [B, T], got ${ids.describe()}`);
     const T = ids.shape[1];
     const offset = cache?.length ?? 0;
@@ -131,8 +133,8 @@ export class LlamaForCausalLM extends Module {
     let x = this.model.embed_tokens.forward(ids); // [B, T, C]
     this.model.layers.items.forEach((layer, i) => (x = layer.forward(x, offset, cache, i))); // [B, T, C]
     cache?.advance(T);
-    x = this.model.norm.forward(x); // [B, T, C]
-    return ops.linear(x, this.headWeight, null, "out_in"); // [B, T, V]
+    x = this.model.norm.forward(keepLast(x, logitsToKeep)); // [B, T', C]
+    return ops.linear(x, this.headWeight, null, "out_in"); // [B, T', V]
   }
 
   /** Mean cross-entropy of next-token prediction: logits for ids against targets [B, T]. */
