@@ -8,7 +8,7 @@ import type { OpName, OpSpecs } from "../ops/spec.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { keep, scope } from "../tensor/memory.ts";
 import { sameShape } from "../tensor/shape.ts";
-import { vjp } from "./rules.ts";
+import { vjp, vjpInto, type VjpIntoRule } from "./rules.ts";
 import * as ops from "../ops/index.ts";
 
 export interface Node<K extends OpName = OpName> {
@@ -83,6 +83,17 @@ export function backward(root: Tensor, grad?: Tensor): void {
       if (!node || !g) continue;
       const rule = vjp[node.op];
       if (rule === "nondiff") throw new Error(`[backward] op ${node.op} has no gradient`);
+      // a gradient for the (single) input is already held and ours alone: add into it in place
+      const into = vjpInto[node.op] as VjpIntoRule<OpName> | undefined;
+      const input = node.inputs[0];
+      const acc = into && input?.requiresGrad ? grads.get(input) : undefined;
+      if (into && acc && owned.has(acc) && acc.storage.refs === 1 && acc.dtype === "f32") {
+        into(g, node, acc);
+        grads.delete(t);
+        owned.delete(g);
+        g.dispose();
+        continue;
+      }
       // in a scope: temporaries the rule makes are freed even when backward runs outside one
       const inputGrads = scope(() => (rule as (g: Tensor, node: Node) => (Tensor | null)[])(g, node));
       node.inputs.forEach((input, j) => {

@@ -1,10 +1,13 @@
-// Row-parallel launches of the wasm backend (src/backend/wasm/parallel.ts): cross_entropy and
-// attention calls big enough to be split over the worker pool give the reference results, and the
-// worker threads really take chunks. Wasm only (other backends have no thread pool).
+// Row-parallel launches of the wasm backend (src/backend/wasm/parallel.ts): cross_entropy, attention,
+// elementwise, row and copy calls big enough to be split over the worker pool give the reference
+// results (the split ones bit for bit what one thread gives), and the worker threads really take
+// chunks. Wasm only (other backends have no thread pool).
 import { afterAll, describe, expect, test } from "bun:test";
 import { createBackend } from "../../src/backend/registry.ts";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
 import { PARALLEL_MIN_WORK } from "../../src/backend/wasm/parallel.ts";
+import type { KernelName, KernelParams } from "../../src/backend/kernels.ts";
+import type { HostArray } from "./harness.ts";
 import { threadPool } from "../../src/backend/wasm/threads.ts";
 import { expectKernel, ints, reference, seedOf, uniform } from "./harness.ts";
 
@@ -43,5 +46,50 @@ describe("wasm row-parallel kernels", async () => {
     const dout = uniform(q.length, s("dout"));
     await expectKernel(backend, "attention_backward", [dout, q, k, v, out, lse], [q.length, k.length, v.length], p, { atol: 1e-4, rtol: 1e-4 });
     expect(pool.workerChunks).toBeGreaterThan(before);
+  });
+
+  // runSplit: sizes well above SPLIT_MIN_NS for each kernel's cost, odd sizes for the tails
+  const single = await createBackend("wasm", { threads: 1 });
+  afterAll(() => single.dispose());
+  const n = 1_500_007;
+  const big = 3_100_000; // the longest input below (copy from a fused qkv)
+  const xs = uniform(big, seedOf("split", "x"), -4, 4), ys = uniform(big, seedOf("split", "y"), 0.5, 2);
+  const x = xs.subarray(0, n), y = ys.subarray(0, n);
+  const copyView = (d: number[], s: number[], offset: number) => ({
+    n: d.reduce((a, v) => a * v, 1), rank: 6, offset,
+    d0: 1, d1: 1, d2: 1, d3: d[0], d4: d[1], d5: d[2], s0: 0, s1: 0, s2: 0, s3: s[0], s4: s[1], s5: s[2],
+  });
+  const cases: [string, KernelName, (HostArray | null)[], (number | Float32Array)[], object, number][] = [
+    ["fill", "fill", [], [n], { n, value: 0.25 }, 0],
+    ["gelu", "gelu", [x], [n], { n }, 1e-5],
+    ["gelu_backward", "gelu_backward", [x, y], [n], { n }, 1e-5],
+    ["silu", "silu", [x], [n], { n }, 1e-5],
+    ["affine", "affine", [x], [n], { n, alpha: 0.5, beta: -1 }, 1e-6],
+    ["add full", "add", [x, y], [n], { n, na: n, nb: n }, 1e-6],
+    ["mul by a repeated block", "mul", [x.subarray(0, 1_500_000), y.subarray(0, 3000)], [1_500_000], { n: 1_500_000, na: 1_500_000, nb: 3000 }, 1e-6],
+    ["sub from a scalar", "sub", [y.subarray(0, 1), x], [n], { n, na: 1, nb: n }, 1e-6],
+    ["layer_norm", "layer_norm", [x.subarray(0, 3001 * 300), y.subarray(0, 300), x.subarray(0, 300)], [3001 * 300, 3001, 3001], { rows: 3001, C: 300, eps: 1e-5 }, 1e-4],
+    ["softmax", "softmax", [x.subarray(0, 1001 * 333)], [1001 * 333], { rows: 1001, cols: 333 }, 1e-5],
+    ["sum over a last axis", "sum", [xs.subarray(0, 5003 * 300)], [5003], { outer: 5003, len: 300, inner: 1 }, 1e-4],
+    ["sum over a middle axis", "sum", [xs.subarray(0, 7 * 300 * 999)], [7 * 999], { outer: 7, len: 300, inner: 999 }, 1e-4],
+    ["copy (transpose)", "copy", [x.subarray(0, 1200 * 1000)], [1200 * 1000], copyView([1, 1200, 1000], [0, 1, 1200], 0), 0],
+    ["copy (q of a fused qkv)", "copy", [xs.subarray(0, 40 * 64 * 1200)], [40 * 64 * 400], copyView([40, 64, 400], [64 * 1200, 1200, 1], 400), 0],
+    ["copy_backward (q of a fused qkv)", "copy_backward", [x.subarray(0, 40 * 64 * 400)], [ys.slice(0, 40 * 64 * 1200)], copyView([40, 64, 400], [64 * 1200, 1200, 1], 400), 1e-6],
+  ];
+  test.each(cases)("%s split over the pool matches one thread bit for bit, and the reference", async (_, kernel, inputs, outputs, params, tol) => {
+    await pool.whenReady();
+    const before = pool.sharedChunks;
+    const p = params as KernelParams<typeof kernel>;
+    const got = await expectKernel(backend, kernel, inputs, outputs, p, { atol: tol, rtol: tol });
+    expect(pool.sharedChunks).toBeGreaterThan(before); // it was split
+    const one = await expectKernel(single, kernel, inputs, outputs, p, { atol: tol, rtol: tol });
+    got.forEach((g, i) => expect(Buffer.from(g.buffer).equals(Buffer.from(one[i].buffer))).toBe(true));
+  });
+
+  test("a copy_backward whose index ranges overlap (stride 0) is not split", async () => {
+    const before = pool.sharedChunks;
+    const p = copyView([40, 64, 400], [0, 400, 1], 0);
+    await expectKernel(backend, "copy_backward", [x.subarray(0, 40 * 64 * 400)], [y.slice(0, 64 * 400)], p, { atol: 1e-4, rtol: 1e-5 });
+    expect(pool.sharedChunks).toBe(before);
   });
 });

@@ -1,15 +1,15 @@
 // The WASM backend: kernels from wasm/build/kernels.wasm (AssemblyScript, SIMD) running on one
 // shared linear memory; a DeviceBuffer is a block of that memory, so a kernel call copies nothing.
 // run() resolves buffers to pointers and calls the export `<kernel>_f32(inputs…, outputs…, params…)`
-// (matmul goes through ./matmul.ts; big attention and cross-entropy calls are split over the worker
-// pool by ./parallel.ts). Kernels run synchronously, also when split:
+// (matmul goes through ./matmul.ts; big attention, cross-entropy, elementwise, row and copy calls are
+// split over the worker pool by ./parallel.ts). Kernels run synchronously, also when split:
 // flush() has nothing to wait for, and downloadSync() is supported. Not a shape checker (src/ops is).
 
 import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type MemoryStats } from "../backend.ts";
 import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
 import { runMatmul } from "./matmul.ts";
 import { createWasmRuntime, type KernelExport, type WasmRuntime } from "./module.ts";
-import { runAttention, runCrossEntropy } from "./parallel.ts";
+import { runAttention, runCrossEntropy, runSplit, splittable } from "./parallel.ts";
 
 /** A block of the backend's linear memory. */
 export class WasmBuffer implements DeviceBuffer {
@@ -114,6 +114,8 @@ export class WasmBackend implements Backend {
       if (runCrossEntropy(this.#rt, kernel, args, params as KernelParams<"cross_entropy">)) return;
     } else if (kernel === "attention" || kernel === "attention_backward") {
       if (runAttention(this.#rt, kernel, args, params as KernelParams<"attention">)) return;
+    } else if (splittable(kernel) && runSplit(this.#rt, kernel, args, params)) {
+      return;
     }
     for (const v of paramList(kernel, params)) args.push(v);
     if (SCRATCH_KERNELS.has(kernel)) args.push(this.#scratch((params as KernelParams<"attention">).S * 8));

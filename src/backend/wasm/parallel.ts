@@ -4,7 +4,7 @@
 // advanced to its first row. Small calls stay on the main thread (a wake-up costs ~10–100 µs).
 // Not a scheduler: everything here is synchronous, like the kernels.
 
-import type { KernelParams } from "../kernels.ts";
+import type { KernelName, KernelParams } from "../kernels.ts";
 import type { WasmRuntime } from "./module.ts";
 import { MAX_CHUNKS, SCRATCH_BYTES, threadPool } from "./threads.ts";
 
@@ -65,4 +65,168 @@ export function runAttention(
   ]);
   pool.run(`${kernel}_f32`, chunks, ptrs.length + 8); // the trailing scratch argument
   return true;
+}
+
+// ---- elementwise maps, fill, row kernels, copy ----
+
+/**
+ * Rough single-thread cost of one element, in ns (kernel lab, tests/bench/kernels.bench.ts, 768×512
+ * on a 2-core Xeon), for the kernels split by runSplit below. A call is split when elements × cost
+ * reaches SPLIT_MIN_NS. Measured in the baby-GPT step (KILN_DEBUG=1): gelu and its backward
+ * (~1 ms) run 1.6× faster split, but calls of ~50–100 µs on data another core just wrote (add,
+ * copy, layer_norm at 768×128) ran 1.4× SLOWER split (wake-up, and the data moving between the
+ * cores' caches), so only calls of a few hundred µs and more are split.
+ */
+const COST_NS: Partial<Record<KernelName, number>> = {
+  fill: 0.2, add: 0.4, sub: 0.4, mul: 0.4, div: 0.5,
+  affine: 0.35, exp: 1.3, sqrt: 0.5, sigmoid: 1.6, relu: 0.35, gelu: 1.8, silu: 1.6,
+  relu_backward: 0.45, gelu_backward: 2.6, silu_backward: 2.0,
+  layer_norm: 0.6, softmax: 1.9, softmax_backward: 0.8, sum: 0.3, copy: 0.8, copy_backward: 0.8,
+};
+/** Estimated single-thread ns below which a call stays on the main thread. */
+export const SPLIT_MIN_NS = 200_000;
+/** Chunks per participant: > 1 lets the main thread take over the share of a worker that wakes late. */
+const SPLIT_CHUNKS_PER_THREAD = 4;
+/** Chunk boundaries fall on multiples of this many floats (one 64-byte cache line: no false sharing). */
+const LINE = 16;
+
+/** The kernels runSplit handles. */
+export function splittable(kernel: KernelName): boolean {
+  return COST_NS[kernel] !== undefined;
+}
+
+/** [start, end) ranges over 0..n, starts at multiples of `unit`, about SPLIT_CHUNKS_PER_THREAD per thread. */
+export function unitRanges(n: number, unit: number, threads: number): [number, number][] {
+  const units = Math.ceil(n / unit);
+  const count = Math.max(1, Math.min(units, threads * SPLIT_CHUNKS_PER_THREAD, MAX_CHUNKS));
+  const out: [number, number][] = [];
+  for (let i = 0; i < count; i++) {
+    const s = Math.min(n, Math.round((units * i) / count) * unit);
+    const e = i === count - 1 ? n : Math.min(n, Math.round((units * (i + 1)) / count) * unit);
+    if (e > s) out.push([s, e]);
+  }
+  return out;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * Splits a call of an elementwise map, fill, binary op (modulo broadcasting), a row kernel
+ * (layer_norm, softmax and its backward, sum over a last axis) or copy/copy_backward over the worker
+ * pool: chunks are the same export with pointers advanced, so results are bit-identical to one call.
+ * `ptrs` are inputs then outputs (kernel-list order). Returns false if the call was not split.
+ */
+export function runSplit<K extends KernelName>(rt: WasmRuntime, kernel: K, ptrs: readonly number[], params: KernelParams<K>): boolean {
+  const cost = COST_NS[kernel];
+  if (cost === undefined || rt.threads <= 1) return false;
+  const plan = planSplit(kernel, ptrs, params as unknown as Record<string, number>);
+  if (!plan || plan.n * plan.elementsPerItem * cost < SPLIT_MIN_NS) return false;
+  const pool = threadPool(rt);
+  pool.startWorkers();
+  const ranges = unitRanges(plan.n, plan.unit, Math.max(2, pool.participants));
+  if (ranges.length < 2) return false;
+  pool.run(`${kernel}_f32`, ranges.map(([s, e]) => plan.chunk(s, e)));
+  return true;
+}
+
+interface SplitPlan {
+  /** items (elements, rows, or slabs of a copy) to split */
+  n: number;
+  /** chunk starts at multiples of this many items */
+  unit: number;
+  /** elements per item (for the cost estimate) */
+  elementsPerItem: number;
+  /** the export's argument list for items [s, e) */
+  chunk(s: number, e: number): number[];
+}
+
+function planSplit(kernel: KernelName, ptrs: readonly number[], p: Record<string, number>): SplitPlan | null {
+  const at = (ptr: number, floats: number) => ptr + floats * 4;
+  switch (kernel) {
+    case "fill":
+      return { n: p.n, unit: LINE, elementsPerItem: 1, chunk: (s, e) => [at(ptrs[0], s), e - s, p.value] };
+    case "add": case "sub": case "mul": case "div": {
+      const { n, na, nb } = p;
+      // each operand is full (advances with the chunk), a scalar (na = 1) or a block repeated n / nb
+      // times (chunks start at multiples of the block, the block pointer stays)
+      const block = (m: number) => (m === n || m === 1 ? 1 : m);
+      if ((na !== n && n % na !== 0) || (nb !== n && n % nb !== 0)) return null;
+      const ba = block(na), bb = block(nb);
+      const unit = (ba * bb / gcd(ba, bb)) * LINE / gcd(ba * bb / gcd(ba, bb), LINE);
+      if (unit >= n) return null;
+      const [a, b, out] = ptrs;
+      return {
+        n, unit, elementsPerItem: 1,
+        chunk: (s, e) => [
+          na === n ? at(a, s) : a, nb === n ? at(b, s) : b, at(out, s), e - s,
+          na === n ? e - s : na, nb === n ? e - s : nb,
+        ],
+      };
+    }
+    case "affine": case "exp": case "sqrt": case "sigmoid": case "relu": case "gelu": case "silu":
+      return {
+        n: p.n, unit: LINE, elementsPerItem: 1,
+        chunk: (s, e) => [at(ptrs[0], s), at(ptrs[1], s), e - s, ...(kernel === "affine" ? [p.alpha, p.beta] : [])],
+      };
+    case "relu_backward": case "gelu_backward": case "silu_backward":
+      return { n: p.n, unit: LINE, elementsPerItem: 1, chunk: (s, e) => [at(ptrs[0], s), at(ptrs[1], s), at(ptrs[2], s), e - s] };
+    case "layer_norm": {
+      const { rows, C, eps } = p; // x weight bias out mean rstd
+      const [x, w, b, out, mean, rstd] = ptrs;
+      return {
+        n: rows, unit: 16, elementsPerItem: C,
+        chunk: (s, e) => [at(x, s * C), w, b, at(out, s * C), at(mean, s), at(rstd, s), e - s, C, eps],
+      };
+    }
+    case "softmax": case "softmax_backward": {
+      const { rows, cols } = p;
+      return { n: rows, unit: 1, elementsPerItem: cols, chunk: (s, e) => [...ptrs.map((ptr) => at(ptr, s * cols)), e - s, cols] };
+    }
+    case "sum": {
+      // rows of a last-axis sum (inner = 1), or the outer blocks of a sum over a middle axis
+      const { outer, len, inner } = p;
+      if (outer < 2) return null;
+      const [x, out] = ptrs;
+      return { n: outer, unit: inner === 1 ? LINE : 1, elementsPerItem: len * inner, chunk: (s, e) => [at(x, s * len * inner), at(out, s * inner), e - s, len, inner] };
+    }
+    case "copy": case "copy_backward":
+      return planCopy(kernel, ptrs, p);
+    default:
+      return null;
+  }
+}
+
+const COPY_DIMS = 6;
+
+/**
+ * copy / copy_backward split over the outermost non-unit dim of the view (not the innermost plane).
+ * copy_backward scatter-adds into dx, so there each index of that dim must own a disjoint range of
+ * dx: its stride exceeds the span of all inner dims.
+ */
+function planCopy(kernel: "copy" | "copy_backward", ptrs: readonly number[], p: Record<string, number>): SplitPlan | null {
+  const d = [p.d0, p.d1, p.d2, p.d3, p.d4, p.d5], s = [p.s0, p.s1, p.s2, p.s3, p.s4, p.s5];
+  const real = d.map((v, i) => (v > 1 ? i : -1)).filter((i) => i >= 0);
+  if (real.length === 0) return null;
+  const k = real[0];
+  const inner = d.slice(k + 1).reduce((a, v) => a * v, 1); // dense floats per index of dim k
+  if (kernel === "copy_backward") {
+    let span = 0;
+    for (let j = k + 1; j < COPY_DIMS; j++) span += (d[j] - 1) * Math.abs(s[j]);
+    if (Math.abs(s[k]) <= span) return null;
+  }
+  const [src, dst] = ptrs; // copy: x (strided) → out (dense); copy_backward: dout (dense) → dx (strided)
+  return {
+    n: d[k], unit: 1, elementsPerItem: inner,
+    chunk: (a, b) => {
+      const dims = d.slice();
+      dims[k] = b - a;
+      const offset = p.offset + a * s[k];
+      const dense = a * inner * 4;
+      const ptr0 = kernel === "copy" ? src : src + dense, ptr1 = kernel === "copy" ? dst + dense : dst;
+      return [ptr0, ptr1, (b - a) * inner, p.rank, offset, ...dims, ...s];
+    },
+  };
 }
