@@ -7,7 +7,6 @@ import { createBackend } from "../../src/backend/registry.ts";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
 import { PARALLEL_MIN_WORK } from "../../src/backend/wasm/parallel.ts";
 import type { KernelName, KernelParams } from "../../src/backend/kernels.ts";
-import type { HostArray } from "./harness.ts";
 import { threadPool } from "../../src/backend/wasm/threads.ts";
 import { expectKernel, ints, reference, seedOf, uniform } from "./harness.ts";
 
@@ -59,7 +58,7 @@ describe("wasm row-parallel kernels", async () => {
     n: d.reduce((a, v) => a * v, 1), rank: 6, offset,
     d0: 1, d1: 1, d2: 1, d3: d[0], d4: d[1], d5: d[2], s0: 0, s1: 0, s2: 0, s3: s[0], s4: s[1], s5: s[2],
   });
-  const cases: [string, KernelName, (HostArray | null)[], (number | Float32Array)[], object, number][] = [
+  const cases: [string, KernelName, (Float32Array | Int32Array | null)[], (number | Float32Array)[], object, number][] = [
     ["fill", "fill", [], [n], { n, value: 0.25 }, 0],
     ["gelu", "gelu", [x], [n], { n }, 1e-5],
     ["gelu_backward", "gelu_backward", [x, y], [n], { n }, 1e-5],
