@@ -1,6 +1,7 @@
 // Conformance of the fused attention kernels on every backend: causal and not, grouped-query
 // heads (H = 4, Hkv = 2 and 1), KV-cache decode (T = 1, S = 37) and chunked prefill (S > T),
-// odd head dims, and the training shape B = 12, T = 64, H = 4, D = 32.
+// odd head dims, the training shape B = 12, T = 64, H = 4, D = 32, and T > 64 (the wasm backward
+// works in blocks of 32 query rows).
 import { describe, test } from "bun:test";
 import { backendNames, getBackend } from "../backends.ts";
 import { expectKernel, reference, seedOf, uniform } from "./harness.ts";
@@ -14,6 +15,7 @@ const SHAPES: [number, number, number, number, number, number][] = [
   [2, 5, 13, 4, 1, 7], // prefill of 5 tokens after 8 cached
   [1, 33, 33, 2, 2, 33],
   [12, 64, 64, 4, 4, 32], // training
+  [2, 70, 90, 4, 2, 20], // prefill after 20 cached: query rows in three blocks of the wasm backward
 ];
 
 function qkv(B: number, T: number, S: number, H: number, Hkv: number, D: number, tag: string) {

@@ -1,12 +1,14 @@
 // attention and attention_backward: fused scaled-dot-product attention with grouped-query heads
 // and a causal offset (query t sits at absolute position t + S − T), one query row at a time.
 // WASM ABI note: both exports take one extra trailing argument after the kernel-list params,
-// `scratch`, a backend-owned block of at least 2·S floats (kernels allocate nothing).
+// `scratch`, a backend-owned block (kernels allocate nothing): S floats for the forward,
+// 2·min(T, BACKWARD_ROWS)·S floats for the backward.
 // Forward per row: s = scale·q·kᵀ (4 keys per step) into scratch, p = exp(s − max), out = Σ p·v / Σ p
 // (out accumulated in registers, 16 columns at a time), lse = max + log Σ p.
 // Backward per row recomputes p = exp(s − lse) (FlashAttention-2 style), ds = p·(dout·vᵀ − delta)·scale,
-// dq = ds·k; dk += ds·q and dv += p·dout are zeroed first and summed over rows and over the heads
-// sharing a kv head. Reference: tests/reference.ts attention, attentionBackward.
+// dq = ds·k; p and ds of a block of BACKWARD_ROWS rows stay in scratch, then dk += ds·q and
+// dv += p·dout run key by key over the block (the dk/dv row in registers). dk and dv are zeroed
+// first and summed over rows (ascending) and over the heads sharing a kv head. Reference: tests/reference.ts attention, attentionBackward.
 import { at, dot, hsum, sexpFast, vexpFast, zero } from "./common";
 
 export function attention_f32(
@@ -51,6 +53,9 @@ export function attention_f32(
   }
 }
 
+/** Query rows per block of attention_backward: its scratch holds p and ds for them (2·rows·S floats). */
+const BACKWARD_ROWS = 32; // mirrored by ATTENTION_BACKWARD_ROWS in src/backend/wasm/parallel.ts
+
 export function attention_backward_f32(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize,
   B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize,
@@ -58,45 +63,110 @@ export function attention_backward_f32(
   const group = H / Hkv;
   const sc = <f32>scale;
   const kvStride = Hkv * D;
-  const pbuf = scratch, dsbuf = at(scratch, S);
+  const qStride = H * D; // floats between query rows t and t + 1 of one head
+  const rowsPerBlock = min(T, BACKWARD_ROWS);
+  const pbase = scratch, dsbase = at(scratch, rowsPerBlock * S); // [rowsPerBlock][S] each
   zero(dk, B * S * Hkv * D);
   zero(dv, B * S * Hkv * D);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const off = (b * S * Hkv + h / group) * D;
       const kb = at(k, off), vb = at(v, off), dkb = at(dk, off), dvb = at(dv, off);
-      for (let t = 0; t < T; t++) {
-        const row = ((b * T + t) * H + h) * D;
-        const qr = at(q, row), gr = at(dout, row);
-        const jmax = causal ? min(S, t + S - T + 1) : S;
-        if (jmax <= 0) {
-          zero(at(dq, row), D);
-          continue;
+      for (let t0 = 0; t0 < T; t0 += rowsPerBlock) {
+        const t1 = min(T, t0 + rowsPerBlock);
+        let jend = 0; // keys [0, jend) are visible to some row of the block
+        for (let t = t0; t < t1; t++) {
+          const row = ((b * T + t) * H + h) * D;
+          const qr = at(q, row), gr = at(dout, row);
+          const jmax = causal ? min(S, t + S - T + 1) : S;
+          if (jmax <= 0) {
+            zero(at(dq, row), D);
+            continue;
+          }
+          jend = max(jend, jmax);
+          const pbuf = at(pbase, (t - t0) * S), dsbuf = at(dsbase, (t - t0) * S);
+          const l = load<f32>(at(lse, (b * H + h) * T + t));
+          const delta = dot(gr, at(out, row), D);
+          // p = exp(scale·q·k − lse); dp = dout·v; ds = p·(dp − delta)·scale
+          scores(qr, kb, kvStride, D, jmax, sc, l, pbuf);
+          scores(gr, vb, kvStride, D, jmax, 1, delta, dsbuf);
+          const vsc = f32x4.splat(sc);
+          let j = 0;
+          for (; j + 4 <= jmax; j += 4) {
+            const p = vexpFast(v128.load(at(pbuf, j)));
+            v128.store(at(pbuf, j), p);
+            v128.store(at(dsbuf, j), f32x4.mul(f32x4.mul(p, v128.load(at(dsbuf, j))), vsc));
+          }
+          for (; j < jmax; j++) {
+            const p = sexpFast(load<f32>(at(pbuf, j)));
+            store<f32>(at(pbuf, j), p);
+            store<f32>(at(dsbuf, j), p * load<f32>(at(dsbuf, j)) * sc);
+          }
+          weightedRows(at(dq, row), dsbuf, kb, kvStride, D, jmax, 1);
         }
-        const l = load<f32>(at(lse, (b * H + h) * T + t));
-        const delta = dot(gr, at(out, row), D);
-        // p = exp(scale·q·k − lse); dp = dout·v; ds = p·(dp − delta)·scale
-        scores(qr, kb, kvStride, D, jmax, sc, l, pbuf);
-        scores(gr, vb, kvStride, D, jmax, 1, delta, dsbuf);
-        const vsc = f32x4.splat(sc);
-        let j = 0;
-        for (; j + 4 <= jmax; j += 4) {
-          const p = vexpFast(v128.load(at(pbuf, j)));
-          v128.store(at(pbuf, j), p);
-          v128.store(at(dsbuf, j), f32x4.mul(f32x4.mul(p, v128.load(at(dsbuf, j))), vsc));
-        }
-        for (; j < jmax; j++) {
-          const p = sexpFast(load<f32>(at(pbuf, j)));
-          store<f32>(at(pbuf, j), p);
-          store<f32>(at(dsbuf, j), p * load<f32>(at(dsbuf, j)) * sc);
-        }
-        weightedRows(at(dq, row), dsbuf, kb, kvStride, D, jmax, 1);
-        for (j = 0; j < jmax; j++) {
+        // dv[j] += Σ_t p[t, j]·dout[t], dk[j] += Σ_t ds[t, j]·q[t] over the block's rows that see key j,
+        // t ascending: the same f32 sums, in the same order, as adding row by row
+        const rowBase = ((b * T + t0) * H + h) * D;
+        for (let j = 0; j < jend; j++) {
+          const tFirst = causal ? max(t0, j - (S - T)) : t0; // first row of the block that sees key j
           const o = <usize>(j * kvStride) << 2;
-          axpy2(dvb + o, load<f32>(at(pbuf, j)), gr, dkb + o, load<f32>(at(dsbuf, j)), qr, D);
+          const first = tFirst - t0, count = t1 - tFirst;
+          const xo = <usize>(first * qStride) << 2;
+          accumulateRows(dvb + o, at(pbase, first * S + j), S, at(dout, rowBase) + xo, qStride, D, count);
+          accumulateRows(dkb + o, at(dsbase, first * S + j), S, at(q, rowBase) + xo, qStride, D, count);
         }
       }
     }
+  }
+}
+
+/**
+ * y[:D] += w[i·wStride]·x_i[:D] for i < n in order (x_i at x + i·xStride floats): y row kept in
+ * registers, 16 columns at a time; each step is y + w·x, as axpy.
+ */
+function accumulateRows(y: usize, w: usize, wStride: i32, x: usize, xStride: i32, D: i32, n: i32): void {
+  if (n <= 0) return;
+  const wBytes = <usize>wStride << 2, xBytes = <usize>xStride << 2;
+  let d = 0;
+  for (; d + 16 <= D; d += 16) {
+    const yo = at(y, d);
+    let a0 = v128.load(yo), a1 = v128.load(yo, 16), a2 = v128.load(yo, 32), a3 = v128.load(yo, 48);
+    let wp = w, xp = at(x, d);
+    for (let i = 0; i < n; i++) {
+      const c = v128.load32_splat(wp);
+      a0 = f32x4.add(a0, f32x4.mul(c, v128.load(xp)));
+      a1 = f32x4.add(a1, f32x4.mul(c, v128.load(xp, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(c, v128.load(xp, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(c, v128.load(xp, 48)));
+      wp += wBytes;
+      xp += xBytes;
+    }
+    v128.store(yo, a0);
+    v128.store(yo, a1, 16);
+    v128.store(yo, a2, 32);
+    v128.store(yo, a3, 48);
+  }
+  for (; d + 4 <= D; d += 4) {
+    const yo = at(y, d);
+    let a0 = v128.load(yo);
+    let wp = w, xp = at(x, d);
+    for (let i = 0; i < n; i++) {
+      a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(wp), v128.load(xp)));
+      wp += wBytes;
+      xp += xBytes;
+    }
+    v128.store(yo, a0);
+  }
+  for (; d < D; d++) {
+    const yo = at(y, d);
+    let a = load<f32>(yo);
+    let wp = w, xp = at(x, d);
+    for (let i = 0; i < n; i++) {
+      a += load<f32>(wp) * load<f32>(xp);
+      wp += wBytes;
+      xp += xBytes;
+    }
+    store<f32>(yo, a);
   }
 }
 
@@ -198,21 +268,5 @@ function weightedRows(dst: usize, w: usize, base: usize, stride: i32, D: i32, n:
       r += rowBytes;
     }
     store<f32>(at(dst, d), s * scale);
-  }
-}
-
-/** y1[i] += a1·x1[i] and y2[i] += a2·x2[i], i < n, in one pass. */
-@inline function axpy2(y1: usize, a1: f32, x1: usize, y2: usize, a2: f32, x2: usize, n: i32): void {
-  const v1 = f32x4.splat(a1), v2 = f32x4.splat(a2);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i << 2;
-    v128.store(y1 + o, f32x4.add(v128.load(y1 + o), f32x4.mul(v1, v128.load(x1 + o))));
-    v128.store(y2 + o, f32x4.add(v128.load(y2 + o), f32x4.mul(v2, v128.load(x2 + o))));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(y1 + o, load<f32>(y1 + o) + a1 * load<f32>(x1 + o));
-    store<f32>(y2 + o, load<f32>(y2 + o) + a2 * load<f32>(x2 + o));
   }
 }

@@ -9,7 +9,7 @@ import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type 
 import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
 import { runMatmul } from "./matmul.ts";
 import { createWasmRuntime, type KernelExport, type WasmRuntime } from "./module.ts";
-import { runAttention, runCrossEntropy, runSplit, splittable } from "./parallel.ts";
+import { attentionScratchBytes, runAttention, runCrossEntropy, runSplit, splittable } from "./parallel.ts";
 
 /** A block of the backend's linear memory. */
 export class WasmBuffer implements DeviceBuffer {
@@ -24,8 +24,6 @@ export class WasmBuffer implements DeviceBuffer {
   }
 }
 
-/** The attention kernels take a per-row scratch block of 2·S floats (wasm/assembly/attention.ts). */
-const SCRATCH_KERNELS: ReadonlySet<KernelName> = new Set(["attention", "attention_backward"]);
 
 export class WasmBackend implements Backend {
   readonly name = "wasm" as const;
@@ -118,7 +116,10 @@ export class WasmBackend implements Backend {
       return;
     }
     for (const v of paramList(kernel, params)) args.push(v);
-    if (SCRATCH_KERNELS.has(kernel)) args.push(this.#scratch((params as KernelParams<"attention">).S * 8));
+    if (kernel === "attention" || kernel === "attention_backward") {
+      const { T, S } = params as KernelParams<"attention">;
+      args.push(this.#scratch(attentionScratchBytes(kernel, T, S))); // trailing scratch (wasm/assembly/attention.ts)
+    }
     this.#export(kernel)(...args);
   }
 

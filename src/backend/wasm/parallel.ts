@@ -48,13 +48,21 @@ export function runCrossEntropy(
   return true;
 }
 
+/** Query rows per block of attention_backward_f32 (BACKWARD_ROWS in wasm/assembly/attention.ts). */
+export const ATTENTION_BACKWARD_ROWS = 32;
+
+/** Bytes of scratch an attention_f32 (S floats) or attention_backward_f32 (2·min(T, 32)·S floats) call needs. */
+export function attentionScratchBytes(kernel: "attention" | "attention_backward", T: number, S: number): number {
+  return kernel === "attention" ? S * 4 : 2 * Math.min(T, ATTENTION_BACKWARD_ROWS) * S * 4;
+}
+
 /** attention_f32 / attention_backward_f32 over batch ranges, each thread with its own scratch. */
 export function runAttention(
   rt: WasmRuntime, kernel: "attention" | "attention_backward", ptrs: readonly number[],
   p: KernelParams<"attention">,
 ): boolean {
   const { B, T, S, H, Hkv, D, scale, causal } = p;
-  if (!worthSplitting(rt, B, B * H * T * S * D * 4) || S * 8 > SCRATCH_BYTES) return false;
+  if (!worthSplitting(rt, B, B * H * T * S * D * 4) || attentionScratchBytes(kernel, T, S) > SCRATCH_BYTES) return false;
   const pool = threadPool(rt);
   pool.startWorkers();
   const q = T * H * D, kv = S * Hkv * D, l = H * T; // floats per batch element
