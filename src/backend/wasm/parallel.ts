@@ -51,9 +51,9 @@ export function runCrossEntropy(
 /** Query rows per block of attention_backward_f32 (BACKWARD_ROWS in wasm/assembly/attention.ts). */
 export const ATTENTION_BACKWARD_ROWS = 32;
 
-/** Bytes of scratch an attention_f32 (S floats) or attention_backward_f32 (2·min(T, 32)·S floats) call needs. */
+/** Bytes of scratch an attention_f32 (2·S floats) or attention_backward_f32 (2·min(T, 32)·S floats) call needs. */
 export function attentionScratchBytes(kernel: "attention" | "attention_backward", T: number, S: number): number {
-  return kernel === "attention" ? S * 4 : 2 * Math.min(T, ATTENTION_BACKWARD_ROWS) * S * 4;
+  return kernel === "attention" ? 2 * S * 4 : 2 * Math.min(T, ATTENTION_BACKWARD_ROWS) * S * 4;
 }
 
 /** attention_f32 / attention_backward_f32 over batch ranges, each thread with its own scratch. */
