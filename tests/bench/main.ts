@@ -1,7 +1,10 @@
 // `bun run bench`: kiln's speed figures, as a table and (--json) one JSON object per line.
 //   matmul/<shape>      GFLOP/s of the matmul kernel (median of timed reps), per backend and thread count
-//   train_step/baby     ms/iter (median), tokens/s and peak RSS of a full training step of the
-//                       default baby GPT (4 layers, 4 heads, 128 wide, context 64, batch 12)
+//   train_step/baby     ms/iter (median), tokens/s, peak RSS and peak backend memory of a full
+//                       training step of the default baby GPT (4 layers, 4 heads, 128 wide, context 64, batch 12)
+//   train_step/shakespeare_char, matmul/4096
+//                       GPU-sized (nanoGPT's shakespeare_char: 6 layers, 6 heads, 384 wide, context 256,
+//                       batch 64): run on a GPU adapter, on a CPU only when --filter names them
 //   generate/<model>    prefill and decode tokens/s (tiny Llama fixture, ~100M random Llama)
 //   load/llama-1gb      loadPretrained of a 1 GB F32 Llama folder: GB/s, peak RSS / weight bytes
 // Options: --filter <substring>  --backend wasm|webgpu|all  --json  --steps <n>  --reps <n>
@@ -37,6 +40,9 @@ interface Figure {
 }
 const figures: Figure[] = [];
 const wanted = (name: string) => !values.filter || name.includes(values.filter);
+/** figures sized for a GPU run on a CPU only when --filter names them */
+const named = (name: string) => !!values.filter && name.includes(values.filter) && values.filter.includes("/");
+const onGpu = (backend: Backend) => backend.name === "webgpu" && !/\bcpu\b/.test(backend.device);
 const emit = (f: Figure) => {
   figures.push(f);
   if (values.json) console.log(JSON.stringify(f));
@@ -49,9 +55,10 @@ function median(xs: number[]): number {
 }
 
 // ---- matmul ----
-const MATMUL_SHAPES: { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean }[] = [
+const MATMUL_SHAPES: { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean; gpuOnly?: boolean }[] = [
   { name: "512", M: 512, N: 512, K: 512 },
   { name: "1024", M: 1024, N: 1024, K: 1024 },
+  { name: "4096", M: 4096, N: 4096, K: 4096, gpuOnly: true }, // issue target: vs torch.mm fp32 on the same GPU
   { name: "768x128x384", M: 768, N: 384, K: 128 }, // qkv projection
   { name: "768x128x512", M: 768, N: 512, K: 128 }, // mlp up
   { name: "768x512x128", M: 768, N: 128, K: 512 }, // mlp down
@@ -64,7 +71,7 @@ async function benchMatmul(backend: Backend, label: string): Promise<void> {
   const reps = Number(values.reps);
   for (const s of MATMUL_SHAPES) {
     const name = `matmul/${s.name}`;
-    if (!wanted(name)) continue;
+    if (!wanted(name) || (s.gpuOnly && !onGpu(backend) && !named(name))) continue;
     const rng = new Rng(1);
     const fill = (n: number) => {
       const a = new Float32Array(n);
@@ -100,15 +107,27 @@ async function benchMatmul(backend: Backend, label: string): Promise<void> {
 }
 
 // ---- training step ----
-async function benchTrainStep(backend: Backend, label: string): Promise<void> {
-  const name = "train_step/baby";
-  if (!wanted(name)) return;
+/** The training configurations: nanoGPT's CPU "baby GPT", and its shakespeare_char config (GPU-sized). */
+const TRAIN_CONFIGS = [
+  { name: "train_step/baby", nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 64, batchSize: 12, gpuOnly: false },
+  { name: "train_step/shakespeare_char", nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, batchSize: 64, gpuOnly: true },
+] as const;
+
+async function benchTrainSteps(backend: Backend, label: string): Promise<void> {
+  for (const cfg of TRAIN_CONFIGS) {
+    if (!wanted(cfg.name) || (cfg.gpuOnly && !onGpu(backend) && !named(cfg.name))) continue;
+    await benchTrainStep(backend, label, cfg);
+  }
+}
+
+async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAIN_CONFIGS)[number]): Promise<void> {
+  const { name, nLayer, nHead, nEmbd, blockSize, batchSize } = cfg;
   useBackend(backend);
   const text = await readFile(join(import.meta.dir, "..", "..", "data", "tinyshakespeare.txt"), "utf8");
   const tokenizer = CharTokenizer.fromText(text);
-  const data = new TokenDataset(Int32Array.from(tokenizer.encode(text)), 64);
+  const data = new TokenDataset(Int32Array.from(tokenizer.encode(text)), blockSize);
   seed(1337);
-  const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
+  const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize, nLayer, nHead, nEmbd });
   const steps = Number(values.steps);
   const samples: number[] = [];
   const phases: Record<string, number[]> = { forward: [], backward: [], optimizer: [] };
@@ -116,7 +135,7 @@ async function benchTrainStep(backend: Backend, label: string): Promise<void> {
   const warmup = 5;
   const trainer = new Trainer({
     model, data, progress: false, outDir: null,
-    args: { iters: steps + warmup, batchSize: 12, evalInterval: 0, finalEvalIters: 1, logInterval: 1 },
+    args: { iters: steps + warmup, batchSize, evalInterval: 0, finalEvalIters: 1, logInterval: 1 },
     hooks: {
       onStepEnd: ({ step }) => {
         const now = performance.now();
@@ -136,9 +155,10 @@ async function benchTrainStep(backend: Backend, label: string): Promise<void> {
   const ms = median(samples);
   emit({
     name, backend: label, device: backend.device,
-    ms_per_iter: +ms.toFixed(2), tokens_per_s: Math.round((12 * 64 * 1000) / ms),
+    ms_per_iter: +ms.toFixed(2), tokens_per_s: Math.round((batchSize * blockSize * 1000) / ms),
     ms_forward: +median(phases.forward).toFixed(2), ms_backward: +median(phases.backward).toFixed(2), ms_optimizer: +median(phases.optimizer).toFixed(2),
-    peak_rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), loss: +result.trainLoss.toFixed(4),
+    peak_rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), peak_device_mb: Math.round(backend.stats().peakBytes / 2 ** 20),
+    loss: +result.trainLoss.toFixed(4),
   });
   model.dispose();
   trainer.optimizer.dispose();
@@ -164,7 +184,7 @@ for (const r of runs) {
   }
   console.error(`${r.label}: ${backend.device}`);
   await benchMatmul(backend, r.label);
-  if (!r.label.endsWith("/1t")) await benchTrainStep(backend, r.label);
+  if (!r.label.endsWith("/1t")) await benchTrainSteps(backend, r.label);
   // prefill/decode tokens/s (the 100M model is too slow for a software WebGPU adapter)
   if (r.label === "wasm") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
   // loadPretrained of a ~1 GB F32 Llama-layout folder, in a child process (its own peak RSS)
