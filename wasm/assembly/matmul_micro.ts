@@ -22,7 +22,7 @@ export function micro_6x8(a: usize, lda: usize, sk: usize, bp: usize, c: usize, 
   const l5 = lda * 5;
   let pa = a, pb = bp;
   const pend = bp + <usize>kc * 32;
-  while (pb < pend) {
+  do {
     const b0 = v128.load(pb, 0);
     const b1 = v128.load(pb, 16);
     const a0 = v128.load32_splat(pa);
@@ -44,7 +44,7 @@ export function micro_6x8(a: usize, lda: usize, sk: usize, bp: usize, c: usize, 
     c5_0 = f32x4.add(f32x4.mul(a5, b0), c5_0);
     c5_1 = f32x4.add(f32x4.mul(a5, b1), c5_1);
     pa += sk; pb += 32;
-  }
+  } while (pb < pend);
   if (accum) {
     v128.store(c, f32x4.add(v128.load(c, 0), c0_0), 0);
     v128.store(c, f32x4.add(v128.load(c, 16), c0_1), 16);
@@ -90,7 +90,7 @@ export function micro_6x4(a: usize, lda: usize, sk: usize, bp: usize, c: usize, 
   const l5 = lda * 5;
   let pa = a, pb = bp;
   const pend = bp + <usize>kc * 16;
-  while (pb < pend) {
+  do {
     const b0 = v128.load(pb, 0);
     const a0 = v128.load32_splat(pa);
     c0_0 = f32x4.add(f32x4.mul(a0, b0), c0_0);
@@ -105,7 +105,7 @@ export function micro_6x4(a: usize, lda: usize, sk: usize, bp: usize, c: usize, 
     const a5 = v128.load32_splat(pa + l5);
     c5_0 = f32x4.add(f32x4.mul(a5, b0), c5_0);
     pa += sk; pb += 16;
-  }
+  } while (pb < pend);
   if (accum) {
     v128.store(c, f32x4.add(v128.load(c, 0), c0_0), 0);
     v128.store(c + ldc * 1, f32x4.add(v128.load(c + ldc * 1, 0), c1_0), 0);
