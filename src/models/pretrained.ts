@@ -1,15 +1,17 @@
 // Hugging Face model folders: loadPretrained(dir) reads config.json, model.safetensors (or the shards
 // of model.safetensors.index.json), the tokenizer and generation_config.json, and builds the model;
-// savePretrained(model, dir) writes a folder that kiln and transformers both read. Weights load
-// tensor by tensor straight into the parameters (F16/BF16 widened to f32), so loading holds one
-// copy of the weights plus one tensor in flight. Not a downloader: the folder must be local.
+// savePretrained(model, dir) writes a folder that kiln and transformers both read. The model is
+// built without init (parameters allocated, never filled), then weights load tensor by tensor
+// straight into the parameters (F16/BF16 widened to f32): on wasm the file is read into the
+// parameter's own bytes in the linear memory, elsewhere through a 64 MB staging buffer, so loading
+// holds one copy of the weights. Not a downloader: the folder must be local.
 // Reference: transformers PreTrainedModel.from_pretrained / save_pretrained (file names, tied weights).
 
 import { copyFile, mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import type { Backend } from "../backend/backend.ts";
+import type { Backend, DeviceBuffer } from "../backend/backend.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
-import { Rng } from "../tensor/random.ts";
+import { withoutInit, type Tensor } from "../tensor/tensor.ts";
 import { readSafetensors, writeSafetensors, type SafetensorsFile, type SafetensorsTensor, type SafetensorsTensorInfo } from "../io/safetensors.ts";
 import { bf16ArrayToF32, f16ArrayToF32 } from "../io/half.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
@@ -74,7 +76,9 @@ const origins = new WeakMap<PretrainedModel, { dir: string; config: ModelConfig;
 export async function loadPretrained(dir: string, { backend, tokenizer = true }: LoadOptions = {}): Promise<Pretrained> {
   const config = await loadModelConfig(dir);
   const checkpoint = await openCheckpoint(dir);
-  const model = withoutRandomInit(() => createModel(config, backend));
+  // every parameter is overwritten from the checkpoint (copyWeights checks that each one is covered):
+  // no init values (seconds per GB of normals, then a host copy and an upload), no RNG draws
+  const model = withoutInit(() => createModel(config, backend));
   try {
     await copyWeights(model, checkpoint, dir);
     const generationConfig = await readJson<GenerationConfig>(join(dir, "generation_config.json"));
@@ -152,28 +156,6 @@ async function openCheckpoint(dir: string): Promise<Checkpoint> {
 }
 
 /**
- * Runs `build` with weight init drawing nothing: every parameter is overwritten from the checkpoint,
- * so the normals (seconds per GB in JS) are wasted and would move the global RNG a training run seeded.
- * Layers init through randn(), which draws from Rng.global; for the duration of the synchronous build
- * that is a generator whose fillNormal leaves the zeros in place.
- */
-function withoutRandomInit<T>(build: () => T): T {
-  const global = Rng.global;
-  Rng.global = NO_DRAW;
-  try {
-    return build();
-  } finally {
-    Rng.global = global;
-  }
-}
-
-class NoDrawRng extends Rng {
-  override fillNormal(): void {}
-}
-const NO_DRAW = new NoDrawRng(0);
-
-/** Copies every checkpoint tensor into its parameter, one tensor at a time, in file order. */
-/**
  * Loads the safetensors weights of folder `dir` (model.safetensors or sharded) into an existing
  * model of the same architecture: every parameter must be present with its shape, and nothing else.
  */
@@ -217,12 +199,10 @@ async function copyWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: 
       throw new Error(`[pretrained] ${name} in ${basename(file.path)} has dtype ${info.dtype}; kiln loads F32, F16, BF16 and F64 weights`);
     }
   }
+  // every checkpoint tensor into its parameter, one tensor at a time, in file order
   const reader = new TensorReader(order.map((n) => checkpoint.get(n)!.info(n)));
   try {
-    for (const name of order) {
-      const param = params.get(targets.get(name)!)!;
-      param.backend.upload(param.storage.buffer, await reader.read(checkpoint.get(name)!, name)); // f32 values
-    }
+    for (const name of order) await reader.load(checkpoint.get(name)!, name, params.get(targets.get(name)!)!);
   } finally {
     await reader.close();
   }
@@ -230,55 +210,103 @@ async function copyWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: 
 
 const FLOAT_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
 
+/** Staging for backends without host views, and for F64 (wider than its f32 target): bytes at most. */
+export const STAGING_BYTES = 64 << 20;
+
+/** A backend whose buffers the host can write in place (wasm: views of the linear memory). */
+interface HostMapped {
+  hostView(buffer: DeviceBuffer): Uint8Array;
+}
+
+function hostView(param: Tensor): Uint8Array | null {
+  const backend = param.backend as Backend & Partial<HostMapped>;
+  return typeof backend.hostView === "function" ? backend.hostView(param.storage.buffer) : null;
+}
+
 /**
- * Reads float tensors as f32 into one host buffer sized once for the largest tensor, so a load
- * touches fresh host memory once rather than once per tensor (first-touch page faults cost as
- * much as the copy) and holds at most one tensor besides the parameters. F16/BF16 bytes land in
- * the upper half and widen in place (each step reads element i before writing it); F64 narrows in
- * place from the front. Each file opens once. Offsets come from SafetensorsFile, which validated
- * them against the file when it read the header.
+ * Reads float tensors into parameters as f32. Where the backend maps its buffers into host memory
+ * (wasm), F32, F16 and BF16 bytes are read straight into the parameter: no host copy of the
+ * tensor, and the only fresh memory a load touches is the parameters' own (first-touch page faults
+ * cost as much as the copy). 16-bit data lands in the upper half of the parameter's 4n bytes and
+ * widens in place (each step reads element i before writing it). Otherwise, and for F64, the
+ * tensor goes through one staging buffer of at most STAGING_BYTES in chunks: read, converted in
+ * place (F64 narrows from the front), then copied or uploaded at its offset. Each file opens once.
+ * Offsets come from SafetensorsFile, which validated them against the file when it read the header.
  */
-class TensorReader {
-  readonly #scratch: ArrayBuffer;
+export class TensorReader {
+  readonly #stagingBytes: number;
+  #staging: ArrayBuffer | undefined;
   readonly #handles = new Map<string, FileHandle>();
 
-  constructor(infos: readonly SafetensorsTensorInfo[]) {
-    const need = (i: SafetensorsTensorInfo) => Math.max(i.byteLength, (i.byteLength / FLOAT_BYTES[i.dtype]) * 4);
-    this.#scratch = new ArrayBuffer(Math.max(0, ...infos.map(need)));
+  constructor(infos: readonly SafetensorsTensorInfo[], stagingBytes = STAGING_BYTES) {
+    const need = (i: SafetensorsTensorInfo) => (i.byteLength / FLOAT_BYTES[i.dtype]) * Math.max(4, FLOAT_BYTES[i.dtype]);
+    this.#stagingBytes = Math.max(8, Math.min(stagingBytes - (stagingBytes % 8), Math.max(0, ...infos.map(need))));
   }
 
-  /** The tensor as f32: a view of the reader's buffer, valid until the next read. */
-  async read(file: SafetensorsFile, name: string): Promise<Float32Array> {
+  /**
+   * Loads tensor `name` of `file` into `param` (same element count; f32). `direct: false` stages
+   * even where the backend has host views (tests compare the two paths).
+   */
+  async load(file: SafetensorsFile, name: string, param: Tensor, { direct = true } = {}): Promise<void> {
     const info = file.info(name);
-    const n = info.byteLength / FLOAT_BYTES[info.dtype];
-    const at = FLOAT_BYTES[info.dtype] === 2 ? 2 * n : 0; // 16-bit data: the upper half of the 4n bytes
+    const width = FLOAT_BYTES[info.dtype];
+    const n = info.byteLength / width;
+    const view = direct ? hostView(param) : null;
+    if (view && width <= 4) {
+      const at = width === 2 ? 2 * n : 0;
+      await this.#read(file, name, view.subarray(at, at + info.byteLength), info.byteOffset);
+      toF32InPlace(info.dtype, view.buffer, view.byteOffset, n);
+      return;
+    }
+    this.#staging ??= new ArrayBuffer(this.#stagingBytes);
+    const chunk = Math.max(1, Math.floor(this.#staging.byteLength / Math.max(4, width))); // elements per step
+    for (let i = 0; i < n; i += chunk) {
+      const m = Math.min(chunk, n - i);
+      const at = width === 2 ? 2 * m : 0;
+      await this.#read(file, name, new Uint8Array(this.#staging, at, m * width), info.byteOffset + i * width);
+      const values = toF32InPlace(info.dtype, this.#staging, 0, m);
+      if (view) view.set(new Uint8Array(this.#staging, 0, 4 * m), 4 * i);
+      else param.backend.upload(param.storage.buffer, values, 4 * i);
+    }
+  }
+
+  /** Fills `bytes` from `file` at `position`. */
+  async #read(file: SafetensorsFile, name: string, bytes: Uint8Array, position: number): Promise<void> {
     let handle = this.#handles.get(file.path);
     if (!handle) this.#handles.set(file.path, (handle = await open(file.path, "r")));
-    const bytes = new Uint8Array(this.#scratch, at, info.byteLength);
-    for (let done = 0; done < info.byteLength; ) {
-      const { bytesRead } = await handle.read(bytes, done, info.byteLength - done, info.byteOffset + done);
+    for (let done = 0; done < bytes.length; ) {
+      const { bytesRead } = await handle.read(bytes, done, bytes.length - done, position + done);
       if (bytesRead === 0) throw new Error(`[pretrained] ${file.path} ended inside tensor ${name} (changed since it was opened?)`);
       done += bytesRead;
-    }
-    const out = new Float32Array(this.#scratch, 0, n);
-    switch (info.dtype) {
-      case "F32":
-        return out;
-      case "F16":
-        return f16ArrayToF32(new Uint16Array(this.#scratch, at, n), out);
-      case "BF16":
-        return bf16ArrayToF32(new Uint16Array(this.#scratch, at, n), out);
-      default: {
-        const f64 = new Float64Array(this.#scratch, 0, n);
-        for (let i = 0; i < n; i++) out[i] = f64[i]; // reads bytes 8i.., writes 4i..: never ahead of the reads
-        return out;
-      }
     }
   }
 
   async close(): Promise<void> {
     for (const h of this.#handles.values()) await h.close();
     this.#handles.clear();
+  }
+}
+
+/**
+ * Converts n values of `dtype` to f32 in place, the f32 result from `byteOffset` (8-aligned):
+ * F32 stays, F16/BF16 bits read from byteOffset + 2n widen upward, F64 narrows from the front.
+ */
+function toF32InPlace(dtype: string, buffer: ArrayBufferLike, byteOffset: number, n: number): Float32Array {
+  const out = new Float32Array(buffer, byteOffset, n);
+  switch (dtype) {
+    case "F32":
+      return out;
+    case "F16": // (the converters are typed for ArrayBuffer; wasm memory is a SharedArrayBuffer)
+      f16ArrayToF32(new Uint16Array(buffer, byteOffset + 2 * n, n), out as Float32Array<ArrayBuffer>);
+      return out;
+    case "BF16":
+      bf16ArrayToF32(new Uint16Array(buffer, byteOffset + 2 * n, n), out as Float32Array<ArrayBuffer>);
+      return out;
+    default: {
+      const f64 = new Float64Array(buffer, byteOffset, n);
+      for (let i = 0; i < n; i++) out[i] = f64[i]; // reads bytes 8i.., writes 4i..: never ahead of the reads
+      return out;
+    }
   }
 }
 

@@ -217,7 +217,34 @@ export function fromArray(data: ArrayLike<number>, shape: Shape, options: Tensor
   return t;
 }
 
+let initSkipped = 0;
+
+/**
+ * Internal, for loaders that overwrite every parameter they build (loadPretrained): runs the
+ * synchronous `build` with randn(), rand() and full() (so zeros(), ones()) only allocating, their
+ * values left undefined: no host array, no upload, no fill kernel, no draw from any Rng. Tensors
+ * made from data (tensor(), fromArray()) are unaffected.
+ */
+export function withoutInit<T>(build: () => T): T {
+  initSkipped++;
+  try {
+    return build();
+  } finally {
+    initSkipped--;
+  }
+}
+
+/** Under withoutInit(): the allocated, unfilled tensor an init function returns instead. */
+function uninitialized(shape: Shape, options: TensorOptions): Tensor | null {
+  if (initSkipped === 0) return null;
+  const t = empty(shape, options.dtype ?? "f32", options.backend);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
 export function full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
+  const skipped = uninitialized(shape, options);
+  if (skipped) return skipped;
   const t = empty(shape, options.dtype ?? "f32", options.backend);
   if (t.dtype === "i32") t.backend.upload(t.storage.buffer, new Int32Array(t.size).fill(value));
   else if (t.size > 0) t.backend.run("fill", [], [t.storage.buffer], { n: t.size, value });
@@ -235,6 +262,8 @@ export function ones(shape: Shape, options: TensorOptions = {}): Tensor {
 
 /** Normal(0, std²) values from a seeded host RNG (default: the global kiln RNG). */
 export function randn(shape: Shape, options: TensorOptions & { std?: number; mean?: number; rng?: Rng } = {}): Tensor {
+  const skipped = uninitialized(shape, options);
+  if (skipped) return skipped;
   const rng = options.rng ?? Rng.global;
   const values = new Float32Array(sizeOf(shape));
   rng.fillNormal(values, options.mean ?? 0, options.std ?? 1);
@@ -243,6 +272,8 @@ export function randn(shape: Shape, options: TensorOptions & { std?: number; mea
 
 /** Uniform [low, high) values from a seeded host RNG. */
 export function rand(shape: Shape, options: TensorOptions & { low?: number; high?: number; rng?: Rng } = {}): Tensor {
+  const skipped = uninitialized(shape, options);
+  if (skipped) return skipped;
   const rng = options.rng ?? Rng.global;
   const values = new Float32Array(sizeOf(shape));
   const low = options.low ?? 0;

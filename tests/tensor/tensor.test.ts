@@ -3,6 +3,7 @@
 // and toArray, and the clear error for tensors of two backend instances mixed in one op.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as k from "../../src/index.ts";
+import { withoutInit } from "../../src/tensor/tensor.ts";
 import { getBackend } from "../backends.ts";
 
 let backend: k.Backend;
@@ -118,6 +119,36 @@ describe("creation", () => {
       k.useBackend(backend);
       fresh.dispose();
     }
+  });
+});
+
+describe("withoutInit (loaders)", () => {
+  test("randn, rand, zeros, ones, full only allocate: right shape and dtype, no RNG draw; afterwards init works again", async () => {
+    await k.asyncScope(async () => {
+      k.seed(3);
+      const state = k.Rng.global.getState();
+      const made = withoutInit(() => [
+        k.randn([4, 5], { std: 0.1 }), k.rand([3]), k.zeros([2, 2], { requiresGrad: true }), k.ones([6]), k.full([2], 5, { dtype: "i32" }),
+        k.randn([2], { rng: new k.Rng(1) }),
+      ]);
+      expect(made.map((t) => [...t.shape])).toEqual([[4, 5], [3], [2, 2], [6], [2], [2]]);
+      expect(made.map((t) => t.dtype)).toEqual(["f32", "f32", "f32", "f32", "i32", "f32"]);
+      expect(made[2].requiresGrad).toBe(true);
+      expect(k.Rng.global.getState()).toEqual(state);
+      // data() still works (values undefined); tensors made from data are filled as usual
+      const kept = withoutInit(() => k.tensor([1, 2, 3]));
+      expect(Array.from(await kept.data())).toEqual([1, 2, 3]);
+      expect(Array.from(await k.zeros([3]).data())).toEqual([0, 0, 0]);
+      expect(Array.from(await k.ones([2]).data())).toEqual([1, 1]);
+      // a throwing build leaves init on
+      expect(() => withoutInit(() => { throw new Error("boom"); })).toThrow("boom");
+      expect(Array.from(await k.full([2], 4).data())).toEqual([4, 4]);
+      k.seed(3);
+      const a = Array.from(await k.randn([8]).data());
+      k.seed(3);
+      withoutInit(() => k.randn([100]));
+      expect(Array.from(await k.randn([8]).data())).toEqual(a);
+    });
   });
 });
 

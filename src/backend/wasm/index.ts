@@ -67,6 +67,15 @@ export class WasmBackend implements Backend {
     this.#rt.u8(ptr + byteOffset, data.byteLength).set(src);
   }
 
+  /**
+   * A writable view of the buffer's bytes where they live, in the linear memory: loaders read file
+   * bytes straight into it (src/models/pretrained.ts) instead of staging them for upload(). The
+   * memory is shared, so growing it does not detach the view; freeing the buffer ends its meaning.
+   */
+  hostView(buffer: DeviceBuffer): Uint8Array {
+    return this.#rt.u8(this.#ptr(buffer, "hostView"), buffer.bytes);
+  }
+
   async download(buffer: DeviceBuffer, bytes?: number): Promise<ArrayBuffer> {
     return this.downloadSync(buffer, bytes);
   }
