@@ -16,10 +16,14 @@ export interface LoadFigures {
   fileBytes: number;
   /** f32 bytes of the parameters once loaded */
   weightBytes: number;
-  /** loadPretrained seconds minus the weight copy: building the model (parameters allocated, init skipped) */
+  /**
+   * loadPretrained seconds minus a second weight copy into the same parameters: building the model
+   * (parameters allocated, init skipped) plus the first touch of the parameters' fresh memory, which
+   * the second copy no longer pays (on wasm the first load reads straight into untouched pages)
+   */
   buildSeconds: number;
   loadSeconds: number;
-  /** file bytes / weight-copy seconds (read, convert, upload), excluding the model build */
+  /** file bytes / weight-copy seconds (read, convert, upload) into already-touched parameters */
   copyGBps: number;
   /** file bytes / whole loadPretrained seconds */
   endToEndGBps: number;
