@@ -54,6 +54,23 @@ describe.each(backendNames)("protocol on %s", (name) => {
     b.free(buf);
   });
 
+  test("empty transfers: zero bytes up and down, 0-element tensors read back, the backend still works", async () => {
+    const b = await getBackend(name);
+    const buf = b.alloc(16);
+    b.upload(buf, new Float32Array(0), 8);
+    expect((await b.download(buf, 0)).byteLength).toBe(0);
+    const { fromArray, zeros } = await import("../../src/tensor/tensor.ts");
+    const empty = zeros([0, 3], { backend: b });
+    expect(Array.from(await empty.data())).toEqual([]);
+    const none = fromArray(new Float32Array(0), [0], { backend: b });
+    expect((await none.data()).length).toBe(0);
+    b.upload(buf, Float32Array.of(1, 2, 3, 4));
+    expect(Array.from(new Float32Array(await b.download(buf)))).toEqual([1, 2, 3, 4]);
+    empty.dispose();
+    none.dispose();
+    b.free(buf);
+  });
+
   test("a required input passed as null names the kernel", async () => {
     const b = await getBackend(name);
     const out = b.alloc(16);

@@ -111,6 +111,7 @@ export class WebGPUBackend implements Backend {
       throw new Error(`[upload] ${data.byteLength} bytes at offset ${byteOffset} do not fit a ${b.bytes}-byte buffer`);
     }
     if (byteOffset % 4 !== 0) throw new Error(`[upload] byteOffset ${byteOffset} is not a multiple of 4`);
+    if (data.byteLength === 0) return;
     this.#submit(); // queued launches must read the old contents
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (bytes.length % 4 !== 0) {
@@ -124,6 +125,7 @@ export class WebGPUBackend implements Backend {
   async download(buffer: DeviceBuffer, bytes = buffer.bytes): Promise<ArrayBuffer> {
     const b = this.#own(buffer, "download");
     this.#check("download");
+    if (bytes === 0) return new ArrayBuffer(0); // nothing to copy (a zero-size copy is an error in WebGPU)
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.#staging.acquire(size);
     try {
