@@ -48,25 +48,50 @@ export function launch<K extends KernelName>(
   if (level >= 2) console.error(`[kiln] ${kernel} ${JSON.stringify(params)}`);
   const t0 = level >= 1 ? performance.now() : 0;
   backend.run(kernel, inputs.map((t) => t?.storage.buffer ?? null), outputs.map((t) => t.storage.buffer), params);
-  if (level >= 1) recordTiming(kernel, performance.now() - t0);
+  if (level >= 1) recordTiming(kernel, performance.now() - t0, params as unknown as Record<string, number>);
 }
 
-// KILN_DEBUG=1: time per kernel (on asynchronous backends, the time to encode), printed at exit
-const timings = new Map<string, { ms: number; calls: number }>();
-function recordTiming(kernel: string, ms: number): void {
+// KILN_DEBUG=1: time per kernel (on asynchronous backends, the time to encode), printed at exit,
+// then matmul and sum per shape (where a kernel's time goes inside a training step)
+interface Timing { ms: number; calls: number }
+const timings = new Map<string, Timing>();
+const shapeTimings = new Map<string, Timing>();
+function recordTiming(kernel: string, ms: number, params: Record<string, number>): void {
   if (timings.size === 0) process.on("exit", printTimings);
-  const t = timings.get(kernel) ?? { ms: 0, calls: 0 };
+  add(timings, kernel, ms);
+  const shape = shapeKey(kernel, params);
+  if (shape) add(shapeTimings, shape, ms);
+}
+
+function add(map: Map<string, Timing>, key: string, ms: number): void {
+  const t = map.get(key) ?? { ms: 0, calls: 0 };
   t.ms += ms;
   t.calls++;
-  timings.set(kernel, t);
+  map.set(key, t);
+}
+
+function shapeKey(kernel: string, p: Record<string, number>): string | null {
+  if (kernel === "matmul") {
+    const batch = p.batch > 1 ? `${p.batch}×` : "";
+    return `matmul ${batch}${p.M}×${p.K}${p.transA ? "ᵀ" : ""}·${p.K}×${p.N}${p.transB ? "ᵀ" : ""}${p.hasBias ? "+b" : ""}`;
+  }
+  if (kernel === "sum") return `sum [${p.outer},${p.len},${p.inner}]`;
+  return null;
 }
 
 function printTimings(): void {
   const total = [...timings.values()].reduce((s, t) => s + t.ms, 0);
-  const rows = [...timings].sort((a, b) => b[1].ms - a[1].ms);
   console.error(`[kiln] kernel time (KILN_DEBUG=1), total ${total.toFixed(1)} ms`);
-  for (const [name, t] of rows) {
-    console.error(`  ${name.padEnd(24)} ${t.ms.toFixed(1).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}%  ${String(t.calls).padStart(7)} calls  ${((1000 * t.ms) / t.calls).toFixed(1).padStart(8)} us/call`);
+  printRows(timings, total);
+  if (shapeTimings.size > 0) {
+    console.error("[kiln] matmul and sum by shape (A·B as M×K·K×N, ᵀ = read transposed)");
+    printRows(shapeTimings, total);
+  }
+}
+
+function printRows(map: Map<string, Timing>, total: number): void {
+  for (const [name, t] of [...map].sort((a, b) => b[1].ms - a[1].ms)) {
+    console.error(`  ${name.padEnd(32)} ${t.ms.toFixed(1).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}%  ${String(t.calls).padStart(7)} calls  ${((1000 * t.ms) / t.calls).toFixed(1).padStart(8)} us/call`);
   }
 }
 
