@@ -6,6 +6,7 @@
 //   pow                          x@0 out@1                          Params{n, p}
 //   exp log sqrt tanh sigmoid relu gelu silu       x@0 out@1       Params{n}
 //   relu_backward gelu_backward silu_backward      x@0 dout@1 dx@2 Params{n}
+//   gelu_with_grad               x@0 out@1 dgelu@2                  Params{n}
 //   dropout                      x@0 out@1                          Params{n, p, seed, threshold, scale}
 //   dropout_backward             dout@0 dx@1                        (same Params)
 // exp/log/sqrt/tanh/pow shadow the builtins here: use the k_* helpers of common.wgsl.
@@ -173,6 +174,23 @@ fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let s = gelu_gate(v); // 0.5·(1 + t), and 0.5·(1 − t²) = 2·s·(1 − s)
     let d = s + 2.0 * v * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * 0.044715 * v * v);
     bw_dx[i] = bw_dout[i] * d;
+  }
+}
+
+// gelu_with_grad: x, out, dgelu (gelu and its derivative, which the backward multiplies by dout)
+@group(0) @binding(0) var<storage, read> gg_x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> gg_out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gg_dgelu: array<f32>;
+@group(0) @binding(3) var<uniform> gg_p: N;
+
+@compute @workgroup_size(WG)
+fn gelu_with_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flat_id(wid, nwg, lid, WG);
+  if (i < gg_p.n) {
+    let v = gg_x[i];
+    let s = gelu_gate(v);
+    gg_out[i] = v * s;
+    gg_dgelu[i] = s + 2.0 * v * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * 0.044715 * v * v);
   }
 }
 

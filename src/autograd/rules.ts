@@ -33,7 +33,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
   tanh: (g, { ctx }) => [ops.mul(g, ops.affine(ops.mul(ctx.out, ctx.out), -1, 1))],
   sigmoid: (g, { ctx }) => [ops.mul(g, ops.mul(ctx.out, ops.affine(ctx.out, -1, 1)))],
   relu: (g, { ctx }) => [backwardKernel("relu_backward", ctx.x, g)],
-  gelu: (g, { ctx }) => [backwardKernel("gelu_backward", ctx.x, g)],
+  gelu: (g, { ctx }) => [ops.mul(g, ctx.dgelu)], // gelu'(x), written by the forward (gelu_with_grad)
   silu: (g, { ctx }) => [backwardKernel("silu_backward", ctx.x, g)],
   dropout: (g, { ctx }) => {
     const dx = alloc(g.backend, g.shape);
@@ -151,7 +151,7 @@ function owned<A extends unknown[]>(fn: (t: Tensor, ...rest: A) => Tensor, t: Te
   return r;
 }
 
-function backwardKernel(kernel: "relu_backward" | "gelu_backward" | "silu_backward", x: Tensor, g: Tensor): Tensor {
+function backwardKernel(kernel: "relu_backward" | "silu_backward", x: Tensor, g: Tensor): Tensor {
   const dx = alloc(g.backend, x.shape);
   launch(kernel, [x, g], [dx], { n: x.size });
   return dx;

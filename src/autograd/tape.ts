@@ -36,9 +36,14 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
+/** Whether record() would record an op on these inputs (an op can skip work only its backward needs). */
+export function willRecord(inputs: readonly (Tensor | null)[]): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad);
+}
+
 /** Records `out = op(inputs)` when grad is on and some input requires grad. */
 export function record<K extends OpName>(out: Tensor, op: K, inputs: readonly (Tensor | null)[], ctx: OpSpecs[K]): Tensor {
-  if (gradEnabled && inputs.some((t) => t?.requiresGrad)) {
+  if (willRecord(inputs)) {
     out.requiresGrad = true;
     out.node = { op, inputs, ctx } as Node;
   }

@@ -50,6 +50,12 @@ export const KERNELS = {
   gelu: { inputs: ["x"], outputs: ["out"], params: ["n"] },
   /** dx = dout · d/dx gelu(x) (tanh form) */
   gelu_backward: { inputs: ["x", "dout"], outputs: ["dx"], params: ["n"] },
+  /**
+   * gelu in training: out = gelu(x) (the same values as `gelu`) and its derivative in one pass,
+   * dgelu = gelu'(x) = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715·x²), s = 0.5·(1 + tanh(√(2/π)(x + 0.044715·x³))),
+   * so that the backward is dx = dout · dgelu (a `mul`), with no exp or division.
+   */
+  gelu_with_grad: { inputs: ["x"], outputs: ["out", "dgelu"], params: ["n"] },
   /** out = x · sigmoid(x) */
   silu: { inputs: ["x"], outputs: ["out"], params: ["n"] },
   /** dx = dout · s · (1 + x·(1 − s)), s = sigmoid(x) */

@@ -5,7 +5,7 @@
 import { Rng } from "../tensor/random.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { broadcastShapes, sameShape, sizeOf, type Shape } from "../tensor/shape.ts";
-import { record } from "../autograd/tape.ts";
+import { record, willRecord } from "../autograd/tape.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { expandRaw } from "./movement.ts";
 import { sum } from "./reduce.ts";
@@ -70,9 +70,18 @@ export function sigmoid(x: Tensor): Tensor {
 export function relu(x: Tensor): Tensor {
   return record(unaryKernel("relu", x), "relu", [x], { x });
 }
-/** GPT-2's tanh-approximated GELU ("gelu_new" in Hugging Face). */
+/**
+ * GPT-2's tanh-approximated GELU ("gelu_new" in Hugging Face). When the op is recorded for
+ * autograd, one kernel (gelu_with_grad) also writes gelu'(x), and the backward is a multiply.
+ */
 export function gelu(x: Tensor): Tensor {
-  return record(unaryKernel("gelu", x), "gelu", [x], { x });
+  if (!willRecord([x])) return unaryKernel("gelu", x);
+  const backend = backendOf("gelu_with_grad", [x]);
+  checkFloat("gelu", x);
+  const out = alloc(backend, x.shape);
+  const dgelu = alloc(backend, x.shape);
+  launch("gelu_with_grad", [x], [out, dgelu], { n: x.size });
+  return record(out, "gelu", [x], { dgelu });
 }
 /** SiLU (swish): x·sigmoid(x). */
 export function silu(x: Tensor): Tensor {

@@ -17,7 +17,7 @@ export interface OpSpecs {
   tanh: { out: Tensor };
   sigmoid: { out: Tensor };
   relu: { x: Tensor };
-  gelu: { x: Tensor };
+  gelu: { dgelu: Tensor };
   silu: { x: Tensor };
   dropout: { p: number; seed: number };
   sum: { inShape: readonly number[]; axes: readonly number[] };

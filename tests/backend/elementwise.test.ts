@@ -89,6 +89,16 @@ describe.each(backendNames)("elementwise on %s", (name) => {
     });
   }
 
+  test("gelu_with_grad matches reference (gelu and its derivative) and gives gelu's values bit for bit", async () => {
+    const backend = await getBackend(name);
+    for (const n of SIZES) {
+      const x = uniform(n, seedOf("gelu_with_grad", n), -8, 8);
+      const [out] = await expectKernel(backend, "gelu_with_grad", [x], [n, n], { n }, TOL);
+      const [plain] = await runKernel(backend, "gelu", [x], [n], { n });
+      expect(Array.from(out)).toEqual(Array.from(plain));
+    }
+  });
+
   test("dropout and dropout_backward share one mask and match reference", async () => {
     const backend = await getBackend(name);
     for (const n of [1, 7, 127, 4096]) {

@@ -121,6 +121,25 @@ describe.each(backendNames)("elementwise on %s", (name) => {
     });
   });
 
+  test("gelu: the same values with grad (gelu_with_grad, which keeps gelu'(x) for the backward) and without", async () => {
+    await noLeaks(async () => {
+      const x = rand([5, 33], "gelu-modes", -6, 6).t;
+      x.requiresGrad = true;
+      const y = k.gelu(x);
+      expect(y.node?.op).toBe("gelu");
+      const plain = k.noGrad(() => k.gelu(x));
+      expect(plain.node).toBeNull();
+      expect(Array.from(await y.data())).toEqual(Array.from(await plain.data()));
+      y.sum().backward(); // dx = gelu'(x): the kept derivative itself
+      const ref = rand([5, 33], "gelu-modes", -6, 6).v.map((v) => {
+        const t = Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3));
+        return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * Math.sqrt(2 / Math.PI) * (1 + 3 * 0.044715 * v * v);
+      });
+      await expectClose(x.grad!, [5, 33], ref, { atol: 1e-6, rtol: 1e-5 });
+      x.grad!.dispose();
+    });
+  });
+
   describe("dropout", () => {
     const P = 0.3;
 

@@ -1,5 +1,5 @@
 // Elementwise kernels: fill, add, sub, mul, div, affine, pow, exp, log, sqrt, tanh, sigmoid, relu,
-// relu_backward, gelu, gelu_backward, silu, silu_backward, dropout, dropout_backward.
+// relu_backward, gelu, gelu_backward, gelu_with_grad, silu, silu_backward, dropout, dropout_backward.
 // Exports `<kernel>_f32(pointers in kernel-list order, then params)`; semantics in
 // src/backend/kernels.ts, oracle in tests/reference.ts. Loops: f32x4 body, scalar tail that runs
 // the same vector function on a splat (tail elements equal body elements bit for bit).
@@ -112,9 +112,7 @@ const GELU_C: f32 = 0.044715;
 
 /** gelu = 0.5·x·(1 + tanh u) = x·sigmoid(2u), u = k(x + c·x³): no cancellation for x ≪ 0 */
 @inline function vgelu(x: v128): v128 {
-  const x3 = f32x4.mul(f32x4.mul(x, x), x);
-  const u = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(x, f32x4.mul(f32x4.splat(GELU_C), x3)));
-  return f32x4.mul(x, vsigmoid(f32x4.add(u, u), false));
+  return f32x4.mul(x, vgeluGate(x));
 }
 
 @inline function unary(op: i32, x: usize, out: usize, n: i32, a: f32, b: f32): void {
@@ -135,6 +133,40 @@ export function sigmoid_f32(x: usize, out: usize, n: i32): void { unary(SIGMOID,
 export function relu_f32(x: usize, out: usize, n: i32): void { unary(RELU, x, out, n, 0, 0); }
 export function gelu_f32(x: usize, out: usize, n: i32): void { unary(GELU, x, out, n, 0, 0); }
 export function silu_f32(x: usize, out: usize, n: i32): void { unary(SILU, x, out, n, 0, 0); }
+
+// gelu_with_grad: gelu(x) (bit for bit gelu_f32's) and gelu'(x) from the same s = sigmoid(2u),
+// 1 − tanh² u = 4s(1 − s): gelu'(x) = s + 2x·s(1 − s)·k(1 + 3c·x²). The backward is then a mul.
+
+/** s = sigmoid(2u), u = k(x + c·x³): gelu = x·s (vgelu, gelu_with_grad) */
+@inline function vgeluGate(x: v128): v128 {
+  const x3 = f32x4.mul(f32x4.mul(x, x), x);
+  const u = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(x, f32x4.mul(f32x4.splat(GELU_C), x3)));
+  return vsigmoid(f32x4.add(u, u), false);
+}
+
+/** gelu'(x) from s = vgeluGate(x) */
+@inline function vgeluGrad(x: v128, s: v128): v128 {
+  const one = f32x4.splat(1);
+  const du = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_C), f32x4.mul(x, x))));
+  const ds = f32x4.mul(f32x4.mul(s, f32x4.sub(one, s)), du);
+  return f32x4.add(s, f32x4.mul(f32x4.add(x, x), ds));
+}
+
+export function gelu_with_grad_f32(x: usize, out: usize, dgelu: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(at(x, i));
+    const s = vgeluGate(v);
+    v128.store(at(out, i), f32x4.mul(v, s));
+    v128.store(at(dgelu, i), vgeluGrad(v, s));
+  }
+  for (; i < n; i++) {
+    const v = f32x4.splat(load<f32>(at(x, i)));
+    const s = vgeluGate(v);
+    store<f32>(at(out, i), f32x4.extract_lane(f32x4.mul(v, s), 0));
+    store<f32>(at(dgelu, i), f32x4.extract_lane(vgeluGrad(v, s), 0));
+  }
+}
 
 // pow, log, tanh: scalar, through f64 (exactly rounded results); not on a training hot path.
 

@@ -29,6 +29,11 @@ function backward(entry: Backward): KernelFn<"relu_backward"> {
   };
 }
 
+/** gelu_with_grad: x@0 out@1 dgelu@2 */
+const geluWithGrad: KernelFn<"gelu_with_grad"> = (ctx, [x], [out, dgelu], p) => {
+  if (p.n > 0) ctx.launch("elementwise", "gelu_with_grad", [x!, out, dgelu], pack(u(p.n)), grid1d(p.n, WG));
+};
+
 function dropout(entry: "dropout" | "dropout_backward"): KernelFn<"dropout"> {
   return (ctx, [x], [out], p) => {
     if (p.n === 0) return;
@@ -38,7 +43,7 @@ function dropout(entry: "dropout" | "dropout_backward"): KernelFn<"dropout"> {
   };
 }
 
-export const ELEMENTWISE: KernelTable<Unary | Binary | Backward | "fill" | "affine" | "pow" | "dropout" | "dropout_backward"> = {
+export const ELEMENTWISE: KernelTable<Unary | Binary | Backward | "gelu_with_grad" | "fill" | "affine" | "pow" | "dropout" | "dropout_backward"> = {
   fill: (ctx, _, [out], p) => {
     if (p.n > 0) ctx.launch("elementwise", "fill", [out], pack(u(p.n), f(p.value)), grid1d(p.n, WG));
   },
@@ -61,6 +66,7 @@ export const ELEMENTWISE: KernelTable<Unary | Binary | Backward | "fill" | "affi
   relu_backward: backward("relu_backward"),
   gelu: unary("gelu"),
   gelu_backward: backward("gelu_backward"),
+  gelu_with_grad: geluWithGrad,
   silu: unary("silu"),
   silu_backward: backward("silu_backward"),
   dropout: dropout("dropout"),
