@@ -112,7 +112,7 @@ const GELU_C: f32 = 0.044715;
 
 /** gelu = 0.5·x·(1 + tanh u) = x·sigmoid(2u), u = k(x + c·x³): no cancellation for x ≪ 0 */
 @inline function vgelu(x: v128): v128 {
-  return f32x4.mul(x, vgeluGate(x));
+  return f32x4.mul(x, vgeluGate(x, f32x4.mul(x, x)));
 }
 
 @inline function unary(op: i32, x: usize, out: usize, n: i32, a: f32, b: f32): void {
@@ -137,34 +137,36 @@ export function silu_f32(x: usize, out: usize, n: i32): void { unary(SILU, x, ou
 // gelu_with_grad: gelu(x) (bit for bit gelu_f32's) and gelu'(x) from the same s = sigmoid(2u),
 // 1 − tanh² u = 4s(1 − s): gelu'(x) = s + 2x·s(1 − s)·k(1 + 3c·x²). The backward is then a mul.
 
-/** s = sigmoid(2u), u = k(x + c·x³): gelu = x·s (vgelu, gelu_with_grad) */
-@inline function vgeluGate(x: v128): v128 {
-  const x3 = f32x4.mul(f32x4.mul(x, x), x);
+/** s = sigmoid(2u), u = k(x + c·x³), from x and x² = x·x: gelu = x·s (vgelu, gelu_with_grad) */
+@inline function vgeluGate(x: v128, x2: v128): v128 {
+  const x3 = f32x4.mul(x2, x);
   const u = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(x, f32x4.mul(f32x4.splat(GELU_C), x3)));
   return vsigmoid(f32x4.add(u, u), false);
 }
 
-/** gelu'(x) from s = vgeluGate(x) */
-@inline function vgeluGrad(x: v128, s: v128): v128 {
-  const one = f32x4.splat(1);
-  const du = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_C), f32x4.mul(x, x))));
-  const ds = f32x4.mul(f32x4.mul(s, f32x4.sub(one, s)), du);
-  return f32x4.add(s, f32x4.mul(f32x4.add(x, x), ds));
+/** gelu'(x) = s + 2x·s(1 − s)·k(1 + 3c·x²) = s + gelu·(1 − s)·(2k + 6kc·x²) */
+@inline function vgeluGrad(x2: v128, s: v128, gelu: v128): v128 {
+  const du2 = f32x4.add(f32x4.splat(2 * GELU_K), f32x4.mul(f32x4.splat(6 * GELU_K * GELU_C), x2));
+  return f32x4.add(s, f32x4.mul(f32x4.mul(gelu, f32x4.sub(f32x4.splat(1), s)), du2));
 }
 
 export function gelu_with_grad_f32(x: usize, out: usize, dgelu: usize, n: i32): void {
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const v = v128.load(at(x, i));
-    const s = vgeluGate(v);
-    v128.store(at(out, i), f32x4.mul(v, s));
-    v128.store(at(dgelu, i), vgeluGrad(v, s));
+    const v2 = f32x4.mul(v, v);
+    const s = vgeluGate(v, v2);
+    const g = f32x4.mul(v, s);
+    v128.store(at(out, i), g);
+    v128.store(at(dgelu, i), vgeluGrad(v2, s, g));
   }
   for (; i < n; i++) {
     const v = f32x4.splat(load<f32>(at(x, i)));
-    const s = vgeluGate(v);
-    store<f32>(at(out, i), f32x4.extract_lane(f32x4.mul(v, s), 0));
-    store<f32>(at(dgelu, i), f32x4.extract_lane(vgeluGrad(v, s), 0));
+    const v2 = f32x4.mul(v, v);
+    const s = vgeluGate(v, v2);
+    const g = f32x4.mul(v, s);
+    store<f32>(at(out, i), f32x4.extract_lane(g, 0));
+    store<f32>(at(dgelu, i), f32x4.extract_lane(vgeluGrad(v2, s, g), 0));
   }
 }
 
