@@ -5,7 +5,8 @@
 
 import type { KernelParams } from "../kernels.ts";
 import type { WasmRuntime } from "./module.ts";
-import { MAX_CHUNKS, SCRATCH_BYTES, threadPool } from "./threads.ts";
+import { SCRATCH_BYTES, threadPool } from "./threads.ts";
+import { unitRanges } from "./parallel.ts";
 
 /** Scratch one matmul_f32 call needs (wasm/assembly/matmul.ts: SCRATCH_END = 634,944 bytes). */
 export const MATMUL_SCRATCH_BYTES = 634_944;
@@ -55,13 +56,5 @@ export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, o
 
 /** [start, end) ranges covering 0..n, starts at multiples of `align`, about CHUNKS_PER_THREAD per thread. */
 function split(n: number, align: number, threads: number): [number, number][] {
-  const tiles = Math.ceil(n / align);
-  const count = Math.max(1, Math.min(tiles, threads * CHUNKS_PER_THREAD, MAX_CHUNKS));
-  const out: [number, number][] = [];
-  for (let i = 0; i < count; i++) {
-    const s = Math.min(n, Math.round((tiles * i) / count) * align);
-    const e = i === count - 1 ? n : Math.min(n, Math.round((tiles * (i + 1)) / count) * align);
-    if (e > s) out.push([s, e]);
-  }
-  return out;
+  return unitRanges(n, align, threads, CHUNKS_PER_THREAD);
 }

@@ -103,10 +103,10 @@ export function splittable(kernel: KernelName): boolean {
   return COST_NS[kernel] !== undefined;
 }
 
-/** [start, end) ranges over 0..n, starts at multiples of `unit`, about SPLIT_CHUNKS_PER_THREAD per thread. */
-export function unitRanges(n: number, unit: number, threads: number): [number, number][] {
+/** [start, end) ranges over 0..n, starts at multiples of `unit`, about `perThread` per thread (matmul uses it too). */
+export function unitRanges(n: number, unit: number, threads: number, perThread = SPLIT_CHUNKS_PER_THREAD): [number, number][] {
   const units = Math.ceil(n / unit);
-  const count = Math.max(1, Math.min(units, threads * SPLIT_CHUNKS_PER_THREAD, MAX_CHUNKS));
+  const count = Math.max(1, Math.min(units, threads * perThread, MAX_CHUNKS));
   const out: [number, number][] = [];
   for (let i = 0; i < count; i++) {
     const s = Math.min(n, Math.round((units * i) / count) * unit);
@@ -120,6 +120,7 @@ function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
   return a;
 }
+const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
 
 /**
  * Splits a call of an elementwise map, fill, binary op (modulo broadcasting), a row kernel
@@ -163,7 +164,7 @@ function planSplit(kernel: KernelName, ptrs: readonly number[], p: Record<string
       const block = (m: number) => (m === n || m === 1 ? 1 : m);
       if ((na !== n && n % na !== 0) || (nb !== n && n % nb !== 0)) return null;
       const ba = block(na), bb = block(nb);
-      const unit = (ba * bb / gcd(ba, bb)) * LINE / gcd(ba * bb / gcd(ba, bb), LINE);
+      const unit = lcm(lcm(ba, bb), LINE);
       if (unit >= n) return null;
       const [a, b, out] = ptrs;
       return {
