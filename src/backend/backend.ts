@@ -7,7 +7,9 @@
 //   used by one backend only; passing another backend's buffer is an error.
 // - upload() copies host bytes into a buffer; download() resolves with a copy of its bytes once
 //   all work queued before it has finished. downloadSync() exists only where reading is free
-//   (wasm); it is undefined on backends that must wait for a device.
+//   (wasm); it is undefined on backends that must wait for a device. Likewise hostView(), a
+//   writable view of a buffer's bytes where they live (wasm: its block of the linear memory),
+//   for loaders that read file bytes straight into a buffer.
 // - run(kernel, inputs, outputs, params) queues one kernel launch. Buffers follow the kernel
 //   list's order; optional inputs are passed as null. Backends trust shapes: the front end
 //   (src/ops) has already checked them. Errors name the kernel.
@@ -44,6 +46,8 @@ export interface Backend {
   upload(buffer: DeviceBuffer, data: ArrayBufferView, byteOffset?: number): void;
   download(buffer: DeviceBuffer, bytes?: number): Promise<ArrayBuffer>;
   downloadSync?(buffer: DeviceBuffer, bytes?: number): ArrayBuffer;
+  /** the buffer's bytes in place, where the host can address them (wasm); undefined elsewhere */
+  hostView?(buffer: DeviceBuffer): Uint8Array;
   run<K extends KernelName>(
     kernel: K,
     inputs: readonly (DeviceBuffer | null)[],

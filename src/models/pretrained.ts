@@ -9,7 +9,7 @@
 
 import { copyFile, mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import type { Backend, DeviceBuffer } from "../backend/backend.ts";
+import type { Backend } from "../backend/backend.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
 import { withoutInit, type Tensor } from "../tensor/tensor.ts";
 import { readSafetensors, writeSafetensors, type SafetensorsFile, type SafetensorsTensor, type SafetensorsTensorInfo } from "../io/safetensors.ts";
@@ -213,15 +213,6 @@ const FLOAT_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
 /** Staging for backends without host views, and for F64 (wider than its f32 target): bytes at most. */
 export const STAGING_BYTES = 64 << 20;
 
-/** A backend whose buffers the host can write in place (wasm: views of the linear memory). */
-interface HostMapped {
-  hostView(buffer: DeviceBuffer): Uint8Array;
-}
-
-function hostView(param: Tensor): Uint8Array | null {
-  const backend = param.backend as Backend & Partial<HostMapped>;
-  return typeof backend.hostView === "function" ? backend.hostView(param.storage.buffer) : null;
-}
 
 /**
  * Reads float tensors into parameters as f32. Where the backend maps its buffers into host memory
@@ -251,7 +242,7 @@ export class TensorReader {
     const info = file.info(name);
     const width = FLOAT_BYTES[info.dtype];
     const n = info.byteLength / width;
-    const view = direct ? hostView(param) : null;
+    const view = (direct && param.backend.hostView?.(param.storage.buffer)) || null;
     if (view && width <= 4) {
       const at = width === 2 ? 2 * n : 0;
       await this.#read(file, name, view.subarray(at, at + info.byteLength), info.byteOffset);
