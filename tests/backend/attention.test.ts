@@ -1,7 +1,9 @@
 // Conformance of the fused attention kernels on every backend: causal and not, grouped-query
 // heads (H = 4, Hkv = 2 and 1), KV-cache decode (T = 1, S = 37) and chunked prefill (S > T),
-// odd head dims, the training shape B = 12, T = 64, H = 4, D = 32, and T > 64 (the wasm backward
-// works in blocks of 32 query rows).
+// odd head dims, the training shape B = 12, T = 64, H = 4, D = 32, and T > 64. On wasm both paths
+// run: the tiled one (T ≥ 6: panels of 6 query rows, head dims in strips of 8, 5–7 or ≤ 4 wide)
+// and the row one (T < 6, and a head too long for the tiled scratch: S = 2100, D = 64; its
+// backward works in blocks of 32 query rows).
 import { describe, test } from "bun:test";
 import { backendNames, getBackend } from "../backends.ts";
 import { expectKernel, reference, seedOf, uniform } from "./harness.ts";
@@ -16,6 +18,8 @@ const SHAPES: [number, number, number, number, number, number][] = [
   [1, 33, 33, 2, 2, 33],
   [12, 64, 64, 4, 4, 32], // training
   [2, 70, 90, 4, 2, 20], // prefill after 20 cached: query rows in three blocks of the wasm backward
+  [2, 13, 13, 4, 2, 13], // panels of 6, 6 and 1 rows; a last strip of 5 head dims
+  [1, 8, 2100, 1, 1, 64], // past the wasm tiled path's scratch: the row path with T ≥ 6
 ];
 
 function qkv(B: number, T: number, S: number, H: number, Hkv: number, D: number, tag: string) {

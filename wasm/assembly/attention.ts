@@ -1,8 +1,10 @@
 // attention and attention_backward: fused scaled-dot-product attention with grouped-query heads
 // and a causal offset (query t sits at absolute position t + S − T), one query row at a time.
-// WASM ABI note: both exports take one extra trailing argument after the kernel-list params,
-// `scratch`, a backend-owned block (kernels allocate nothing): 2·S floats for the forward,
-// 2·min(T, BACKWARD_ROWS)·S floats for the backward.
+// WASM ABI note: both exports take two extra trailing arguments after the kernel-list params,
+// `scratch`, a backend-owned block (kernels allocate nothing), and its size in bytes. When it holds
+// attention_tiles.tiledScratchBytes and T ≥ MR, the call runs as small matrix products on the
+// matmul register tile (attention_tiles.ts: prefill and training); otherwise row by row, as below,
+// which needs 2·S floats for the forward and 2·min(T, BACKWARD_ROWS)·S floats for the backward.
 // Forward per row: s = scale·q·kᵀ (4 keys per step) into scratch, p = exp(s − max), out = Σ p·v / Σ p
 // (out accumulated in registers, 16 columns at a time), lse = max + log Σ p.
 // Backward per row recomputes p = exp(s − lse) (FlashAttention-2 style), ds = p·(dout·vᵀ − delta)·scale,
@@ -10,13 +12,19 @@
 // dv += p·dout run key by key over the block (the dk/dv row in registers). dk and dv are zeroed
 // first and summed over rows (ascending) and over the heads sharing a kv head. Reference: tests/reference.ts attention, attentionBackward.
 import { at, dot, hsum, sexpFast, vexpFast, zero } from "./common";
+import { attentionBackwardTiled, attentionTiled, tiledScratchBytes } from "./attention_tiles";
+import { MR } from "./tile";
 
 export function attention_f32(
   q: usize, k: usize, v: usize, out: usize, lse: usize,
-  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize, scratchBytes: i32,
 ): void {
   const group = H / Hkv;
   const sc = <f32>scale;
+  if (T >= MR && tiledScratchBytes(false, T, S, D) <= scratchBytes) {
+    attentionTiled(q, k, v, out, lse, B, T, S, H, Hkv, D, sc, causal, scratch);
+    return;
+  }
   const kvStride = Hkv * D; // floats between keys j and j + 1
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
@@ -77,10 +85,14 @@ const BACKWARD_ROWS = 32; // mirrored by ATTENTION_BACKWARD_ROWS in src/backend/
 
 export function attention_backward_f32(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize,
-  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize, scratchBytes: i32,
 ): void {
   const group = H / Hkv;
   const sc = <f32>scale;
+  if (T >= MR && tiledScratchBytes(true, T, S, D) <= scratchBytes) {
+    attentionBackwardTiled(dout, q, k, v, out, lse, dq, dk, dv, B, T, S, H, Hkv, D, sc, causal, scratch);
+    return;
+  }
   const kvStride = Hkv * D;
   const qStride = H * D; // floats between query rows t and t + 1 of one head
   const rowsPerBlock = min(T, BACKWARD_ROWS);

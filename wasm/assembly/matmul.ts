@@ -11,12 +11,11 @@
 //   and columns [n0, n1) (so threads can split the work); scratch: MATMUL_SCRATCH_BYTES (see below)
 //   bytes of this thread's own memory, 16-byte aligned.
 
-import { micro_6x8, micro_6x4 } from "./matmul_micro";
+import { micro_6x8 } from "./matmul_micro";
+import { MR, NR, tileMul } from "./tile";
 
 // Register tile and cache blocks (../shared/probes/wasm-kernels/RESULTS.md: blocking is within ±5 %
 // over a wide range at these sizes; a KC×NC packed B block of 512 KiB stays in L2).
-const MR = 6;
-const NR = 8;
 const KC = 256;
 const MC = 96;   // multiple of MR
 const NC = 512;  // multiple of NR
@@ -93,11 +92,11 @@ function gemm(
             const cptr = cstrip + <usize>(ic + ir) * ldc;
             const apanel = transA ? Ap + ((<usize>ir * kc) << 2) : A + ((<usize>(ic + ir) * <usize>K + pc) << 2);
             if (w == NR) micro_6x8(apanel, rs, ks, bstrip, cptr, ldc, kc, init, accum);
-            else edgeTile(apanel, rs, ks, bstrip, cptr, ldc, kc, init, accum, MR, w, scratch + S_TILE);
+            else tileMul(apanel, rs, ks, bstrip, cptr, ldc, kc, init, accum, MR, w, scratch + S_TILE);
           }
           if (full < mc) {
             const cptr = cstrip + <usize>(ic + full) * ldc;
-            edgeTile(Ap + ((<usize>full * kc) << 2), 4, MR * 4, bstrip, cptr, ldc, kc, init, accum, mc - full, w, scratch + S_TILE);
+            tileMul(Ap + ((<usize>full * kc) << 2), 4, MR * 4, bstrip, cptr, ldc, kc, init, accum, mc - full, w, scratch + S_TILE);
           }
         }
       }
@@ -193,24 +192,6 @@ function vecMatT(x: usize, B: usize, y: usize, K: i32, n0: i32, n1: i32): void {
     let s: f32 = 0;
     for (let k = 0; k < K; k++) s += load<f32>(x + (<usize>k << 2)) * load<f32>(b0 + (<usize>k << 2));
     store<f32>(y + (<usize>n << 2), s);
-  }
-}
-
-/** A tile of h ≤ MR rows × w ≤ NR columns, computed into the MR×NR scratch tile and copied out. */
-function edgeTile(
-  apanel: usize, rs: usize, ks: usize, bstrip: usize, cptr: usize, ldc: usize, kc: i32,
-  init: usize, accum: i32, h: i32, w: i32, tile: usize,
-): void {
-  const tld: usize = NR * 4;
-  if (accum) {
-    for (let r = 0; r < h; r++) for (let j = 0; j < w; j++) {
-      store<f32>(tile + <usize>r * tld + (<usize>j << 2), load<f32>(cptr + <usize>r * ldc + (<usize>j << 2)));
-    }
-  }
-  if (w > 4) micro_6x8(apanel, rs, ks, bstrip, tile, tld, kc, init, accum);
-  else micro_6x4(apanel, rs, ks, bstrip, tile, tld, kc, init, accum);
-  for (let r = 0; r < h; r++) for (let j = 0; j < w; j++) {
-    store<f32>(cptr + <usize>r * ldc + (<usize>j << 2), load<f32>(tile + <usize>r * tld + (<usize>j << 2)));
   }
 }
 

@@ -126,8 +126,9 @@ export class WasmBackend implements Backend {
     }
     for (const v of paramList(kernel, params)) args.push(v);
     if (kernel === "attention" || kernel === "attention_backward") {
-      const { T, S } = params as KernelParams<"attention">;
-      args.push(this.#scratch(attentionScratchBytes(kernel, T, S))); // trailing scratch (wasm/assembly/attention.ts)
+      const { T, S, D } = params as KernelParams<"attention">;
+      const bytes = attentionScratchBytes(kernel, T, S, D);
+      args.push(this.#scratch(bytes), bytes); // trailing scratch and its size (wasm/assembly/attention.ts)
     }
     this.#export(kernel)(...args);
   }

@@ -48,11 +48,34 @@ export function runCrossEntropy(
   return true;
 }
 
-/** Query rows per block of attention_backward_f32 (BACKWARD_ROWS in wasm/assembly/attention.ts). */
+/** Query rows per block of attention_backward_f32's row path (BACKWARD_ROWS in wasm/assembly/attention.ts). */
 export const ATTENTION_BACKWARD_ROWS = 32;
+/** Rows of the matmul register tile (MR in wasm/assembly/tile.ts): the tiled attention needs T ≥ MR. */
+const TILE_ROWS = 6;
 
-/** Bytes of scratch an attention_f32 (2·S floats) or attention_backward_f32 (2·min(T, 32)·S floats) call needs. */
-export function attentionScratchBytes(kernel: "attention" | "attention_backward", T: number, S: number): number {
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+/**
+ * Bytes of scratch the tiled attention path needs (tiledScratchBytes in wasm/assembly/attention_tiles.ts,
+ * which the kernel checks against the size it is given): packed keys and values of one head, and
+ * the probabilities of a query panel (forward) or of the whole head with their gradients (backward).
+ */
+export function tiledAttentionScratchBytes(kernel: "attention" | "attention_backward", T: number, S: number, D: number): number {
+  const S8 = roundUp(S, 8), D8 = roundUp(D, 8), ldp = S8 + 8, MR = TILE_ROWS;
+  const floats = kernel === "attention"
+    ? 64 + MR * D + S8 * D + D8 * S + MR * ldp
+    : 64 + 2 * MR * D + 2 * S8 * D + D8 * S + 2 * D8 * T + 2 * roundUp(T, MR) * ldp;
+  return floats * 4 + 64;
+}
+
+/**
+ * Bytes of scratch an attention_f32 / attention_backward_f32 call gets: the tiled path's when T ≥ 6
+ * and it fits a worker's scratch (SCRATCH_BYTES), else the row path's (2·S floats forward,
+ * 2·min(T, 32)·S backward).
+ */
+export function attentionScratchBytes(kernel: "attention" | "attention_backward", T: number, S: number, D: number): number {
+  const tiled = tiledAttentionScratchBytes(kernel, T, S, D);
+  if (T >= TILE_ROWS && tiled <= SCRATCH_BYTES) return tiled;
   return kernel === "attention" ? 2 * S * 4 : 2 * Math.min(T, ATTENTION_BACKWARD_ROWS) * S * 4;
 }
 
@@ -62,16 +85,16 @@ export function runAttention(
   p: KernelParams<"attention">,
 ): boolean {
   const { B, T, S, H, Hkv, D, scale, causal } = p;
-  if (!worthSplitting(rt, B, B * H * T * S * D * 4) || attentionScratchBytes(kernel, T, S) > SCRATCH_BYTES) return false;
+  if (!worthSplitting(rt, B, B * H * T * S * D * 4) || attentionScratchBytes(kernel, T, S, D) > SCRATCH_BYTES) return false;
   const pool = threadPool(rt);
   pool.startWorkers();
   const q = T * H * D, kv = S * Hkv * D, l = H * T; // floats per batch element
   // forward: q k v out lse; backward: dout q k v out lse dq dk dv
   const perBatch = kernel === "attention" ? [q, kv, kv, q, l] : [q, q, kv, kv, q, l, q, kv, kv];
   const chunks = rowRanges(B).map(([b0, b1]) => [
-    ...ptrs.map((ptr, i) => ptr + b0 * perBatch[i] * 4), b1 - b0, T, S, H, Hkv, D, scale, causal, 0,
+    ...ptrs.map((ptr, i) => ptr + b0 * perBatch[i] * 4), b1 - b0, T, S, H, Hkv, D, scale, causal, 0, SCRATCH_BYTES,
   ]);
-  pool.run(`${kernel}_f32`, chunks, ptrs.length + 8); // the trailing scratch argument
+  pool.run(`${kernel}_f32`, chunks, ptrs.length + 8); // the trailing scratch argument (then its size)
   return true;
 }
 
