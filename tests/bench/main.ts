@@ -132,7 +132,7 @@ async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAI
   const samples: number[] = [];
   const phases: Record<string, number[]> = { forward: [], backward: [], optimizer: [] };
   let last = performance.now();
-  const warmup = 5;
+  const warmup = 10; // as the PyTorch and TF.js harnesses (../shared/bench): JIT tier-up and caches settle first
   const trainer = new Trainer({
     model, data, progress: false, outDir: null,
     args: { iters: steps + warmup, batchSize, evalInterval: 0, finalEvalIters: 1, logInterval: 1 },
