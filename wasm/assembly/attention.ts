@@ -11,7 +11,7 @@
 // dq = ds·k; p and ds of a block of BACKWARD_ROWS rows stay in scratch, then dk += ds·q and
 // dv += p·dout run key by key over the block (the dk/dv row in registers). dk and dv are zeroed
 // first and summed over rows (ascending) and over the heads sharing a kv head. Reference: tests/reference.ts attention, attentionBackward.
-import { at, dot, hsum, sexpFast, vexpFast, zero } from "./common";
+import { at, dot, expRow, sexpFast, vexpFast, zero } from "./common";
 import { attentionBackwardTiled, attentionTiled, tiledScratchBytes } from "./attention_tiles";
 import { MR } from "./tile";
 
@@ -59,25 +59,6 @@ export function attention_f32(
       }
     }
   }
-}
-
-/** p = exp(s − m) in place over s[0, n); returns Σ p (f32x4 lanes, then the scalar tail). */
-function expRow(s: usize, n: i32, m: f32): f32 {
-  const vm = f32x4.splat(m);
-  let vs = f32x4.splat(0);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const e = vexpFast(f32x4.sub(v128.load(at(s, j)), vm));
-    v128.store(at(s, j), e);
-    vs = f32x4.add(vs, e);
-  }
-  let sum = hsum(vs);
-  for (; j < n; j++) {
-    const e = sexpFast(load<f32>(at(s, j)) - m);
-    store<f32>(at(s, j), e);
-    sum += e;
-  }
-  return sum;
 }
 
 /** Query rows per block of attention_backward: its scratch holds p and ds for them (2·rows·S floats). */

@@ -10,9 +10,9 @@
 // into P (one row of ldp floats per query row), softmax row by row, then out = P·V.
 // The backward keeps P and dS of the whole head (T rows), so dk = dSᵀ·q and dv = Pᵀ·dout are
 // products too, over key panels, with q and dout packed [D8/8][T][8].
-import { at, sexpFast, vexpFast, zero } from "./common";
+import { at, dot, expRow, sexpFast, vexpFast, zero } from "./common";
 import { micro_6x8 } from "./matmul_micro";
-import { MR, NR, tileMul } from "./tile";
+import { MR, NR, tileMul, transpose4 } from "./tile";
 
 @inline function roundUp(n: i32, m: i32): i32 {
   return (n + m - 1) / m * m;
@@ -60,19 +60,6 @@ function packKeysT(k: usize, stride: i32, S: i32, D: i32, dst: usize): void {
     }
     dst += <usize>D << 5;
   }
-}
-
-/** 4 rows × 4 floats at s (row stride rowBytes) → 4 rows of 4 at d, d + 32, d + 64, d + 96 (NR-float rows). */
-@inline function transpose4(s: usize, rowBytes: usize, d: usize): void {
-  const r0 = v128.load(s), r1 = v128.load(s + rowBytes), r2 = v128.load(s + rowBytes * 2), r3 = v128.load(s + rowBytes * 3);
-  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);
-  const t1 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
-  const t2 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
-  const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
-  v128.store(d, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
-  v128.store(d, f32x4.shuffle(t0, t1, 2, 3, 6, 7), NR * 4);
-  v128.store(d, f32x4.shuffle(t2, t3, 0, 1, 4, 5), NR * 8);
-  v128.store(d, f32x4.shuffle(t2, t3, 2, 3, 6, 7), NR * 12);
 }
 
 /** Rows [0, n) of x (row stride `stride` floats, D columns) as strips of NR columns: [D8/8][n][NR], zero past D (a last strip of ≤ 4 columns: [n][4]). */
@@ -129,7 +116,8 @@ function productRows(
   const strip = <usize>rows * NR * 4;
   for (let d0 = 0; d0 < D; d0 += NR) {
     const w = min(NR, D - d0);
-    const bs = Bp + <usize>(d0 / NR) * strip + ((<usize>k0 * <usize>(w > 4 ? NR : 4)) << 2); // packRows' strip widths
+    const width = w > 4 ? NR : 4; // packRows' strip widths
+    const bs = Bp + <usize>(d0 / NR) * strip + (<usize>(k0 * width) << 2);
     tileMul(a, rs, ks, bs, at(c, d0), <usize>ldc << 2, kc, zeros, accum, h, w, tile);
   }
 }
@@ -184,7 +172,7 @@ export function attentionTiled(
               continue;
             }
             const m = scaleMax(prow, jmax, sc);
-            const sum = expRowSum(prow, jmax, m);
+            const sum = expRow(prow, jmax, m);
             zero(at(prow, jmax), jp - jmax);
             store<f32>(lrow, <f32>(<f64>m + Math.log(<f64>sum)));
             store<f32>(at(inv, r), 1 / sum);
@@ -220,26 +208,6 @@ function scaleMax(s: usize, n: i32, sc: f32): f32 {
     m = max(m, x);
   }
   return m;
-}
-
-/** p = exp(s − m) in place over [0, n); returns Σ p in f32x4 lanes then the tail (attention.ts expRow). */
-function expRowSum(s: usize, n: i32, m: f32): f32 {
-  const vm = f32x4.splat(m);
-  let vs = f32x4.splat(0);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const e = vexpFast(f32x4.sub(v128.load(at(s, j)), vm));
-    v128.store(at(s, j), e);
-    vs = f32x4.add(vs, e);
-  }
-  const a = f32x4.add(vs, i32x4.shuffle(vs, vs, 2, 3, 0, 1));
-  let sum = f32x4.extract_lane(f32x4.add(a, i32x4.shuffle(a, a, 1, 0, 3, 2)), 0);
-  for (; j < n; j++) {
-    const e = sexpFast(load<f32>(at(s, j)) - m);
-    store<f32>(at(s, j), e);
-    sum += e;
-  }
-  return sum;
 }
 
 /** x[0:n] *= c */
@@ -307,7 +275,7 @@ export function attentionBackwardTiled(
             const jmax = causal ? min(S, t + off + 1) : S;
             if (jmax > 0) {
               const rowOff = row0 + r * qStride;
-              const delta = dotRow(at(dout, rowOff), at(out, rowOff), D);
+              const delta = dot(at(dout, rowOff), at(out, rowOff), D);
               softmaxGradRow(prow, dsrow, jmax, sc, load<f32>(at(lhead, t)), delta);
             }
             const j0 = max(jmax, 0);
@@ -335,17 +303,6 @@ export function attentionBackwardTiled(
       }
     }
   }
-}
-
-/** Σ a[i]·b[i], i < n (f32x4 lanes, then the tail). */
-function dotRow(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(at(a, i)), v128.load(at(b, i))));
-  const x = f32x4.add(acc, i32x4.shuffle(acc, acc, 2, 3, 0, 1));
-  let s = f32x4.extract_lane(f32x4.add(x, i32x4.shuffle(x, x, 1, 0, 3, 2)), 0);
-  for (; i < n; i++) s += load<f32>(at(a, i)) * load<f32>(at(b, i));
-  return s;
 }
 
 /** p = exp(scale·s − l) in place; ds = p·(dp − delta)·scale in place over [0, n). */

@@ -59,6 +59,24 @@
   return f32x4.div(one, f32x4.add(one, e));
 }
 
+/** p = exp(s − m) in place over s[0, n); returns Σ p (f32x4 lanes, then the scalar tail). */
+export function expRow(s: usize, n: i32, m: f32): f32 {
+  const vm = f32x4.splat(m);
+  let vs = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const e = vexpFast(f32x4.sub(v128.load(at(s, j)), vm));
+    v128.store(at(s, j), e);
+    vs = f32x4.add(vs, e);
+  }
+  let sum = hsum(vs);
+  for (; j < n; j++) {
+    const e = sexpFast(load<f32>(at(s, j)) - m);
+    store<f32>(at(s, j), e);
+    sum += e;
+  }
+  return sum;
+}
 
 @inline export function hsum(v: v128): f32 {
   const a = f32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));

@@ -12,7 +12,7 @@
 //   bytes of this thread's own memory, 16-byte aligned.
 
 import { micro_6x8 } from "./matmul_micro";
-import { MR, NR, tileMul } from "./tile";
+import { MR, NR, tileMul, transpose4 } from "./tile";
 
 // Register tile and cache blocks (../shared/probes/wasm-kernels/RESULTS.md: blocking is within ±5 %
 // over a wide range at these sizes; a KC×NC packed B block of 512 KiB stays in L2).
@@ -263,19 +263,6 @@ function packBT(B: usize, K: i32, pc: i32, kc: i32, jc: i32, nc: i32, Bp: usize)
       }
     }
   }
-}
-
-/** 4 rows × 4 k at s (row stride ldb) → 4 k-rows of 4 values at d, d + 32, d + 64, d + 96. */
-@inline function transpose4(s: usize, ldb: usize, d: usize): void {
-  const r0 = v128.load(s), r1 = v128.load(s + ldb), r2 = v128.load(s + ldb * 2), r3 = v128.load(s + ldb * 3);
-  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);  // r0[0] r1[0] r0[1] r1[1]
-  const t1 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
-  const t2 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
-  const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
-  v128.store(d, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
-  v128.store(d, f32x4.shuffle(t0, t1, 2, 3, 6, 7), NR * 4);
-  v128.store(d, f32x4.shuffle(t2, t3, 0, 1, 4, 5), NR * 8);
-  v128.store(d, f32x4.shuffle(t2, t3, 2, 3, 6, 7), NR * 12);
 }
 
 /** A stored [K, M] (read transposed): pack rows ic..ic+mc of Aᵀ (columns of A) into MR-row panels. */

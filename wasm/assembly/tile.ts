@@ -30,3 +30,16 @@ export function tileMul(
     store<f32>(c + <usize>r * ldc + (<usize>j << 2), load<f32>(tile + <usize>r * tld + (<usize>j << 2)));
   }
 }
+
+/** 4 rows × 4 floats at s (row stride rowBytes) → 4 rows of 4 at d, d + 32, d + 64, d + 96: a 4×4 block of a packed strip [k][NR]. */
+@inline export function transpose4(s: usize, rowBytes: usize, d: usize): void {
+  const r0 = v128.load(s), r1 = v128.load(s + rowBytes), r2 = v128.load(s + rowBytes * 2), r3 = v128.load(s + rowBytes * 3);
+  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5);  // r0[0] r1[0] r0[1] r1[1]
+  const t1 = f32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t2 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(d, f32x4.shuffle(t0, t1, 0, 1, 4, 5));
+  v128.store(d, f32x4.shuffle(t0, t1, 2, 3, 6, 7), NR * 4);
+  v128.store(d, f32x4.shuffle(t2, t3, 0, 1, 4, 5), NR * 8);
+  v128.store(d, f32x4.shuffle(t2, t3, 2, 3, 6, 7), NR * 12);
+}
