@@ -1,6 +1,6 @@
 // `bun run bench`: kiln's speed figures, as a table and (--json) one JSON object per line.
 //   matmul/<shape>      GFLOP/s of the matmul kernel (median of timed reps), per backend and thread count
-//   train_step/baby     ms/iter (median), tokens/s, peak RSS and peak backend memory of a full
+//   train_step/baby     ms/iter (median; p10 and p90 of the steps), tokens/s, peak RSS and peak backend memory of a full
 //                       training step of the default baby GPT (4 layers, 4 heads, 128 wide, context 64, batch 12)
 //   train_step/shakespeare_char, matmul/4096
 //                       GPU-sized (nanoGPT's shakespeare_char: 6 layers, 6 heads, 384 wide, context 256,
@@ -48,6 +48,12 @@ const emit = (f: Figure) => {
   if (values.json) console.log(JSON.stringify(f));
   else console.error(`  ${f.name} [${f.backend}] ${Object.entries(f).filter(([k]) => !["name", "backend", "device"].includes(k)).map(([k, v]) => `${k}=${v}`).join(" ")}`);
 };
+
+/** The q-quantile of xs (nearest rank): the spread of step times on a shared machine. */
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -155,7 +161,8 @@ async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAI
   const ms = median(samples);
   emit({
     name, backend: label, device: backend.device,
-    ms_per_iter: +ms.toFixed(2), tokens_per_s: Math.round((batchSize * blockSize * 1000) / ms),
+    ms_per_iter: +ms.toFixed(2), ms_p10: +quantile(samples, 0.1).toFixed(2), ms_p90: +quantile(samples, 0.9).toFixed(2),
+    tokens_per_s: Math.round((batchSize * blockSize * 1000) / ms),
     ms_forward: +median(phases.forward).toFixed(2), ms_backward: +median(phases.backward).toFixed(2), ms_optimizer: +median(phases.optimizer).toFixed(2),
     peak_rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), peak_device_mb: Math.round(backend.stats().peakBytes / 2 ** 20),
     loss: +result.trainLoss.toFixed(4),
