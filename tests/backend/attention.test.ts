@@ -4,9 +4,9 @@
 // run: the tiled one (T ≥ 6: panels of 6 query rows, head dims in strips of 8, 5–7 or ≤ 4 wide)
 // and the row one (T < 6, and a head too long for the tiled scratch: S = 2100, D = 64; its
 // backward works in blocks of 32 query rows).
-import { describe, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { backendNames, getBackend } from "../backends.ts";
-import { expectKernel, reference, seedOf, uniform } from "./harness.ts";
+import { expectKernel, reference, runKernel, seedOf, uniform } from "./harness.ts";
 
 // [B, T, S, H, Hkv, D]
 const SHAPES: [number, number, number, number, number, number][] = [
@@ -50,4 +50,13 @@ describe.each(backendNames)("attention on %s", (name) => {
       }
     });
   }
+});
+
+test("attention with head dim 0 on wasm: scores are 0, so lse = log of the visible key count (not the tiled path)", async () => {
+  const backend = await getBackend("wasm");
+  const [B, T, S, H, Hkv, D] = [1, 8, 10, 2, 1, 0];
+  const p = { B, T, S, H, Hkv, D, scale: 1, causal: 1 };
+  const [, lse] = await runKernel(backend, "attention", [new Float32Array(0), new Float32Array(0), new Float32Array(0)], [0, B * H * T], p);
+  const want = Array.from({ length: H * T }, (_, i) => Math.log(Math.min(S, (i % T) + S - T + 1)));
+  expect(lse).toBeAllClose(want, { atol: 1e-6, rtol: 1e-6 });
 });

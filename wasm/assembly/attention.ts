@@ -21,7 +21,7 @@ export function attention_f32(
 ): void {
   const group = H / Hkv;
   const sc = <f32>scale;
-  if (T >= MR && tiledScratchBytes(false, T, S, D) <= scratchBytes) {
+  if (T >= MR && D > 0 && tiledScratchBytes(false, T, S, D) <= scratchBytes) { // the tile needs k ≥ 1
     attentionTiled(q, k, v, out, lse, B, T, S, H, Hkv, D, sc, causal, scratch);
     return;
   }
@@ -70,7 +70,7 @@ export function attention_backward_f32(
 ): void {
   const group = H / Hkv;
   const sc = <f32>scale;
-  if (T >= MR && tiledScratchBytes(true, T, S, D) <= scratchBytes) {
+  if (T >= MR && D > 0 && tiledScratchBytes(true, T, S, D) <= scratchBytes) {
     attentionBackwardTiled(dout, q, k, v, out, lse, dq, dk, dv, B, T, S, H, Hkv, D, sc, causal, scratch);
     return;
   }
