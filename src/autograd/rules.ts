@@ -7,7 +7,7 @@ import type { OpName, OpSpecs } from "../ops/spec.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Node } from "./tape.ts";
 import * as ops from "../ops/index.ts";
-import { alloc, allocZeros, launch } from "../ops/dispatch.ts";
+import { alloc, allocZeros, launch, launchGroup, launchOf } from "../ops/dispatch.ts";
 import { copyKernel, batchedGemm } from "../ops/index.ts";
 import { broadcastShapes, stridesOf } from "../tensor/shape.ts";
 
@@ -82,13 +82,22 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     const out = g.shape[g.rank - 1];
     const g2 = g.reshape([-1, out]); // [M, out]
     const x2 = x.reshape([-1, x.shape[x.rank - 1]]); // [M, in]
-    // dx = g·W (W [out, in]) or g·Wᵀ (W [in, out])
-    const dx = batchedGemm("linear", g2, w, { transB: wLayout === "in_out" }).reshape([...x.shape]);
-    // dW = gᵀ·x ([out, in]) or xᵀ·g ([in, out])
-    const dw = wLayout === "out_in"
-      ? batchedGemm("linear", g2, x2, { transA: true })
-      : batchedGemm("linear", x2, g2, { transA: true });
-    const db = hasBias ? ops.sum(g2, 0) : null;
+    const [M, inF] = x2.shape;
+    const gemm = { batch: 1, transB: 0, strideA: 0, strideB: 0, hasBias: 0 };
+    const dx = alloc(g.backend, x.shape);
+    const dw = alloc(g.backend, w.shape);
+    const db = hasBias ? alloc(g.backend, [out]) : null;
+    const launches = [
+      // dx = g·W (W [out, in]) or g·Wᵀ (W [in, out])
+      launchOf("matmul", [g2, w, null], [dx], { ...gemm, M, N: inF, K: out, transA: 0, transB: wLayout === "in_out" ? 1 : 0 }),
+      // dW = gᵀ·x ([out, in]) or xᵀ·g ([in, out])
+      wLayout === "out_in"
+        ? launchOf("matmul", [g2, x2, null], [dw], { ...gemm, M: out, N: inF, K: M, transA: 1 })
+        : launchOf("matmul", [x2, g2, null], [dw], { ...gemm, M: inF, N: out, K: M, transA: 1 }),
+    ];
+    if (db) launches.push(launchOf("sum", [g2], [db], { outer: 1, len: M, inner: out })); // db = Σ_rows g
+    // independent of each other: run together (on wasm, dx and dW one per thread)
+    launchGroup(g.backend, launches);
     return [dx, dw, db];
   },
   softmax: (g, { ctx }) => {

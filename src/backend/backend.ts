@@ -13,6 +13,9 @@
 // - run(kernel, inputs, outputs, params) queues one kernel launch. Buffers follow the kernel
 //   list's order; optional inputs are passed as null. Backends trust shapes: the front end
 //   (src/ops) has already checked them. Errors name the kernel.
+// - runGroup(launches), optional, runs launches that are independent of each other (none reads or
+//   writes a buffer another one writes) in any order or at the same time (wasm: one thread each,
+//   instead of splitting each launch over the threads); callers without it run() them in turn.
 // - flush() resolves when everything queued has finished. stats() reports memory.
 // This is a private API for kernel authors; users see Tensor and createBackend().
 
@@ -37,6 +40,16 @@ export interface MemoryStats {
   pooledBytes: number;
 }
 
+/** One kernel launch, as run() takes it (runGroup takes several). */
+export type KernelLaunch = {
+  [K in KernelName]: {
+    kernel: K;
+    inputs: readonly (DeviceBuffer | null)[];
+    outputs: readonly DeviceBuffer[];
+    params: KernelParams<K>;
+  };
+}[KernelName];
+
 export interface Backend {
   readonly name: BackendName;
   /** what it runs on, in words ("wasm simd, 2 threads", "NVIDIA H100 (vulkan)") */
@@ -54,6 +67,8 @@ export interface Backend {
     outputs: readonly DeviceBuffer[],
     params: KernelParams<K>,
   ): void;
+  /** independent launches, possibly at the same time (see the contract above); undefined where not supported */
+  runGroup?(launches: readonly KernelLaunch[]): void;
   flush(): Promise<void>;
   stats(): MemoryStats;
   resetPeak(): void;

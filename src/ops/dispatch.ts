@@ -2,7 +2,7 @@
 // an error), allocate outputs, launch a kernel of the kernel list. Shape checks happen before
 // this, in the op functions; backends trust what arrives here.
 
-import type { Backend } from "../backend/backend.ts";
+import type { Backend, KernelLaunch } from "../backend/backend.ts";
 import type { KernelName, KernelParams } from "../backend/kernels.ts";
 import type { DType } from "../tensor/dtype.ts";
 import { empty, Tensor } from "../tensor/tensor.ts";
@@ -49,6 +49,28 @@ export function launch<K extends KernelName>(
   const t0 = level >= 1 ? performance.now() : 0;
   backend.run(kernel, inputs.map((t) => t?.storage.buffer ?? null), outputs.map((t) => t.storage.buffer), params);
   if (level >= 1) recordTiming(kernel, performance.now() - t0, params as unknown as Record<string, number>);
+}
+
+/** A launch of `kernel` with tensors in kernel-list order, for launchGroup. */
+export function launchOf<K extends KernelName>(
+  kernel: K, inputs: readonly (Tensor | null)[], outputs: readonly Tensor[], params: KernelParams<K>,
+): KernelLaunch {
+  const launch = { kernel, inputs: inputs.map((t) => t?.storage.buffer ?? null), outputs: outputs.map((t) => t.storage.buffer), params };
+  return launch as unknown as KernelLaunch;
+}
+
+/**
+ * Launches kernels that are independent of each other (none reads or writes what another writes)
+ * on `backend`: together through Backend.runGroup where it exists (wasm: one thread each), else
+ * one after another.
+ */
+export function launchGroup(backend: Backend, launches: readonly KernelLaunch[]): void {
+  const level = debugLevel();
+  if (level >= 2) for (const l of launches) console.error(`[kiln] ${l.kernel} ${JSON.stringify(l.params)} (group)`);
+  const t0 = level >= 1 ? performance.now() : 0;
+  if (backend.runGroup) backend.runGroup(launches);
+  else for (const l of launches) backend.run(l.kernel, l.inputs, l.outputs, l.params as never); // (params match kernel per launch)
+  if (level >= 1) recordTiming(`group: ${launches.map((l) => l.kernel).join(" + ")}`, performance.now() - t0, {});
 }
 
 // KILN_DEBUG=1: time per kernel (on asynchronous backends, the time to encode), printed at exit,

@@ -1,11 +1,13 @@
 // Row-parallel launches of the wasm backend (src/backend/wasm/parallel.ts): cross_entropy, attention,
 // elementwise, row and copy calls big enough to be split over the worker pool give the reference
 // results (the split ones bit for bit what one thread gives), and the worker threads really take
-// chunks. Wasm only (other backends have no thread pool).
+// chunks; runGroup (independent launches, one per thread) gives bit for bit what run() gives.
+// Wasm only (other backends have no thread pool).
 import { afterAll, describe, expect, test } from "bun:test";
 import { createBackend } from "../../src/backend/registry.ts";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
 import { PARALLEL_MIN_WORK } from "../../src/backend/wasm/parallel.ts";
+import { PARALLEL_MIN_FLOPS } from "../../src/backend/wasm/matmul.ts";
 import type { KernelName, KernelParams } from "../../src/backend/kernels.ts";
 import { threadPool } from "../../src/backend/wasm/threads.ts";
 import { expectKernel, ints, reference, seedOf, uniform } from "./harness.ts";
@@ -91,5 +93,37 @@ describe("wasm row-parallel kernels", async () => {
     const p = copyView([40, 64, 400], [0, 400, 1], 0);
     await expectKernel(backend, "copy_backward", [x.subarray(0, 40 * 64 * 400)], [y.slice(0, 64 * 400)], p, { atol: 1e-4, rtol: 1e-5 });
     expect(pool.sharedChunks).toBe(before);
+  });
+
+  test("runGroup: a linear layer's dx, dW and db, one launch per thread, bit for bit as run() one by one", async () => {
+    const [M, inF, outF] = [301, 131, 389]; // dx = g·W: M×outF·outF×inF; dW = gᵀ·x: outF×M·M×inF
+    const s = (t: string) => seedOf("par-group", t);
+    const up = (x: Float32Array) => {
+      const d = backend.alloc(x.byteLength);
+      backend.upload(d, x);
+      return d;
+    };
+    const g = up(uniform(M * outF, s("g"))), w = up(uniform(outF * inF, s("w"))), x = up(uniform(M * inF, s("x")));
+    const outs = () => [backend.alloc(M * inF * 4), backend.alloc(outF * inF * 4), backend.alloc(outF * 4)];
+    const gemm = { batch: 1, transB: 0, strideA: 0, strideB: 0, hasBias: 0 };
+    const launches = ([dx, dw, db]: ReturnType<typeof backend.alloc>[]) => [
+      { kernel: "matmul" as const, inputs: [g, w, null], outputs: [dx], params: { ...gemm, M, N: inF, K: outF, transA: 0 } },
+      { kernel: "matmul" as const, inputs: [g, x, null], outputs: [dw], params: { ...gemm, M: outF, N: inF, K: M, transA: 1 } },
+      { kernel: "sum" as const, inputs: [g], outputs: [db], params: { outer: 1, len: M, inner: outF } },
+    ];
+    expect(2 * M * inF * outF).toBeGreaterThanOrEqual(PARALLEL_MIN_FLOPS);
+    await pool.whenReady();
+    const one = outs(), grouped = outs();
+    for (const l of launches(one)) backend.run(l.kernel, l.inputs, l.outputs, l.params as never);
+    const before = pool.workerChunks;
+    backend.runGroup(launches(grouped));
+    expect(pool.workerChunks).toBeGreaterThan(before);
+    for (let i = 0; i < 3; i++) {
+      expect(new Float32Array(backend.downloadSync(grouped[i]))).toEqual(new Float32Array(backend.downloadSync(one[i])));
+    }
+    // and the products are right (dW against the float64 oracle)
+    const want = reference("matmul", [uniform(M * outF, s("g")), uniform(M * inF, s("x"))], [outF * inF], { ...gemm, M: outF, N: inF, K: M, transA: 1 });
+    expect(new Float32Array(backend.downloadSync(grouped[1]))).toBeAllClose(want[0], { atol: 1e-4, rtol: 1e-4 });
+    for (const b of [g, w, x, ...one, ...grouped]) backend.free(b);
   });
 });

@@ -2,14 +2,15 @@
 // shared linear memory; a DeviceBuffer is a block of that memory, so a kernel call copies nothing.
 // run() resolves buffers to pointers and calls the export `<kernel>_f32(inputs…, outputs…, params…)`
 // (matmul goes through ./matmul.ts; big attention, cross-entropy, elementwise, row and copy calls are
-// split over the worker pool by ./parallel.ts). Kernels run synchronously, also when split:
+// split over the worker pool by ./parallel.ts); runGroup() runs independent launches one per thread. Kernels run synchronously, also when split:
 // flush() has nothing to wait for, and downloadSync() is supported. Not a shape checker (src/ops is).
 
-import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type MemoryStats } from "../backend.ts";
+import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type KernelLaunch, type MemoryStats } from "../backend.ts";
 import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
-import { runMatmul } from "./matmul.ts";
+import { MATMUL_SCRATCH_ARG, PARALLEL_MIN_FLOPS, matmulCall, runMatmul } from "./matmul.ts";
 import { createWasmRuntime, type KernelExport, type WasmRuntime } from "./module.ts";
 import { attentionScratchBytes, runAttention, runCrossEntropy, runSplit, splittable } from "./parallel.ts";
+import { MAX_CHUNKS, threadPool, type PoolChunk } from "./threads.ts";
 
 /** A block of the backend's linear memory. */
 export class WasmBuffer implements DeviceBuffer {
@@ -94,6 +95,61 @@ export class WasmBackend implements Backend {
     outputs: readonly DeviceBuffer[],
     params: KernelParams<K>,
   ): void {
+    const args = this.#pointers(kernel, inputs, outputs);
+    if (kernel === "matmul") {
+      runMatmul(this.#rt, args[0], args[1], args[2], args[3], params as KernelParams<"matmul">);
+      return;
+    }
+    if (kernel === "cross_entropy" || kernel === "cross_entropy_backward") {
+      if (runCrossEntropy(this.#rt, kernel, args, params as KernelParams<"cross_entropy">)) return;
+    } else if (kernel === "attention" || kernel === "attention_backward") {
+      if (runAttention(this.#rt, kernel, args, params as KernelParams<"attention">)) return;
+    } else if (splittable(kernel) && runSplit(this.#rt, kernel, args, params)) {
+      return;
+    }
+    for (const v of paramList(kernel, params)) args.push(v);
+    if (kernel === "attention" || kernel === "attention_backward") {
+      const { T, S, D } = params as KernelParams<"attention">;
+      const bytes = attentionScratchBytes(kernel, T, S, D);
+      args.push(this.#scratch(bytes), bytes); // trailing scratch and its size (wasm/assembly/attention.ts)
+    }
+    this.#export(kernel)(...args);
+  }
+
+  /**
+   * Independent launches as one job of the worker pool, one chunk each (longest first), so that two
+   * equal matmuls (a linear layer's dx and dW) run one per thread, each whole: no row split, no B
+   * packed twice, one wake-up. Falls back to run() in turn for one thread, small work, or kernels
+   * that need scratch of their own (attention).
+   */
+  runGroup(launches: readonly KernelLaunch[]): void {
+    const calls: { chunk: PoolChunk; cost: number }[] = [];
+    let matmulFlops = 0;
+    for (const l of launches) {
+      const ptrs = this.#pointers(l.kernel, l.inputs, l.outputs);
+      if (l.kernel === "matmul") {
+        const m = matmulCall(ptrs[0], ptrs[1], ptrs[2], ptrs[3], l.params as KernelParams<"matmul">);
+        matmulFlops += m.flops;
+        calls.push({ chunk: { fn: "matmul_f32", args: m.args(), scratchArg: MATMUL_SCRATCH_ARG }, cost: m.flops });
+      } else if (l.kernel === "attention" || l.kernel === "attention_backward") {
+        calls.length = 0;
+        break;
+      } else {
+        calls.push({ chunk: { fn: `${l.kernel}_f32`, args: [...ptrs, ...paramList(l.kernel, l.params as never)] }, cost: 0 });
+      }
+    }
+    // worth a job only when at least two matmuls each fill a thread for a while
+    const pool = threadPool(this.#rt);
+    if (this.#rt.threads <= 1 || calls.filter((c) => c.cost >= PARALLEL_MIN_FLOPS).length < 2 || calls.length > MAX_CHUNKS) {
+      for (const l of launches) this.run(l.kernel, l.inputs, l.outputs, l.params as never); // (a union of launches: params match kernel)
+      return;
+    }
+    pool.startWorkers();
+    calls.sort((x, y) => y.cost - x.cost);
+    pool.runMixed(calls.map((c) => c.chunk));
+  }
+
+  #pointers(kernel: KernelName, inputs: readonly (DeviceBuffer | null)[], outputs: readonly DeviceBuffer[]): number[] {
     const spec = KERNELS[kernel];
     if (!spec) throw new Error(`[${kernel}] unknown kernel`);
     if (inputs.length !== spec.inputs.length || outputs.length !== spec.outputs.length) {
@@ -113,24 +169,7 @@ export class WasmBackend implements Backend {
       }
     }
     for (const b of outputs) args.push(this.#ptr(b, kernel));
-    if (kernel === "matmul") {
-      runMatmul(this.#rt, args[0], args[1], args[2], args[3], params as KernelParams<"matmul">);
-      return;
-    }
-    if (kernel === "cross_entropy" || kernel === "cross_entropy_backward") {
-      if (runCrossEntropy(this.#rt, kernel, args, params as KernelParams<"cross_entropy">)) return;
-    } else if (kernel === "attention" || kernel === "attention_backward") {
-      if (runAttention(this.#rt, kernel, args, params as KernelParams<"attention">)) return;
-    } else if (splittable(kernel) && runSplit(this.#rt, kernel, args, params)) {
-      return;
-    }
-    for (const v of paramList(kernel, params)) args.push(v);
-    if (kernel === "attention" || kernel === "attention_backward") {
-      const { T, S, D } = params as KernelParams<"attention">;
-      const bytes = attentionScratchBytes(kernel, T, S, D);
-      args.push(this.#scratch(bytes), bytes); // trailing scratch and its size (wasm/assembly/attention.ts)
-    }
-    this.#export(kernel)(...args);
+    return args;
   }
 
   async flush(): Promise<void> {

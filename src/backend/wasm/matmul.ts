@@ -23,21 +23,34 @@ const NR = 8; // column chunks at multiples of NR
 
 if (MATMUL_SCRATCH_BYTES > SCRATCH_BYTES) throw new Error("[matmul] scratch blocks are too small");
 
-/** out = A·B (+ bias) for kernel "matmul"; a, b, bias (0 = none) and out are byte offsets. */
-export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, out: number, p: KernelParams<"matmul">): void {
+/** Argument slot of matmul_f32's scratch pointer. */
+export const MATMUL_SCRATCH_ARG = 17;
+
+/**
+ * matmul_f32's arguments for rows [r0, r1) × columns [n0, n1) of kernel "matmul" (a, b, bias (0 =
+ * none) and out are byte offsets), and the call's size. A batch with one B and contiguous A is one
+ * matmul with batch·M rows.
+ */
+export function matmulCall(a: number, b: number, bias: number, out: number, p: KernelParams<"matmul">) {
   let { batch, M } = p;
   const { N, K, transA, transB, strideA, strideB } = p;
   const hasBias = p.hasBias && bias !== 0 ? 1 : 0;
-  // one B for the whole batch and A contiguous: the batch is one matmul with batch·M rows
   if (batch > 1 && strideB === 0 && !transA && strideA === M * K) {
     M *= batch;
     batch = 1;
   }
   const rows = batch * M;
+  return {
+    rows, N, transA, flops: 2 * rows * N * K,
+    args: (r0 = 0, r1 = rows, n0 = 0, n1 = N, scratch = 0): number[] =>
+      [a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch],
+  };
+}
+
+/** out = A·B (+ bias) for kernel "matmul"; a, b, bias (0 = none) and out are byte offsets. */
+export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, out: number, p: KernelParams<"matmul">): void {
+  const { rows, N, flops, args: call } = matmulCall(a, b, bias, out, p);
   const pool = threadPool(rt);
-  const call = (r0: number, r1: number, n0: number, n1: number, scratch = 0): number[] =>
-    [a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch];
-  const flops = 2 * rows * N * K;
   if (rt.threads <= 1 || flops < PARALLEL_MIN_FLOPS) {
     (rt.exports.matmul_f32 as (...args: number[]) => void)(...call(0, rows, 0, N, pool.scratch));
     return;
@@ -51,7 +64,7 @@ export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, o
   } else {
     for (const [n0, n1] of split(N, NR, threads)) chunks.push(call(0, rows, n0, n1));
   }
-  pool.run("matmul_f32", chunks, 17);
+  pool.run("matmul_f32", chunks, MATMUL_SCRATCH_ARG);
 }
 
 /** [start, end) ranges covering 0..n, starts at multiples of `align`, about CHUNKS_PER_THREAD per thread. */

@@ -17,15 +17,24 @@ const MAX_ARGS = 24;
 const SEQ = 0; //      bumped to wake the workers (their futex word)
 const CLAIM = 1; //    job epoch << 8 | chunk count << 4 | next unclaimed chunk
 const DONE = 2; //     chunks finished in the current job (the main thread's futex word)
-const FN = 3; //       index of the export in WebAssembly.Module.exports(module)
-const NARGS = 4;
-const SCRATCH_ARG = 5; // argument slot that receives the running thread's scratch pointer (-1: none)
 const EXIT = 6;
 const FAILED = 7; //   a worker threw: the main thread rethrows
 const READY = 8; //    workers ready to take chunks
 const WORKER_CHUNKS = 9; // chunks run by workers so far (diagnostics, tests)
-const CTRL_INTS = 16;
+// then per chunk: the export's index in WebAssembly.Module.exports(module), its argument count, and
+// the argument slot that receives the running thread's scratch pointer (-1: none)
+const FN = 16;
+const NARGS = FN + MAX_CHUNKS;
+const SCRATCH_ARG = NARGS + MAX_CHUNKS;
+const CTRL_INTS = 64;
 const ARGS_BYTE_OFFSET = CTRL_INTS * 4; // then Float64 args: [chunk][MAX_ARGS]
+
+/** One chunk of a pool job: an export, its arguments, and the slot for the thread's scratch pointer (if any). */
+export interface PoolChunk {
+  fn: string;
+  args: readonly number[];
+  scratchArg?: number;
+}
 
 /** What a worker is sent once (worker.ts). */
 export interface WorkerInit {
@@ -114,20 +123,30 @@ export class WasmThreadPool {
    * pointer of the thread that runs the chunk. Chunks must write disjoint memory.
    */
   run(fn: string, chunks: readonly (readonly number[])[], scratchArg = -1): void {
-    const kernel = this.#rt.exports[fn] as (...args: number[]) => void;
-    if (chunks.length === 1 || this.participants === 1 || this.#disposed) {
-      for (const args of chunks) kernel(...withScratch(args, scratchArg, this.#scratch[0]));
+    this.runMixed(chunks.map((args) => ({ fn, args, scratchArg })));
+  }
+
+  /**
+   * run() for chunks of different exports (Backend.runGroup: independent launches, one chunk each).
+   * Chunks are claimed in order: put the longest first.
+   */
+  runMixed(chunks: readonly PoolChunk[]): void {
+    const n = chunks.length;
+    if (n === 1 || this.participants === 1 || this.#disposed) {
+      for (const c of chunks) this.#kernel(c.fn)(...withScratch(c.args, c.scratchArg ?? -1, this.#scratch[0]));
       return;
     }
-    if (chunks.length > MAX_CHUNKS) throw new Error(`[wasm] ${chunks.length} chunks, at most ${MAX_CHUNKS}`);
+    if (n > MAX_CHUNKS) throw new Error(`[wasm] ${n} chunks, at most ${MAX_CHUNKS}`);
     const ctrl = this.#ctrl;
-    const n = chunks.length;
     this.#sharedChunks += n;
-    const nargs = chunks[0].length;
-    for (let c = 0; c < n; c++) this.#args.set(chunks[c], c * MAX_ARGS);
-    ctrl[FN] = this.#exportIndex.get(fn)!;
-    ctrl[NARGS] = nargs;
-    ctrl[SCRATCH_ARG] = scratchArg;
+    for (let c = 0; c < n; c++) {
+      const { fn, args, scratchArg = -1 } = chunks[c];
+      if (args.length > MAX_ARGS) throw new Error(`[wasm] ${fn}: ${args.length} arguments, at most ${MAX_ARGS}`);
+      this.#args.set(args, c * MAX_ARGS);
+      ctrl[FN + c] = this.#exportIndex.get(fn)!;
+      ctrl[NARGS + c] = args.length;
+      ctrl[SCRATCH_ARG + c] = scratchArg;
+    }
     ctrl[FAILED] = 0;
     Atomics.store(ctrl, DONE, 0);
     this.#epoch = (this.#epoch + 1) & 0xffffff;
@@ -135,15 +154,20 @@ export class WasmThreadPool {
     Atomics.add(ctrl, SEQ, 1);
     Atomics.notify(ctrl, SEQ);
     // the main thread takes chunks too; then it sleeps until the workers' chunks are done
-    const args = new Array<number>(nargs);
     for (let c = claim(ctrl); c >= 0; c = claim(ctrl)) {
+      const nargs = ctrl[NARGS + c], scratchArg = ctrl[SCRATCH_ARG + c];
+      const args = new Array<number>(nargs);
       for (let i = 0; i < nargs; i++) args[i] = this.#args[c * MAX_ARGS + i];
       if (scratchArg >= 0) args[scratchArg] = this.#scratch[0];
-      kernel(...args);
+      this.#kernel(chunks[c].fn)(...args);
       Atomics.add(ctrl, DONE, 1);
     }
     for (let d = Atomics.load(ctrl, DONE); d < n; d = Atomics.load(ctrl, DONE)) Atomics.wait(ctrl, DONE, d);
-    if (Atomics.load(ctrl, FAILED)) throw new Error(`[wasm] ${fn} failed in a worker thread`);
+    if (Atomics.load(ctrl, FAILED)) throw new Error(`[wasm] ${chunks.map((c) => c.fn).join(", ")} failed in a worker thread`);
+  }
+
+  #kernel(fn: string): (...args: number[]) => void {
+    return this.#rt.exports[fn] as (...args: number[]) => void;
   }
 
   /** Ends the workers (the pool runs everything on the main thread afterwards). */
@@ -180,12 +204,12 @@ export function serveJobs(init: WorkerInit, exports: WebAssembly.Exports): void 
     seq = Atomics.load(ctrl, SEQ);
     if (Atomics.load(ctrl, EXIT)) return;
     for (let c = claim(ctrl); c >= 0; c = claim(ctrl)) {
-      const nargs = ctrl[NARGS];
-      const scratchArg = ctrl[SCRATCH_ARG];
+      const nargs = ctrl[NARGS + c];
+      const scratchArg = ctrl[SCRATCH_ARG + c];
       const args = Array.from(argsBuf.subarray(c * MAX_ARGS, c * MAX_ARGS + nargs));
       if (scratchArg >= 0) args[scratchArg] = init.scratch;
       try {
-        fns[ctrl[FN]](...args);
+        fns[ctrl[FN + c]](...args);
       } catch (e) {
         Atomics.store(ctrl, FAILED, 1);
         console.error("[wasm] worker kernel failed:", e);
