@@ -143,7 +143,9 @@ export class WasmThreadPool {
       const { fn, args, scratchArg = -1 } = chunks[c];
       if (args.length > MAX_ARGS) throw new Error(`[wasm] ${fn}: ${args.length} arguments, at most ${MAX_ARGS}`);
       this.#args.set(args, c * MAX_ARGS);
-      ctrl[FN + c] = this.#exportIndex.get(fn)!;
+      const index = this.#exportIndex.get(fn);
+      if (index === undefined) throw new Error(`[wasm] the module has no export ${fn}`);
+      ctrl[FN + c] = index;
       ctrl[NARGS + c] = args.length;
       ctrl[SCRATCH_ARG + c] = scratchArg;
     }
