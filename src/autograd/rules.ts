@@ -67,6 +67,17 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     });
   },
   matmul: (g, { ctx: { a, b } }) => {
+    if (a.rank === 2 && b.rank === 2) {
+      // da = g·bᵀ and db = aᵀ·g: independent, run together (on wasm one per thread)
+      const [M, K] = a.shape, N = b.shape[1];
+      const gemm = { batch: 1, strideA: 0, strideB: 0, hasBias: 0 };
+      const da = alloc(g.backend, a.shape), db = alloc(g.backend, b.shape);
+      launchGroup(g.backend, [
+        launchOf("matmul", [g, b, null], [da], { ...gemm, M, N: K, K: N, transA: 0, transB: 1 }),
+        launchOf("matmul", [a, g, null], [db], { ...gemm, M: K, N, K: M, transA: 1, transB: 0 }),
+      ]);
+      return [da, db];
+    }
     // promote 1-D operands the way the forward did, and view g as the batched product's output
     const a2 = a.rank === 1 ? a.reshape([1, a.shape[0]]) : a; // [..., M, K]
     const b2 = b.rank === 1 ? b.reshape([b.shape[0], 1]) : b; // [..., K, N]
