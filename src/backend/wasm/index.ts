@@ -7,7 +7,7 @@
 
 import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type KernelLaunch, type MemoryStats } from "../backend.ts";
 import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
-import { MATMUL_SCRATCH_ARG, PARALLEL_MIN_FLOPS, matmulCall, runMatmul } from "./matmul.ts";
+import { MATMUL_SCRATCH_ARG, PARALLEL_MIN_FLOPS, matmulCall, matmulChunks, runMatmul } from "./matmul.ts";
 import { createWasmRuntime, type KernelExport, type WasmRuntime } from "./module.ts";
 import { attentionScratchBytes, runAttention, runCrossEntropy, runSplit, splittable } from "./parallel.ts";
 import { MAX_CHUNKS, threadPool, type PoolChunk } from "./threads.ts";
@@ -117,34 +117,36 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Independent launches as one job of the worker pool, one chunk each (longest first), so that two
-   * equal matmuls (a linear layer's dx and dW) run one per thread, each whole: no row split, no B
-   * packed twice, one wake-up. Falls back to run() in turn for one thread, small work, or kernels
-   * that need scratch of their own (attention).
+   * Independent launches as one job of the worker pool. Big matmuls get the threads between them
+   * (two on two threads: one whole matmul per thread, so no row split, B packed once, one wake-up;
+   * two on four threads: each split in two); the other launches are one chunk each; longest first.
+   * Falls back to run() in turn for one thread, fewer than two big matmuls, or attention (which
+   * brings scratch of its own).
    */
   runGroup(launches: readonly KernelLaunch[]): void {
-    const calls: { chunk: PoolChunk; cost: number }[] = [];
-    let matmulFlops = 0;
-    for (const l of launches) {
-      const ptrs = this.#pointers(l.kernel, l.inputs, l.outputs);
-      if (l.kernel === "matmul") {
-        const m = matmulCall(ptrs[0], ptrs[1], ptrs[2], ptrs[3], l.params as KernelParams<"matmul">);
-        matmulFlops += m.flops;
-        calls.push({ chunk: { fn: "matmul_f32", args: m.args(), scratchArg: MATMUL_SCRATCH_ARG }, cost: m.flops });
-      } else if (l.kernel === "attention" || l.kernel === "attention_backward") {
-        calls.length = 0;
-        break;
-      } else {
-        calls.push({ chunk: { fn: `${l.kernel}_f32`, args: [...ptrs, ...paramList(l.kernel, l.params as never)] }, cost: 0 });
-      }
-    }
-    // worth a job only when at least two matmuls each fill a thread for a while
+    const big = launches.filter((l) => l.kernel === "matmul" && matmulFlops(l.params as KernelParams<"matmul">) >= PARALLEL_MIN_FLOPS);
     const pool = threadPool(this.#rt);
-    if (this.#rt.threads <= 1 || calls.filter((c) => c.cost >= PARALLEL_MIN_FLOPS).length < 2 || calls.length > MAX_CHUNKS) {
+    if (this.#rt.threads <= 1 || big.length < 2 || launches.some((l) => l.kernel === "attention" || l.kernel === "attention_backward")) {
       for (const l of launches) this.run(l.kernel, l.inputs, l.outputs, l.params as never); // (a union of launches: params match kernel)
       return;
     }
     pool.startWorkers();
+    const perMatmul = Math.max(1, Math.floor(pool.participants / big.length));
+    const calls: { chunk: PoolChunk; cost: number }[] = [];
+    for (const l of launches) {
+      const ptrs = this.#pointers(l.kernel, l.inputs, l.outputs);
+      if (l.kernel === "matmul") {
+        const m = matmulCall(ptrs[0], ptrs[1], ptrs[2], ptrs[3], l.params as KernelParams<"matmul">);
+        const parts = matmulChunks(m, big.includes(l) ? perMatmul : 1, 1);
+        for (const args of parts) calls.push({ chunk: { fn: "matmul_f32", args, scratchArg: MATMUL_SCRATCH_ARG }, cost: m.flops / parts.length });
+      } else {
+        calls.push({ chunk: { fn: `${l.kernel}_f32`, args: [...ptrs, ...paramList(l.kernel, l.params as never)] }, cost: 0 });
+      }
+    }
+    if (calls.length > MAX_CHUNKS) {
+      for (const l of launches) this.run(l.kernel, l.inputs, l.outputs, l.params as never);
+      return;
+    }
     calls.sort((x, y) => y.cost - x.cost);
     pool.runMixed(calls.map((c) => c.chunk));
   }
@@ -239,4 +241,9 @@ function threadCount(options: BackendOptions): number {
 export async function createWasmBackend(options: BackendOptions & { auto?: boolean } = {}): Promise<Backend> {
   const rt = await createWasmRuntime({ threads: threadCount(options) });
   return new WasmBackend(rt);
+}
+
+/** 2·M·N·K over the batch: the size of a matmul launch. */
+function matmulFlops(p: KernelParams<"matmul">): number {
+  return 2 * p.batch * p.M * p.N * p.K;
 }

@@ -56,18 +56,15 @@ export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, o
     return;
   }
   pool.startWorkers();
-  const threads = pool.participants;
-  const chunks: number[][] = [];
-  // split the longer side: row chunks each repack all of B, column chunks each read all of A
-  if (rows >= N) {
-    for (const [r0, r1] of split(rows, MR, threads)) chunks.push(call(r0, r1, 0, N));
-  } else {
-    for (const [n0, n1] of split(N, NR, threads)) chunks.push(call(0, rows, n0, n1));
-  }
-  pool.run("matmul_f32", chunks, MATMUL_SCRATCH_ARG);
+  pool.run("matmul_f32", matmulChunks(matmulCall(a, b, bias, out, p), pool.participants, CHUNKS_PER_THREAD), MATMUL_SCRATCH_ARG);
 }
 
-/** [start, end) ranges covering 0..n, starts at multiples of `align`, about CHUNKS_PER_THREAD per thread. */
-function split(n: number, align: number, threads: number): [number, number][] {
-  return unitRanges(n, align, threads, CHUNKS_PER_THREAD);
+/**
+ * The call split for `threads` threads, about `perThread` chunks each (1 chunk: the whole call). The
+ * longer side is split: row chunks each repack all of B, column chunks each read all of A.
+ */
+export function matmulChunks(m: ReturnType<typeof matmulCall>, threads: number, perThread: number): number[][] {
+  if (threads * perThread <= 1) return [m.args()];
+  if (m.rows >= m.N) return unitRanges(m.rows, MR, threads, perThread).map(([r0, r1]) => m.args(r0, r1, 0, m.N));
+  return unitRanges(m.N, NR, threads, perThread).map(([n0, n1]) => m.args(0, m.rows, n0, n1));
 }
