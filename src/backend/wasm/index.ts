@@ -2,8 +2,9 @@
 // shared linear memory; a DeviceBuffer is a block of that memory, so a kernel call copies nothing.
 // run() resolves buffers to pointers and calls the export `<kernel>_f32(inputs…, outputs…, params…)`
 // (matmul goes through ./matmul.ts; big attention, cross-entropy, elementwise, row and copy calls are
-// split over the worker pool by ./parallel.ts); runGroup() runs independent launches one per thread. Kernels run synchronously, also when split:
-// flush() has nothing to wait for, and downloadSync() is supported. Not a shape checker (src/ops is).
+// split over the worker pool by ./parallel.ts); runGroup() runs independent launches one per thread.
+// Kernels run synchronously, also when split: flush() has nothing to wait for, and downloadSync() is
+// supported. Not a shape checker (src/ops is).
 
 import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type KernelLaunch, type MemoryStats } from "../backend.ts";
 import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
@@ -124,29 +125,32 @@ export class WasmBackend implements Backend {
    * brings scratch of its own).
    */
   runGroup(launches: readonly KernelLaunch[]): void {
-    const big = launches.filter((l) => l.kernel === "matmul" && matmulFlops(l.params as KernelParams<"matmul">) >= PARALLEL_MIN_FLOPS);
-    const pool = threadPool(this.#rt);
-    if (this.#rt.threads <= 1 || big.length < 2 || launches.some((l) => l.kernel === "attention" || l.kernel === "attention_backward")) {
+    const inTurn = () => {
       for (const l of launches) this.run(l.kernel, l.inputs, l.outputs, l.params as never); // (a union of launches: params match kernel)
-      return;
+    };
+    if (this.#rt.threads <= 1 || launches.length > MAX_CHUNKS || launches.some((l) => l.kernel === "attention" || l.kernel === "attention_backward")) {
+      return inTurn();
     }
-    pool.startWorkers();
-    const perMatmul = Math.max(1, Math.floor(pool.participants / big.length));
-    const calls: { chunk: PoolChunk; cost: number }[] = [];
-    for (const l of launches) {
+    const items = launches.map((l) => {
       const ptrs = this.#pointers(l.kernel, l.inputs, l.outputs);
-      if (l.kernel === "matmul") {
-        const m = matmulCall(ptrs[0], ptrs[1], ptrs[2], ptrs[3], l.params as KernelParams<"matmul">);
-        const parts = matmulChunks(m, big.includes(l) ? perMatmul : 1, 1);
+      const m = l.kernel === "matmul" ? matmulCall(ptrs[0], ptrs[1], ptrs[2], ptrs[3], l.params as KernelParams<"matmul">) : null;
+      return { l, ptrs, m, big: m !== null && m.flops >= PARALLEL_MIN_FLOPS };
+    });
+    const bigCount = items.filter((i) => i.big).length;
+    if (bigCount < 2) return inTurn();
+    const pool = threadPool(this.#rt);
+    pool.startWorkers();
+    const perMatmul = Math.max(1, Math.floor(pool.participants / bigCount));
+    const calls: { chunk: PoolChunk; cost: number }[] = [];
+    for (const { l, ptrs, m, big } of items) {
+      if (m) {
+        const parts = matmulChunks(m, big ? perMatmul : 1, 1);
         for (const args of parts) calls.push({ chunk: { fn: "matmul_f32", args, scratchArg: MATMUL_SCRATCH_ARG }, cost: m.flops / parts.length });
       } else {
         calls.push({ chunk: { fn: `${l.kernel}_f32`, args: [...ptrs, ...paramList(l.kernel, l.params as never)] }, cost: 0 });
       }
     }
-    if (calls.length > MAX_CHUNKS) {
-      for (const l of launches) this.run(l.kernel, l.inputs, l.outputs, l.params as never);
-      return;
-    }
+    if (calls.length > MAX_CHUNKS) return inTurn();
     calls.sort((x, y) => y.cost - x.cost);
     pool.runMixed(calls.map((c) => c.chunk));
   }
@@ -241,9 +245,4 @@ function threadCount(options: BackendOptions): number {
 export async function createWasmBackend(options: BackendOptions & { auto?: boolean } = {}): Promise<Backend> {
   const rt = await createWasmRuntime({ threads: threadCount(options) });
   return new WasmBackend(rt);
-}
-
-/** 2·M·N·K over the batch: the size of a matmul launch. */
-function matmulFlops(p: KernelParams<"matmul">): number {
-  return 2 * p.batch * p.M * p.N * p.K;
 }
