@@ -11,7 +11,7 @@ export type { DType } from "./tensor/dtype.ts";
 export { scope, asyncScope, keep, dispose } from "./tensor/memory.ts";
 export { Rng, seed } from "./tensor/random.ts";
 export { noGrad, isGradEnabled } from "./autograd/tape.ts";
-export { checkGradients } from "./autograd/check.ts";
+export { checkGradients, checkGradientsAsync } from "./autograd/check.ts";
 export * as ops from "./ops/index.ts";
 export {
   add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, gelu, silu, dropout,

@@ -8,7 +8,7 @@ const ROOT = join(import.meta.dir, "..");
 describe("public API", () => {
   test("exports every layer's entry points", () => {
     const names = [
-      "createBackend", "backends", "init", "tensor", "randn", "scope", "keep", "noGrad", "checkGradients",
+      "createBackend", "backends", "init", "tensor", "randn", "scope", "keep", "noGrad", "checkGradients", "checkGradientsAsync",
       "Module", "Linear", "Embedding", "LayerNorm", "RMSNorm", "AdamW", "clipGradNorm", "warmupCosine",
       "GPT", "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "KVCache", "createModel",
       "loadPretrained", "savePretrained", "loadModelConfig", "generate", "stream",

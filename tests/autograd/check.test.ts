@@ -63,4 +63,39 @@ describe("checkGradients", () => {
       expect(Array.from(r.numeric[1])).toEqual([0, 0, 0]);
     });
   });
+
+  test("checkGradientsAsync takes the same steps: the same result, and reused finite differences only redo the analytic side", async () => {
+    const backend = k.defaultBackend();
+    const before = backend.stats().buffers;
+    const x = k.randn([3, 4], { rng: new k.Rng(5) });
+    const sync = k.checkGradients((t) => t.mul(t).exp(), [x]);
+    const async = await k.checkGradientsAsync((t) => t.mul(t).exp(), [x]);
+    expect(async).toEqual(sync);
+    const saved = vjp.exp;
+    (vjp as Record<string, unknown>).exp = (_g: k.Tensor, { ctx }: never) => [k.mul((ctx as { out: k.Tensor }).out, 1)];
+    const wrong = await k.checkGradientsAsync((t) => t.mul(t).exp(), [x], { numeric: sync.numeric }).finally(() => (vjp.exp = saved));
+    expect(wrong.numeric).toBe(sync.numeric);
+    expect(wrong.maxError).toBeGreaterThan(0.1);
+    x.dispose();
+    expect(backend.stats().buffers).toBe(before); // every tensor the checks made was freed
+  });
+
+  test("a read that fails mid-check frees what the check had made", async () => {
+    const backend = k.defaultBackend();
+    const before = backend.stats().buffers;
+    const x = k.randn([4], { rng: new k.Rng(6) });
+    const data = k.Tensor.prototype.data;
+    let reads = 0;
+    k.Tensor.prototype.data = function (this: k.Tensor) {
+      if (++reads === 3) return Promise.reject(new Error("device lost"));
+      return data.call(this);
+    };
+    try {
+      await expect(k.checkGradientsAsync((t) => t.mul(t), [x])).rejects.toThrow("device lost");
+    } finally {
+      k.Tensor.prototype.data = data;
+    }
+    x.dispose();
+    expect(backend.stats().buffers).toBe(before);
+  });
 });

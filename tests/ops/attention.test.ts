@@ -92,12 +92,12 @@ describe.each(backendNames)("attention on %s", (name) => {
     });
 
     test.each(CASES)("attention %s: gradients of q, k, v match finite differences", async (_, qShape, [S, Hkv], causal, scale) => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         const [B, , , D] = qShape;
         const q = rand(qShape, `att-gq-${_}`, -1.5, 1.5).t;
         const kk = rand([B, S, Hkv, D], `att-gk-${_}`, -1.5, 1.5).t;
         const v = rand([B, S, Hkv, D], `att-gv-${_}`).t;
-        expectGrad((a, b, c) => k.attention(a, b, c, { causal, scale }), [q, kk, v], { tol: 2e-3, mutate: ["attention"] });
+        await expectGrad((a, b, c) => k.attention(a, b, c, { causal, scale }), [q, kk, v], { tol: 2e-3, mutate: ["attention"] });
       });
     });
 
@@ -129,8 +129,8 @@ describe.each(backendNames)("attention on %s", (name) => {
     });
 
     test.each(ROPES)("rope %s: gradient matches finite differences", async (_, shape, theta, offset) => {
-      await noLeaks(() => {
-        expectGrad((x) => k.rope(x, { theta, offset }), [rand(shape, `rope-grad-${_}`, -2, 2).t], { tol: 2e-3, mutate: ["rope"] });
+      await noLeaks(async () => {
+        await expectGrad((x) => k.rope(x, { theta, offset }), [rand(shape, `rope-grad-${_}`, -2, 2).t], { tol: 2e-3, mutate: ["rope"] });
       });
     });
 

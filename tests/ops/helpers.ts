@@ -1,7 +1,8 @@
 // Shared helpers of the op front-end tests (tests/ops/*.test.ts): the backend a describe block runs
 // on, seeded random tensors, a float64 host model of n-d arrays (indexing, broadcasting) for the
 // plain-JS references, the leak check, and the gradient assertion (autograd/check.ts finite
-// differences, plus a mutation run proving the check would catch a wrong VJP rule). Not a test file.
+// differences on every backend, plus a mutation run proving the check would catch a wrong VJP
+// rule). Not a test file.
 import { beforeAll, expect } from "bun:test";
 import * as k from "../../src/index.ts";
 import { vjp } from "../../src/autograd/rules.ts";
@@ -66,32 +67,34 @@ export interface GradOptions {
 }
 
 /**
- * Expects autograd's gradient of f at `inputs` to match central differences. Needs a synchronous
- * backend (checkGradients reads with dataSync); returns the result for extra assertions.
+ * Expects autograd's gradient of f at `inputs` to match central differences, on the inputs' own
+ * backend: the analytic gradient runs every backward kernel of that backend, and the finite
+ * differences run its forward kernels (read back with await on WebGPU). Returns the result for
+ * extra assertions.
  */
-export function expectGrad(f: (...xs: k.Tensor[]) => k.Tensor, inputs: k.Tensor[], { tol, eps = 1e-2, mutate = [] }: GradOptions): GradCheckResult | null {
-  if (!inputs[0].backend.downloadSync) return null; // finite differences need dataSync (wasm)
-  const result = k.checkGradients(f, inputs, { eps });
+export async function expectGrad(f: (...xs: k.Tensor[]) => k.Tensor, inputs: k.Tensor[], { tol, eps = 1e-2, mutate = [] }: GradOptions): Promise<GradCheckResult> {
+  const result = await k.checkGradientsAsync(f, inputs, { eps });
   expect(result.maxError).toBeLessThan(tol);
   // the gradient must not be trivially zero, or the comparison proves little
   const biggest = Math.max(...result.analytic.map((a) => Math.max(0, ...Array.from(a, Math.abs))));
   expect(biggest).toBeGreaterThan(10 * tol);
   for (const op of mutate) {
-    const bad = withSabotagedRule(op, () => k.checkGradients(f, inputs, { eps }));
+    // the same finite differences, a sabotaged analytic gradient
+    const bad = await withSabotagedRule(op, () => k.checkGradientsAsync(f, inputs, { eps, numeric: result.numeric }));
     if (bad.maxError <= tol) throw new Error(`a 25% error in the ${op} rule went unnoticed (maxError ${bad.maxError} <= ${tol})`);
   }
   return result;
 }
 
 /** Runs fn with vjp[op] replaced by a rule whose every gradient is 1.25× the true one. */
-function withSabotagedRule<T>(op: OpName, fn: () => T): T {
+async function withSabotagedRule<T>(op: OpName, fn: () => Promise<T>): Promise<T> {
   const table = vjp as Record<string, unknown>;
   const rule = table[op];
   if (typeof rule !== "function") throw new Error(`no VJP rule to sabotage for ${op}`);
   table[op] = (g: k.Tensor, node: unknown) =>
     (rule as (g: k.Tensor, node: unknown) => (k.Tensor | null)[])(g, node).map((t) => (t ? k.mul(t, 1.25) : t));
   try {
-    return fn();
+    return await fn();
   } finally {
     table[op] = rule;
   }

@@ -60,10 +60,10 @@ describe.each(backendNames)("matmul on %s", (name) => {
     });
 
     test.each(MATMULS)("matmul %s: gradient matches finite differences", async (_, aShape, bShape) => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         const a = rand(aShape, `matmul-ga-${aShape}-${bShape}`).t;
         const b = rand(bShape, `matmul-gb-${aShape}-${bShape}`).t;
-        expectGrad((x, y) => k.matmul(x, y), [a, b], { tol: 2e-3, mutate: ["matmul"] });
+        await expectGrad((x, y) => k.matmul(x, y), [a, b], { tol: 2e-3, mutate: ["matmul"] });
       });
     });
 
@@ -118,11 +118,11 @@ describe.each(backendNames)("matmul on %s", (name) => {
     });
 
     test.each(LINEARS)("linear %s: gradient matches finite differences", async (_, xShape, inF, outF, layout, hasBias) => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         const x = rand(xShape, `linear-gx-${_}`).t;
         const w = rand(layout === "out_in" ? [outF, inF] : [inF, outF], `linear-gw-${_}`).t;
         const inputs = hasBias ? [x, w, rand([outF], `linear-gb-${_}`).t] : [x, w];
-        expectGrad((xx, ww, bb) => k.linear(xx, ww, bb ?? null, layout), inputs, { tol: 2e-3, mutate: ["linear"] });
+        await expectGrad((xx, ww, bb) => k.linear(xx, ww, bb ?? null, layout), inputs, { tol: 2e-3, mutate: ["linear"] });
       });
     });
 

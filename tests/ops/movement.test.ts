@@ -42,10 +42,10 @@ describe.each(backendNames)("movement on %s", (name) => {
     });
 
     test("reshape gradient matches finite differences", async () => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         // the multiply after the reshape makes the layout matter to the loss
         const w = rand([4, 6], "reshape-w").t;
-        expectGrad((x) => x.reshape([4, 6]).mul(w), [rand([2, 3, 4], "reshape-grad").t], { tol: 1e-3, mutate: ["reshape"] });
+        await expectGrad((x) => x.reshape([4, 6]).mul(w), [rand([2, 3, 4], "reshape-grad").t], { tol: 1e-3, mutate: ["reshape"] });
       });
     });
   });
@@ -75,8 +75,8 @@ describe.each(backendNames)("movement on %s", (name) => {
     });
 
     test.each(PERMS)("permute %p by %p: gradient matches finite differences", async (shape, dims) => {
-      await noLeaks(() => {
-        expectGrad((x) => k.permute(x, dims), [rand(shape, `permute-grad-${shape}-${dims}`).t], { tol: 1e-3, mutate: ["permute"] });
+      await noLeaks(async () => {
+        await expectGrad((x) => k.permute(x, dims), [rand(shape, `permute-grad-${shape}-${dims}`).t], { tol: 1e-3, mutate: ["permute"] });
       });
     });
 
@@ -87,7 +87,7 @@ describe.each(backendNames)("movement on %s", (name) => {
         await expectClose(x.t.transpose(), [2, 4, 3], last, { atol: 0, rtol: 0 });
         const outer = hostGather(x.v, [2, 3, 4], [4, 3, 2], ([a, b, c]) => [c, b, a]);
         await expectClose(k.transpose(x.t, 0, 2), [4, 3, 2], outer, { atol: 0, rtol: 0 });
-        expectGrad((t) => k.transpose(t, 0, -1), [x.t], { tol: 1e-3, mutate: ["permute"] });
+        await expectGrad((t) => k.transpose(t, 0, -1), [x.t], { tol: 1e-3, mutate: ["permute"] });
       });
     });
 
@@ -121,8 +121,8 @@ describe.each(backendNames)("movement on %s", (name) => {
     });
 
     test.each(EXPANDS)("expand %p to %p: gradient matches finite differences", async (shape, arg) => {
-      await noLeaks(() => {
-        expectGrad((x) => k.expand(x, arg), [rand(shape, `expand-grad-${shape}`).t], { tol: 1e-3, mutate: ["expand"] });
+      await noLeaks(async () => {
+        await expectGrad((x) => k.expand(x, arg), [rand(shape, `expand-grad-${shape}`).t], { tol: 1e-3, mutate: ["expand"] });
       });
     });
 
@@ -155,8 +155,8 @@ describe.each(backendNames)("movement on %s", (name) => {
     });
 
     test.each(NARROWS)("narrow %p on axis %d from %d, length %d: gradient matches finite differences", async (shape, axis, start, length) => {
-      await noLeaks(() => {
-        expectGrad((x) => k.narrow(x, axis, start, length), [rand(shape, `narrow-grad-${shape}-${axis}`).t], { tol: 1e-3, mutate: ["narrow"] });
+      await noLeaks(async () => {
+        await expectGrad((x) => k.narrow(x, axis, start, length), [rand(shape, `narrow-grad-${shape}-${axis}`).t], { tol: 1e-3, mutate: ["narrow"] });
       });
     });
 
@@ -177,7 +177,7 @@ describe.each(backendNames)("movement on %s", (name) => {
           const [a, b, c] = k.split(t, [1, 3, 2], 1);
           return k.cat([c.mul(3), a, b.mul(-2)], 1);
         };
-        expectGrad(f, [x.t], { tol: 1e-3, mutate: ["narrow"] });
+        await expectGrad(f, [x.t], { tol: 1e-3, mutate: ["narrow"] });
       });
     });
 
@@ -217,9 +217,9 @@ describe.each(backendNames)("movement on %s", (name) => {
     });
 
     test.each(CATS)("cat of %s: gradient matches finite differences", async (_, shapes, axis) => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         const parts = shapes.map((s, i) => rand(s, `cat-grad-${shapes}-${i}`).t);
-        expectGrad((...xs) => k.cat(xs, axis), parts, { tol: 1e-3, mutate: ["cat"] });
+        await expectGrad((...xs) => k.cat(xs, axis), parts, { tol: 1e-3, mutate: ["cat"] });
       });
     });
 

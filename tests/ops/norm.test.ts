@@ -39,12 +39,12 @@ describe.each(backendNames)("norm on %s", (name) => {
     });
 
     test.each(SHAPES)("layerNorm over %p: gradients of x, weight, bias match finite differences", async (...shape) => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         const C = shape[shape.length - 1];
         const x = rand(shape, `ln-gx-${shape}`, -2, 2).t;
         const w = rand([C], `ln-gw-${shape}`, 0.5, 1.5).t;
         const b = rand([C], `ln-gb-${shape}`).t;
-        expectGrad((xx, ww, bb) => k.layerNorm(xx, ww, bb), [x, w, b], { tol: 2e-3, mutate: ["layer_norm"] });
+        await expectGrad((xx, ww, bb) => k.layerNorm(xx, ww, bb), [x, w, b], { tol: 2e-3, mutate: ["layer_norm"] });
       });
     });
 
@@ -67,11 +67,11 @@ describe.each(backendNames)("norm on %s", (name) => {
     });
 
     test.each(SHAPES)("rmsNorm over %p: gradients of x and weight match finite differences", async (...shape) => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         const C = shape[shape.length - 1];
         const x = rand(shape, `rms-gx-${shape}`, -2, 2).t;
         const w = rand([C], `rms-gw-${shape}`, 0.5, 1.5).t;
-        expectGrad((xx, ww) => k.rmsNorm(xx, ww), [x, w], { tol: 2e-3, mutate: ["rms_norm"] });
+        await expectGrad((xx, ww) => k.rmsNorm(xx, ww), [x, w], { tol: 2e-3, mutate: ["rms_norm"] });
       });
     });
 

@@ -47,8 +47,8 @@ describe.each(backendNames)("reduce on %s", (name) => {
     });
 
     test.each(CASES)("sum over %s: gradient matches finite differences", async (_, axis, keepdim) => {
-      await noLeaks(() => {
-        expectGrad((t) => k.sum(t, axis, keepdim), [rand(X_SHAPE, `sum-grad-${_}`).t], { tol: 1e-3, mutate: ["sum"] });
+      await noLeaks(async () => {
+        await expectGrad((t) => k.sum(t, axis, keepdim), [rand(X_SHAPE, `sum-grad-${_}`).t], { tol: 1e-3, mutate: ["sum"] });
       });
     });
 
@@ -72,9 +72,9 @@ describe.each(backendNames)("reduce on %s", (name) => {
     });
 
     test.each(CASES)("mean over %s: gradient matches finite differences", async (_, axis, keepdim) => {
-      await noLeaks(() => {
+      await noLeaks(async () => {
         // mean = sum, then an affine scale: sabotaging either rule must show
-        expectGrad((t) => k.mean(t, axis, keepdim).mul(20), [rand(X_SHAPE, `mean-grad-${_}`).t], { tol: 1e-3, mutate: ["sum", "affine"] });
+        await expectGrad((t) => k.mean(t, axis, keepdim).mul(20), [rand(X_SHAPE, `mean-grad-${_}`).t], { tol: 1e-3, mutate: ["sum", "affine"] });
       });
     });
 
