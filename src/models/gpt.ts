@@ -9,6 +9,7 @@ import { Module, ModuleList } from "../nn/module.ts";
 import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.ts";
 import { arange, type Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
+import { BatchedKVCache, cachedAttention, type AnyKVCache } from "./batched_kv_cache.ts";
 import { keepLast } from "./logits.ts";
 import { keep } from "../tensor/memory.ts";
 import * as ops from "../ops/index.ts";
@@ -40,14 +41,13 @@ class CausalSelfAttention extends Module {
   }
 
   /** With a cache, appends this step's keys/values to `layer`'s and attends over all of them. */
-  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
+  forward(x: Tensor, cache?: AnyKVCache, layer = 0): Tensor {
     const [B, T, C] = x.shape;
     const H = this.config.nHead;
     const D = C / H;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]
-    let [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
-    if (cache) ({ k, v } = cache.update(layer, k, v)); // [B, S, H, D], S = cached + T
-    const y = ops.attention(q, k, v, { causal: true }).reshape(B, T, C); // [B, T, C]
+    const [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
+    const y = cachedAttention(q, k, v, cache, layer).reshape(B, T, C); // [B, T, C]
     return this.resid_dropout.forward(this.c_proj.forward(y)); // [B, T, C]
   }
 }
@@ -82,7 +82,7 @@ class Block extends Module {
     this.mlp = this.module("mlp", new MLP(config, backend));
   }
 
-  forward(x: Tensor, cache?: KVCache, layer = 0): Tensor {
+  forward(x: Tensor, cache?: AnyKVCache, layer = 0): Tensor {
     const a = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer)); // [B, T, C]
     return a.add(this.mlp.forward(this.ln_2.forward(a))); // [B, T, C]
   }
@@ -124,13 +124,14 @@ export class GPT extends Module {
    * logits [B, T, V] (or [B, logitsToKeep, V]: only the last positions, as HF's logits_to_keep, so a
    * prefill does not project every prompt position onto the vocabulary) for ids [B, T].
    */
-  forward(idx: Tensor, { cache, logitsToKeep = 0 }: { cache?: KVCache; logitsToKeep?: number } = {}): Tensor {
+  forward(idx: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
     const [B, T] = idx.shape;
     if (idx.rank !== 2) throw new Error(`[gpt] idx must be [B, T], got ${idx.describe()}`);
     const offset = cache?.length ?? 0;
     if (offset + T > this.config.blockSize) throw new Error(`[gpt] sequence length ${offset + T} exceeds blockSize ${this.config.blockSize}`);
     const tr = this.transformer;
-    const pos = offset === 0 ? this.positions(T, idx.backend) : arange(offset, offset + T, { backend: idx.backend }); // [T]
+    const pos = cache instanceof BatchedKVCache ? cache.positionIds(T, idx.backend) // [B, T]: a position per row
+      : offset === 0 ? this.positions(T, idx.backend) : arange(offset, offset + T, { backend: idx.backend }); // [T]
     let x = tr.drop.forward(tr.wte.forward(idx).add(tr.wpe.forward(pos))); // [B, T, C]
     tr.h.items.forEach((block, i) => (x = block.forward(x, cache, i))); // [B, T, C]
     cache?.advance(T);

@@ -10,6 +10,7 @@ import { LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM } from "./llama.
 export { GPT, GPTConfig } from "./gpt.ts";
 export { LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM } from "./llama.ts";
 export { KVCache, type KVCacheOptions } from "./kv_cache.ts";
+export { BatchedKVCache, type AnyKVCache } from "./batched_kv_cache.ts";
 export { loadModelConfig, parseModelConfig, toHFConfig, type GPT2Config, type LlamaConfig, type ModelConfig } from "./config.ts";
 export { loadPretrained, loadWeights, savePretrained, type GenerationConfig, type LoadOptions, type Pretrained, type SaveOptions } from "./pretrained.ts";
 

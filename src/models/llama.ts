@@ -14,6 +14,7 @@ import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
 import { LlamaConfig } from "./config.ts";
 import { KVCache } from "./kv_cache.ts";
+import { BatchedKVCache, cachedAttention, type AnyKVCache } from "./batched_kv_cache.ts";
 import { keepLast } from "./logits.ts";
 
 export { LlamaConfig };
@@ -33,14 +34,15 @@ class LlamaAttention extends Module {
   }
 
   /** x [B, T, C] at positions offset..offset+T−1; with a cache, attends over every cached position. */
-  forward(x: Tensor, offset: number, cache?: KVCache, layer = 0): Tensor {
+  forward(x: Tensor, offset: number, cache?: AnyKVCache, layer = 0): Tensor {
     const [B, T] = x.shape;
     const { nHead: H, nKvHead: Hkv, headDim: D, ropeTheta: theta } = this.config;
-    const q = ops.rope(this.q_proj.forward(x).reshape(B, T, H, D), { theta, offset }); // [B, T, H, D]
-    let k = ops.rope(this.k_proj.forward(x).reshape(B, T, Hkv, D), { theta, offset }); // [B, T, Hkv, D]
-    let v = this.v_proj.forward(x).reshape(B, T, Hkv, D); // [B, T, Hkv, D]
-    if (cache) ({ k, v } = cache.update(layer, k, v)); // [B, S, Hkv, D], S = offset + T
-    const y = ops.attention(q, k, v, { causal: true }).reshape(B, T, H * D); // [B, T, H·D], GQA in the kernel
+    // a batched cache puts each row at its own position
+    const rope = (t: Tensor) => (cache instanceof BatchedKVCache ? cache.rope(t, theta) : ops.rope(t, { theta, offset }));
+    const q = rope(this.q_proj.forward(x).reshape(B, T, H, D)); // [B, T, H, D]
+    const k = rope(this.k_proj.forward(x).reshape(B, T, Hkv, D)); // [B, T, Hkv, D]
+    const v = this.v_proj.forward(x).reshape(B, T, Hkv, D); // [B, T, Hkv, D]
+    const y = cachedAttention(q, k, v, cache, layer).reshape(B, T, H * D); // [B, T, H·D], GQA in the kernel
     return this.o_proj.forward(y); // [B, T, C]
   }
 }
@@ -76,7 +78,7 @@ class LlamaDecoderLayer extends Module {
     this.mlp = this.module("mlp", new LlamaMLP(config, backend));
   }
 
-  forward(x: Tensor, offset: number, cache?: KVCache, layer = 0): Tensor {
+  forward(x: Tensor, offset: number, cache?: AnyKVCache, layer = 0): Tensor {
     const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), offset, cache, layer)); // [B, T, C]
     return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h))); // [B, T, C]
   }
@@ -122,7 +124,7 @@ export class LlamaForCausalLM extends Module {
    * covers everything cached.
    */
   /** logits [B, T, V], or [B, logitsToKeep, V] for the last positions only (HF's logits_to_keep) */
-  forward(ids: Tensor, { cache, logitsToKeep = 0 }: { cache?: KVCache; logitsToKeep?: number } = {}): Tensor {
+  forward(ids: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
     if (ids.rank !== 2) throw new Error(`[llama] ids must be [B, T], got ${ids.describe()}`);
     const T = ids.shape[1];
     const offset = cache?.length ?? 0;
