@@ -4,7 +4,7 @@ export type { Backend, BackendName, BackendOptions, DeviceBuffer, MemoryStats } 
 export { KERNELS, KERNEL_NAMES, type KernelName } from "./backend/kernels.ts";
 export { init } from "./init.ts";
 export {
-  Tensor, tensor, fromArray, zeros, ones, full, randn, rand, arange, empty, useBackend, defaultBackend,
+  Tensor, tensor, fromArray, zeros, ones, full, randn, rand, arange, empty, useBackend, withBackend, defaultBackend,
   type TensorOptions,
 } from "./tensor/tensor.ts";
 export type { DType } from "./tensor/dtype.ts";
@@ -19,6 +19,7 @@ export {
   matmul, linear, softmax, layerNorm, rmsNorm, attention, rope, embedding, crossEntropy,
 } from "./ops/index.ts";
 export { Module, ModuleList } from "./nn/module.ts";
+export { withTraining, isTraining } from "./nn/mode.ts";
 export { Linear, Embedding, LayerNorm, RMSNorm, Dropout } from "./nn/layers.ts";
 export { AdamW, type ParamGroup, type AdamWOptions } from "./optim/adamw.ts";
 export { gradNormSq, clipGradNorm } from "./optim/clip.ts";

@@ -3,8 +3,11 @@
 // position's logits. Tokens are chosen on the host in float64 (sampling.ts: repetition penalty,
 // temperature, top-k, top-p, seeded draws); text comes out whole (detokenizer.ts), as a result or
 // an async iterator of pieces; stop tokens and stop strings end it as HF does. Each step runs in a
-// memory scope, so decoding does not grow device memory. Reference: HF transformers
-// GenerationMixin.generate (greedy / sample, generation_config.json defaults).
+// memory scope, so decoding does not grow device memory. A call changes nothing it shares with
+// other calls: the model runs in eval mode for this call only (withTraining, the model's flag is
+// not written), and draws come from the call's own Rng, never the global one — so concurrent
+// generations on one model (a server's requests) give what they would give one after the other.
+// Reference: HF transformers GenerationMixin.generate (greedy / sample, generation_config.json defaults).
 
 import { z } from "zod";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -14,7 +17,8 @@ import type { KVCache } from "./kv_cache.ts";
 import { fromArray } from "../tensor/tensor.ts";
 import { scope } from "../tensor/memory.ts";
 import { noGrad } from "../autograd/tape.ts";
-import { Rng } from "../tensor/random.ts";
+import { Rng, randomSeed } from "../tensor/random.ts";
+import { withTraining } from "../nn/mode.ts";
 import { checkParams, pickToken, type SamplingParams } from "./sampling.ts";
 import { StreamingDetokenizer } from "./detokenizer.ts";
 
@@ -27,8 +31,6 @@ export interface CausalLM {
   newCache?(batch: number, maxLength: number): KVCache;
   readonly config: { blockSize: number; vocabSize: number; eosTokenId?: number | number[] | null };
   parameters(): Tensor[];
-  training: boolean;
-  train(flag?: boolean): unknown;
 }
 
 /** The generation_config.json fields generation reads (HF names; others pass through unchecked). */
@@ -60,7 +62,7 @@ export interface GenerateOptions {
   stopTokens?: readonly number[];
   /** strings that end generation; the text is cut before the first one */
   stopStrings?: readonly string[];
-  /** seed for sampling (same seed, same text); or pass an rng */
+  /** seed for sampling (same seed, same text); or pass an rng. Neither: a fresh random seed (result.seed), never the global RNG */
   seed?: number;
   rng?: Rng;
   /** decode with a KV cache (default true); false recomputes the whole context each step */
@@ -84,6 +86,8 @@ export interface GenerateResult {
   finishReason: "stop" | "length";
   /** the stop token id or stop string that ended generation */
   stoppedBy?: number | string;
+  /** the sampling seed (the one given, or the random one drawn when neither seed nor rng was); absent with an rng */
+  seed?: number;
   timings: GenerateTimings;
 }
 
@@ -148,6 +152,8 @@ export interface ResolvedOptions {
   stopTokens: number[];
   stopStrings: string[];
   rng: Rng;
+  /** the seed rng was made from (undefined when the caller passed an rng) */
+  seed?: number;
   useCache: boolean;
   skipSpecialTokens: boolean;
   addSpecialTokens: boolean;
@@ -173,12 +179,14 @@ export function resolveOptions(options: GenerateOptions, promptLength: number, m
     repetitionPenalty: o.repetitionPenalty ?? g.repetition_penalty ?? 1,
   };
   checkParams(sampling);
+  const seed = o.rng ? undefined : (o.seed ?? randomSeed());
   return {
     maxNewTokens,
     sampling,
     stopTokens,
     stopStrings,
-    rng: o.rng ?? (o.seed !== undefined ? new Rng(o.seed) : Rng.global),
+    rng: o.rng ?? new Rng(seed!),
+    seed,
     useCache: o.useCache ?? true,
     skipSpecialTokens: o.skipSpecialTokens ?? true,
     addSpecialTokens: o.addSpecialTokens ?? true,
@@ -199,9 +207,9 @@ export function parseGenerationConfig(json: unknown): z.infer<typeof GenerationC
 
 /**
  * Continues token ids by sampling and returns only the new ids — the training CLI's end-of-run
- * sample. No stop tokens; topK undefined means no top-k filter.
+ * sample. No stop tokens; topK undefined means no top-k filter; no rng: a fresh random seed.
  */
-export async function sample(model: CausalLM, prompt: readonly number[], { maxNewTokens, temperature = 1, topK, rng = Rng.global }: { maxNewTokens: number; temperature?: number; topK?: number; rng?: Rng }): Promise<number[]> {
+export async function sample(model: CausalLM, prompt: readonly number[], { maxNewTokens, temperature = 1, topK, rng = new Rng(randomSeed()) }: { maxNewTokens: number; temperature?: number; topK?: number; rng?: Rng }): Promise<number[]> {
   const r = await generate(model, null, prompt.length > 0 ? prompt : [0], { maxNewTokens, temperature, topK: topK ?? 0, rng, stopTokens: [] });
   return r.tokens;
 }
@@ -241,8 +249,6 @@ async function* steps(model: CausalLM, tokenizer: Tokenizer | null, prompt: stri
   let finishReason: GenerateResult["finishReason"] = "length";
   let stoppedBy: number | string | undefined;
   const timings: GenerateTimings = { prefillTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0 };
-  const wasTraining = model.training;
-  model.train(false);
   let cache: KVCache | null = null;
   try {
     if (opts.maxNewTokens === 0) return finish();
@@ -288,24 +294,23 @@ async function* steps(model: CausalLM, tokenizer: Tokenizer | null, prompt: stri
     return finish();
   } finally {
     cache?.dispose();
-    model.train(wasTraining);
   }
 
   function finish(): GenerateResult {
-    return { text: detok?.text ?? "", tokens, promptTokens: promptIds, finishReason, stoppedBy, timings };
+    return { text: detok?.text ?? "", tokens, promptTokens: promptIds, finishReason, stoppedBy, seed: opts.seed, timings };
   }
 }
 
-/** One forward pass in its own memory scope; reads back only the last position's logits [V]. */
+/** One forward pass in eval mode and its own memory scope; reads back only the last position's logits [V]. */
 async function lastLogits(model: CausalLM, backend: Backend, ids: number[], cache: KVCache | null): Promise<Float32Array> {
-  const last = scope(() =>
+  const last = withTraining(false, () => scope(() =>
     noGrad(() => {
       const x = fromArray(Int32Array.from(ids), [1, ids.length], { dtype: "i32", backend }); // [1, T]
       const logits = model.forward(x, { cache: cache ?? undefined, logitsToKeep: 1 }); // [1, 1, V]
       const T = logits.shape[1]; // a model that ignores logitsToKeep returns every position
       return T === 1 ? logits : logits.narrow(1, T - 1, 1);
     }),
-  );
+  ));
   try {
     return (await last.data()) as Float32Array;
   } finally {

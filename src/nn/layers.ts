@@ -2,6 +2,7 @@
 // default backend with the init PyTorch/nanoGPT use unless an init std is given.
 
 import { Module } from "./module.ts";
+import { isTraining } from "./mode.ts";
 import { ones, randn, zeros, type Tensor } from "../tensor/tensor.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
@@ -70,12 +71,12 @@ export class RMSNorm extends Module {
   }
 }
 
-/** Inverted dropout, active only in training mode. */
+/** Inverted dropout, active only in training mode (the module's flag, or withTraining's per call). */
 export class Dropout extends Module {
   constructor(readonly p: number) {
     super();
   }
   forward(x: Tensor): Tensor {
-    return ops.dropout(x, this.p, this.training);
+    return ops.dropout(x, this.p, isTraining(this));
   }
 }

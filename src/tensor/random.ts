@@ -85,6 +85,14 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
+/**
+ * A fresh 32-bit seed from the system's entropy (crypto.getRandomValues), for calls given no seed
+ * that must not draw from — and so advance — the global RNG that other calls share.
+ */
+export function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
 /** Reseeds the global RNG: weight init and batch sampling then repeat exactly. */
 export function seed(n: number): void {
   Rng.global.reseed(n);

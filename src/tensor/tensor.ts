@@ -1,7 +1,9 @@
 // Tensor: an n-d array on one backend, with an optional gradient. Methods delegate to the op front
 // end (src/ops) and to autograd; this file holds the class, creation functions, reading back, and
-// the default backend. Memory follows src/tensor/memory.ts (scopes, keep, dispose).
+// the default backend (process-wide, or per call with withBackend). Memory follows
+// src/tensor/memory.ts (scopes, keep, dispose).
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Backend } from "../backend/backend.ts";
 import type { Node } from "../autograd/tape.ts";
 import { BYTES_PER_ELEMENT, type DType } from "./dtype.ts";
@@ -11,18 +13,32 @@ import { Rng } from "./random.ts";
 import * as ops from "../ops/index.ts";
 import { backward as runBackward } from "../autograd/tape.ts";
 
-let currentBackend: Backend | null = null;
+let processBackend: Backend | null = null;
+// A backend chosen for one call (withBackend); AsyncLocalStorage carries it across the call's awaits.
+const callBackend = new AsyncLocalStorage<Backend>();
 
-/** Makes `backend` the default for tensors created without an explicit backend. */
+/** Makes `backend` the process-wide default for tensors created without an explicit backend. */
 export function useBackend(backend: Backend): void {
-  currentBackend = backend;
+  processBackend = backend;
 }
 
+/**
+ * Runs fn (sync or async) with `backend` as the default for the tensors it creates without an
+ * explicit backend, without touching the process-wide default: concurrent calls may each use
+ * their own. Library calls given tensors use those tensors' backend whatever the default.
+ * @example const y = await withBackend(gpu, async () => model.forward(ids))
+ */
+export function withBackend<T>(backend: Backend, fn: () => T): T {
+  return callBackend.run(backend, fn);
+}
+
+/** The backend for new tensors: the running call's (withBackend), else the process-wide one. */
 export function defaultBackend(): Backend {
-  if (!currentBackend) {
+  const backend = callBackend.getStore() ?? processBackend;
+  if (!backend) {
     throw new Error("no backend: call `await kiln.init()` (or useBackend(await createBackend(...))) first");
   }
-  return currentBackend;
+  return backend;
 }
 
 export interface TensorOptions {

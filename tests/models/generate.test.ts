@@ -152,7 +152,7 @@ describe("generate (wasm)", () => {
     model.dispose();
   });
 
-  test("streamed pieces concatenate to generate()'s text; the training flag is restored", async () => {
+  test("streamed pieces concatenate to generate()'s text; the training flag is left as it is", async () => {
     useBackend(await getBackend("wasm"));
     const model = tinyGPT(64);
     const opts = { maxNewTokens: 30, temperature: 1.2, seed: 4, stopTokens: [] };

@@ -153,6 +153,98 @@ describe("scope", () => {
   });
 });
 
+describe("concurrent calls", () => {
+  /** A promise the test resolves by hand: it fixes the order in which two async calls interleave. */
+  const gate = () => {
+    let open!: () => void;
+    const p = new Promise<void>((r) => (open = r));
+    return { p, open };
+  };
+
+  test("two interleaved asyncScopes each free only their own tensors, whichever ends first", async () => {
+    k.useBackend(backend);
+    const start = usage();
+    for (const firstToEnd of ["A", "B"] as const) {
+      const aMade = gate(), bMade = gate(), aEnd = gate(), bEnd = gate();
+      const seen: Record<string, k.Tensor[]> = { A: [], B: [] };
+      const call = (name: "A" | "B", made: ReturnType<typeof gate>, other: ReturnType<typeof gate>, end: ReturnType<typeof gate>) =>
+        k.asyncScope(async () => {
+          const x = k.full([4], name === "A" ? 1 : 2);
+          seen[name].push(x);
+          made.open();
+          await other.p; // the other call makes its tensors while this one is suspended
+          const y = x.mul(10);
+          seen[name].push(y);
+          await end.p;
+          seen[name].push(k.scope(() => y.add(1).mul(2))); // a sync scope nested in the async one
+          return { y, sum: (await y.data())[0] };
+        });
+      const a = call("A", aMade, bMade, aEnd);
+      const b = call("B", bMade, aMade, bEnd);
+      await Promise.resolve();
+      const [first, second] = firstToEnd === "A" ? [aEnd, bEnd] : [bEnd, aEnd];
+      first.open();
+      const firstResult = await (firstToEnd === "A" ? a : b);
+      const stillRunning = firstToEnd === "A" ? "B" : "A";
+      // the call that ended freed its x and its nested result, kept its returned y, and left the other call's tensors alone
+      expect(seen[firstToEnd].map((t) => t.disposed)).toEqual([true, false, true]);
+      expect(seen[stillRunning].map((t) => t.disposed)).toEqual([false, false]);
+      second.open();
+      const secondResult = await (firstToEnd === "A" ? b : a);
+      expect(seen[stillRunning].map((t) => t.disposed)).toEqual([true, false, true]);
+      const [ra, rb] = firstToEnd === "A" ? [firstResult, secondResult] : [secondResult, firstResult];
+      expect([ra.sum, rb.sum]).toEqual([10, 20]);
+      expect(Array.from(await ra.y.data())).toEqual([10, 10, 10, 10]);
+      k.dispose([ra.y, rb.y]);
+      expect(usage()).toEqual(start);
+    }
+  });
+
+  test("a call's tensors made while another call's scope is open stay its own; keep() and sync scopes stay local", async () => {
+    const start = usage();
+    const aOpen = gate(), bOpen = gate(), aMade = gate(), aEnd = gate();
+    let victim: k.Tensor | null = null;
+    const a = k.asyncScope(async () => {
+      aOpen.open();
+      await bOpen.p; // B's scope opens while A's is open: a single stack would now put A's tensors in B's scope
+      victim = k.ones([3]);
+      aMade.open();
+      await aEnd.p;
+      return victim.disposed;
+    });
+    await aOpen.p;
+    const kept = await k.asyncScope(async () => {
+      bOpen.open();
+      await aMade.p;
+      k.scope(() => k.zeros([8]).add(1));
+      return k.keep(k.ones([2]));
+    });
+    expect(victim!.disposed).toBe(false); // B has ended without taking A's tensor with it
+    aEnd.open();
+    expect(await a).toBe(false);
+    expect(victim!.disposed).toBe(true); // freed when A's own scope ended
+    expect(kept.disposed).toBe(false);
+    kept.dispose();
+    expect(usage()).toEqual(start);
+  });
+
+  test("a tensor made by a call's straggling continuation after its scope ended joins the enclosing open scope", async () => {
+    const start = usage();
+    const later = gate();
+    let straggler: Promise<k.Tensor> | null = null;
+    await k.asyncScope(async () => {
+      await k.asyncScope(async () => {
+        straggler = later.p.then(() => k.ones([7])); // not awaited: it runs after this scope has ended
+      });
+      later.open();
+      const t = await straggler!;
+      expect(t.disposed).toBe(false); // owned by the outer scope, which is still open
+    });
+    expect((await straggler!).disposed).toBe(true); // and freed with it
+    expect(usage()).toEqual(start);
+  });
+});
+
 describe("views", () => {
   test("reshape views share storage: disposing the view keeps the base alive", async () => {
     const start = usage();

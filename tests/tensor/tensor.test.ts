@@ -122,6 +122,60 @@ describe("creation", () => {
   });
 });
 
+describe("withBackend (a default backend per call)", () => {
+  test("sync and async calls each create on their own backend, interleaved, and the process default is untouched", async () => {
+    const gate = Promise.withResolvers<void>();
+    const made: Record<string, k.Tensor[]> = { mine: [], theirs: [] };
+    const call = (name: "mine" | "theirs", b: k.Backend) =>
+      k.withBackend(b, async () => {
+        made[name].push(k.ones([2]));
+        await gate.promise; // the other call runs in between
+        made[name].push(k.zeros([2]), k.scope(() => k.tensor([1, 2]).mul(2)));
+      });
+    const a = call("mine", backend);
+    const b = call("theirs", other);
+    gate.resolve();
+    await Promise.all([a, b]);
+    expect(made.mine.map((t) => t.backend)).toEqual([backend, backend, backend]);
+    expect(made.theirs.map((t) => t.backend)).toEqual([other, other, other]);
+    expect(k.withBackend(other, () => k.defaultBackend())).toBe(other);
+    expect(k.defaultBackend()).toBe(backend);
+    k.dispose([made.mine, made.theirs]);
+  });
+
+  test("library calls given tensors never reach for the default backend", async () => {
+    // a default backend that fails on any use: whatever an op, a layer, backward or AdamW creates
+    // must come from its inputs' backend
+    const poison = new Proxy({} as k.Backend, {
+      get: (_, key) => {
+        throw new Error(`the default backend was used (.${String(key)})`);
+      },
+    });
+    k.useBackend(backend);
+    const model = new k.GPT({ vocabSize: 7, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 8, dropout: 0.1 });
+    const opt = new k.AdamW(model.parameters(), { lr: 1e-2 });
+    const x = k.fromArray(Int32Array.of(1, 2, 3, 4), [1, 4]);
+    const y = k.fromArray(Int32Array.of(2, 3, 4, 5), [1, 4]);
+    const loss = await k.withBackend(poison, async () => {
+      const l = k.scope(() => {
+        const l = model.loss(x, y);
+        l.backward();
+        opt.step();
+        opt.zeroGrad();
+        return l;
+      });
+      const out = await k.generate(model, null, [1, 2], { maxNewTokens: 3, temperature: 1, seed: 1 });
+      expect(out.tokens.length).toBe(3);
+      return l;
+    });
+    expect(Number.isFinite(await loss.item())).toBe(true);
+    expect(() => k.withBackend(poison, () => k.ones([1]))).toThrow(/default backend was used/); // the poison has teeth
+    k.dispose([loss, x, y]);
+    opt.dispose();
+    model.dispose();
+  });
+});
+
 describe("withoutInit (loaders)", () => {
   test("randn, rand, zeros, ones, full only allocate: right shape and dtype, no RNG draw; afterwards init works again", async () => {
     await k.asyncScope(async () => {

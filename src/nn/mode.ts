@@ -1,0 +1,22 @@
+// Train/eval mode per call. A module's `training` flag (train()/eval()) is the default; a call may
+// run modules in the other mode without writing that flag, which the model shares with every other
+// caller: generation while a training step is in flight, concurrent requests on one model.
+// AsyncLocalStorage carries the choice across the call's awaits and nowhere else.
+
+import { AsyncLocalStorage } from "node:async_hooks";
+
+const override = new AsyncLocalStorage<boolean>();
+
+/**
+ * Runs fn (sync or async) with every module in training mode `training` (false: eval, dropout
+ * off), whatever their own flags; the flags are left as they are.
+ * @example const logits = withTraining(false, () => model.forward(ids))
+ */
+export function withTraining<T>(training: boolean, fn: () => T): T {
+  return override.run(training, fn);
+}
+
+/** Whether `module` runs in training mode in the running call: withTraining's choice, else its flag. */
+export function isTraining(module: { readonly training: boolean }): boolean {
+  return override.getStore() ?? module.training;
+}
