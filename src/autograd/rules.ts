@@ -1,7 +1,9 @@
 // One gradient rule (vector-Jacobian product) per op in src/ops/spec.ts, written with front-end
 // ops, or with the op's fused backward kernel where one exists (layer_norm, attention, ...).
 // A rule gets the output gradient g and the node, and returns one gradient per input (null where
-// an input takes none). Rules run under noGrad (no double backward).
+// an input takes none). `needs[j]` says whether input j takes a gradient at all (a frozen parameter
+// does not): rules with costly per-input products (matmul, linear) skip the ones nobody needs.
+// Rules run under noGrad (no double backward).
 
 import type { OpName, OpSpecs } from "../ops/spec.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -11,7 +13,7 @@ import { alloc, allocZeros, launch, launchGroup, launchOf } from "../ops/dispatc
 import { copyKernel, batchedGemm } from "../ops/index.ts";
 import { broadcastShapes, stridesOf } from "../tensor/shape.ts";
 
-export type VjpRule<K extends OpName> = (g: Tensor, node: Node<K>) => (Tensor | null)[];
+export type VjpRule<K extends OpName> = (g: Tensor, node: Node<K>, needs: readonly boolean[]) => (Tensor | null)[];
 /** A rule that adds its (single) input gradient into `acc`, a gradient buffer the tape owns alone. */
 export type VjpIntoRule<K extends OpName> = (g: Tensor, node: Node<K>, acc: Tensor) => void;
 export type NonDiff = "nondiff";
@@ -66,16 +68,16 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       return piece;
     });
   },
-  matmul: (g, { ctx: { a, b } }) => {
+  matmul: (g, { ctx: { a, b } }, [needA, needB]) => {
     if (a.rank === 2 && b.rank === 2) {
       // da = g·bᵀ and db = aᵀ·g: independent, run together (on wasm one per thread)
       const [M, K] = a.shape, N = b.shape[1];
       const gemm = { batch: 1, strideA: 0, strideB: 0, hasBias: 0 };
-      const da = alloc(g.backend, a.shape), db = alloc(g.backend, b.shape);
-      launchGroup(g.backend, [
-        launchOf("matmul", [g, b, null], [da], { ...gemm, M, N: K, K: N, transA: 0, transB: 1 }),
-        launchOf("matmul", [a, g, null], [db], { ...gemm, M: K, N, K: M, transA: 1, transB: 0 }),
-      ]);
+      const da = needA ? alloc(g.backend, a.shape) : null, db = needB ? alloc(g.backend, b.shape) : null;
+      const launches = [];
+      if (da) launches.push(launchOf("matmul", [g, b, null], [da], { ...gemm, M, N: K, K: N, transA: 0, transB: 1 }));
+      if (db) launches.push(launchOf("matmul", [a, g, null], [db], { ...gemm, M: K, N, K: M, transA: 1, transB: 0 }));
+      launchGroup(g.backend, launches);
       return [da, db];
     }
     // promote 1-D operands the way the forward did, and view g as the batched product's output
@@ -83,29 +85,35 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     const b2 = b.rank === 1 ? b.reshape([b.shape[0], 1]) : b; // [..., K, N]
     const batch = broadcastShapes("matmul", a2.shape.slice(0, -2), b2.shape.slice(0, -2));
     const g2 = g.reshape([...batch, a2.shape[a2.rank - 2], b2.shape[b2.rank - 1]]); // [..., M, N]
-    const da = batchedGemm("matmul", g2, b2, { transB: true }); // [..., M, K]
-    const db = b2.rank === 2
-      ? batchedGemm("matmul", a2.reshape([-1, a2.shape[a2.rank - 1]]), g2.reshape([-1, g2.shape[g2.rank - 1]]), { transA: true }) // [K, N]
-      : batchedGemm("matmul", a2, g2, { transA: true }); // [..., K, N]
-    return [owned(ops.sumTo, da, a2.shape).reshape([...a.shape]), owned(ops.sumTo, db, b2.shape).reshape([...b.shape])];
+    const da = needA ? batchedGemm("matmul", g2, b2, { transB: true }) : null; // [..., M, K]
+    const db = !needB
+      ? null
+      : b2.rank === 2
+        ? batchedGemm("matmul", a2.reshape([-1, a2.shape[a2.rank - 1]]), g2.reshape([-1, g2.shape[g2.rank - 1]]), { transA: true }) // [K, N]
+        : batchedGemm("matmul", a2, g2, { transA: true }); // [..., K, N]
+    return [
+      da && owned(ops.sumTo, da, a2.shape).reshape([...a.shape]),
+      db && owned(ops.sumTo, db, b2.shape).reshape([...b.shape]),
+    ];
   },
-  linear: (g, { ctx: { x, w, hasBias, wLayout } }) => {
+  linear: (g, { ctx: { x, w, hasBias, wLayout } }, [needX, needW, needB]) => {
     const out = g.shape[g.rank - 1];
     const g2 = g.reshape([-1, out]); // [M, out]
     const x2 = x.reshape([-1, x.shape[x.rank - 1]]); // [M, in]
     const [M, inF] = x2.shape;
     const gemm = { batch: 1, transB: 0, strideA: 0, strideB: 0, hasBias: 0 };
-    const dx = alloc(g.backend, x.shape);
-    const dw = alloc(g.backend, w.shape);
-    const db = hasBias ? alloc(g.backend, [out]) : null;
-    const launches = [
-      // dx = g·W (W [out, in]) or g·Wᵀ (W [in, out])
-      launchOf("matmul", [g2, w, null], [dx], { ...gemm, M, N: inF, K: out, transA: 0, transB: wLayout === "in_out" ? 1 : 0 }),
-      // dW = gᵀ·x ([out, in]) or xᵀ·g ([in, out])
-      wLayout === "out_in"
+    const dx = needX ? alloc(g.backend, x.shape) : null;
+    const dw = needW ? alloc(g.backend, w.shape) : null;
+    const db = hasBias && needB ? alloc(g.backend, [out]) : null;
+    const launches = [];
+    // dx = g·W (W [out, in]) or g·Wᵀ (W [in, out])
+    if (dx) launches.push(launchOf("matmul", [g2, w, null], [dx], { ...gemm, M, N: inF, K: out, transA: 0, transB: wLayout === "in_out" ? 1 : 0 }));
+    // dW = gᵀ·x ([out, in]) or xᵀ·g ([in, out]): never launched for a frozen weight
+    if (dw) {
+      launches.push(wLayout === "out_in"
         ? launchOf("matmul", [g2, x2, null], [dw], { ...gemm, M: out, N: inF, K: M, transA: 1 })
-        : launchOf("matmul", [x2, g2, null], [dw], { ...gemm, M: inF, N: out, K: M, transA: 1 }),
-    ];
+        : launchOf("matmul", [x2, g2, null], [dw], { ...gemm, M: inF, N: out, K: M, transA: 1 }));
+    }
     if (db) launches.push(launchOf("sum", [g2], [db], { outer: 1, len: M, inner: out })); // db = Σ_rows g
     // independent of each other: run together (on wasm, dx and dW one per thread)
     launchGroup(g.backend, launches);

@@ -100,7 +100,10 @@ export function backward(root: Tensor, grad?: Tensor): void {
         continue;
       }
       // in a scope: temporaries the rule makes are freed even when backward runs outside one
-      const inputGrads = scope(() => (rule as (g: Tensor, node: Node) => (Tensor | null)[])(g, node));
+      // needs[j]: whether input j takes a gradient (frozen parameters and constants do not), so a
+      // rule can skip the work only they would need
+      const needs = node.inputs.map((input) => !!input?.requiresGrad);
+      const inputGrads = scope(() => (rule as (g: Tensor, node: Node, needs: boolean[]) => (Tensor | null)[])(g, node, needs));
       node.inputs.forEach((input, j) => {
         const gi = inputGrads[j];
         if (input && gi && input.requiresGrad) put(input, gi);

@@ -136,7 +136,8 @@ export class LlamaForCausalLM extends Module {
     this.model.layers.items.forEach((layer, i) => (x = layer.forward(x, offset, cache, i))); // [B, T, C]
     cache?.advance(T);
     x = this.model.norm.forward(keepLast(x, logitsToKeep)); // [B, T', C]
-    return ops.linear(x, this.headWeight, null, "out_in"); // [B, T', V]
+    // through the child when untied, so a replaced lm_head (a LoRA wrapper, say) takes effect
+    return this.lm_head ? this.lm_head.forward(x) : ops.linear(x, this.headWeight, null, "out_in"); // [B, T', V]
   }
 
   /** Mean cross-entropy of next-token prediction: logits for ids against targets [B, T]. */
