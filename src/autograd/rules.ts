@@ -2,7 +2,8 @@
 // ops, or with the op's fused backward kernel where one exists (layer_norm, attention, ...).
 // A rule gets the output gradient g and the node, and returns one gradient per input (null where
 // an input takes none). `needs[j]` says whether input j takes a gradient at all (a frozen parameter
-// does not): rules with costly per-input products (matmul, linear) skip the ones nobody needs.
+// does not; absent: every input): rules with costly per-input products (matmul, linear) skip the
+// ones nobody needs.
 // Rules run under noGrad (no double backward).
 
 import type { OpName, OpSpecs } from "../ops/spec.ts";
@@ -13,7 +14,7 @@ import { alloc, allocZeros, launch, launchGroup, launchOf } from "../ops/dispatc
 import { copyKernel, batchedGemm } from "../ops/index.ts";
 import { broadcastShapes, stridesOf } from "../tensor/shape.ts";
 
-export type VjpRule<K extends OpName> = (g: Tensor, node: Node<K>, needs: readonly boolean[]) => (Tensor | null)[];
+export type VjpRule<K extends OpName> = (g: Tensor, node: Node<K>, needs?: readonly boolean[]) => (Tensor | null)[];
 /** A rule that adds its (single) input gradient into `acc`, a gradient buffer the tape owns alone. */
 export type VjpIntoRule<K extends OpName> = (g: Tensor, node: Node<K>, acc: Tensor) => void;
 export type NonDiff = "nondiff";
@@ -68,7 +69,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       return piece;
     });
   },
-  matmul: (g, { ctx: { a, b } }, [needA, needB]) => {
+  matmul: (g, { ctx: { a, b } }, [needA = true, needB = true] = []) => {
     if (a.rank === 2 && b.rank === 2) {
       // da = g·bᵀ and db = aᵀ·g: independent, run together (on wasm one per thread)
       const [M, K] = a.shape, N = b.shape[1];
@@ -96,7 +97,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       db && owned(ops.sumTo, db, b2.shape).reshape([...b.shape]),
     ];
   },
-  linear: (g, { ctx: { x, w, hasBias, wLayout } }, [needX, needW, needB]) => {
+  linear: (g, { ctx: { x, w, hasBias, wLayout } }, [needX = true, needW = true, needB = true] = []) => {
     const out = g.shape[g.rank - 1];
     const g2 = g.reshape([-1, out]); // [M, out]
     const x2 = x.reshape([-1, x.shape[x.rank - 1]]); // [M, in]
