@@ -44,3 +44,11 @@ export { writeFileAtomic, writeJsonAtomic } from "./io/atomic.ts";
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint } from "./io/checkpoint.ts";
 export { Trainer, defaultOptimizer, type TrainerOptions, type TrainingResult, type Hooks, type StepInfo, type LossFn } from "./train/trainer.ts";
 export { TrainArgs } from "./train/args.ts";
+// fine-tuning: LoRA, PEFT adapters, SFT/DPO losses
+export { LoRALinear, type LoraOptions, type LoraAdapter } from "./nn/lora.ts";
+export {
+  applyLora, matchTargets, loraLayers, adapterNames, setAdapter, adapterParameters, disableAdapters,
+  mergeAdapters, unmergeAdapters, mergeAndUnload, parameterCounts, formatParameterCounts, type LoraConfig, type MergeOptions,
+} from "./nn/lora_model.ts";
+export { saveAdapter, loadAdapter, readAdapterConfig, type PeftLoraConfig } from "./io/peft.ts";
+export { maskedCrossEntropy, sequenceLogps, dpoLoss, logSigmoid, shiftLabels, IGNORE_INDEX, type DpoLossType } from "./train/losses.ts";

@@ -1,0 +1,225 @@
+// LoRA against PyTorch: tests/fixtures/make_finetune.py wrote a PEFT-layout adapter (q_proj, v_proj,
+// r 4, alpha 8, dropout 0.1 in its config) for the tiny BF16 Qwen2 model (tied head, q/k/v biases)
+// with float64 reference logits (base alone and base + adapter), the masked SFT loss, its LoRA
+// gradients and 5 AdamW steps with global-norm clipping. kiln must load the adapter, match logits
+// within 1e-5, loss within 1e-5, gradients within 1e-4 relative, leave the frozen base without
+// gradients, merge into weights that give the same logits, and save adapters PEFT's way.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { readSafetensors } from "../../src/io/safetensors.ts";
+import { loadPretrained, type PretrainedModel } from "../../src/models/index.ts";
+import { fromArray, randn, type Tensor } from "../../src/tensor/tensor.ts";
+import { scope } from "../../src/tensor/memory.ts";
+import { noGrad } from "../../src/autograd/tape.ts";
+import { Linear } from "../../src/nn/layers.ts";
+import { LoRALinear } from "../../src/nn/lora.ts";
+import { AdamW } from "../../src/optim/adamw.ts";
+import { gradNormSq } from "../../src/optim/clip.ts";
+import { adapterParameters, applyLora, disableAdapters, formatParameterCounts, loraLayers, matchTargets, mergeAndUnload, parameterCounts } from "../../src/nn/lora_model.ts";
+import { loadAdapter, saveAdapter } from "../../src/io/peft.ts";
+import { maskedCrossEntropy, shiftLabels } from "../../src/train/losses.ts";
+import { backendNames, getBackend } from "../backends.ts";
+
+const FIX = join(import.meta.dir, "..", "fixtures");
+const SFT = join(FIX, "finetune", "sft");
+const tmp = await mkdtemp(join(tmpdir(), "kiln-lora-"));
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+const ref = await readSafetensors(join(SFT, "reference.safetensors"));
+const info = JSON.parse(await readFile(join(SFT, "reference.json"), "utf8"));
+const ids = (await ref.read("input_ids")) as Int32Array;
+const labels = (await ref.read("labels")) as Int32Array;
+const [B, T] = ref.info("input_ids").shape;
+
+function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - want[i]));
+    den = Math.max(den, Math.abs(want[i]));
+  }
+  return num / Math.max(den, 1e-30);
+}
+function maxAbsErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let e = 0;
+  for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i] - want[i]));
+  return e;
+}
+
+describe.each(backendNames)("LoRA on %s", (name) => {
+  async function setup(): Promise<{ model: PretrainedModel; x: Tensor; y: Tensor }> {
+    const backend = await getBackend(name);
+    const { model } = await loadPretrained(join(FIX, "hf", "qwen2"), { backend });
+    await loadAdapter(model, join(SFT, "adapter"), { isTrainable: true });
+    const x = fromArray(ids, [B, T], { dtype: "i32", backend });
+    const y = fromArray(shiftLabels(labels, B, T), [B, T], { dtype: "i32", backend });
+    return { model, x, y };
+  }
+  const logitsOf = async (model: PretrainedModel, x: Tensor) => {
+    const out = scope(() => noGrad(() => model.forward(x)));
+    const data = (await out.data()) as Float32Array;
+    out.dispose();
+    return data;
+  };
+
+  test("a PEFT adapter loads: base + adapter logits, and the base exactly with adapters disabled", async () => {
+    const { model, x, y } = await setup();
+    expect(loraLayers(model).map(([p]) => p)).toEqual([
+      "model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
+      "model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj",
+    ]);
+    expect(maxAbsErr(await logitsOf(model, x), await ref.readFloat64("logits"))).toBeLessThan(1e-5);
+    const base = await disableAdapters(model, () => logitsOf(model, x));
+    expect(maxAbsErr(base, await ref.readFloat64("logits_base"))).toBeLessThan(1e-5);
+    // and the adapter is back on afterwards
+    expect(maxAbsErr(await logitsOf(model, x), await ref.readFloat64("logits"))).toBeLessThan(1e-5);
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  });
+
+  test("masked SFT loss and LoRA gradients match PyTorch; the frozen base gets no gradient", async () => {
+    const { model, x, y } = await setup();
+    model.eval(); // dropout off, as the reference
+    const loss = maskedCrossEntropy(model.forward(x), y);
+    expect(Math.abs((await loss.item()) - info.loss)).toBeLessThan(1e-5);
+    loss.backward();
+    loss.dispose();
+    const params = adapterParameters(model);
+    expect(params.length).toBe(8);
+    for (const [path, p] of params) {
+      const m = path.match(/^(.+)\.lora_([AB])\.default\.weight$/)!;
+      const want = await ref.readFloat64(`grad.${m[1]}.lora_${m[2]}`);
+      expect(maxRelErr((await p.grad!.data()) as Float32Array, want)).toBeLessThan(1e-4);
+    }
+    for (const [n, p] of model.namedParameters()) if (!n.includes(".lora_")) expect(p.grad).toBeNull();
+    expect(parameterCounts(model).trainable).toBe(params.reduce((s, [, p]) => s + p.size, 0));
+    expect(formatParameterCounts(model)).toMatch(/^trainable params: 1,792 \|\| all params: [\d,]+ \|\| trainable%: /);
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  });
+
+  test("5 AdamW steps with clipping follow PyTorch (losses and adapter weights)", async () => {
+    const { model, x, y } = await setup();
+    model.eval();
+    const params = adapterParameters(model);
+    const { lr, betas, eps, weight_decay } = info.adamw;
+    const opt = new AdamW(params.map(([, p]) => p), { lr, betas, eps, weightDecay: weight_decay });
+    const losses: number[] = [];
+    for (let s = 0; s < 5; s++) {
+      const l = scope(() => {
+        const loss = maskedCrossEntropy(model.forward(x), y);
+        loss.backward();
+        opt.step({ gradNormSq: gradNormSq(opt.params), maxNorm: info.max_grad_norm });
+        opt.zeroGrad();
+        return loss.detach();
+      });
+      losses.push(await l.item());
+      l.dispose();
+    }
+    for (let s = 0; s < 5; s++) expect(Math.abs(losses[s] - info.step_losses[s])).toBeLessThan(1e-4);
+    for (const [path, p] of params) {
+      const m = path.match(/^(.+)\.lora_([AB])\.default\.weight$/)!;
+      expect(maxRelErr((await p.data()) as Float32Array, await ref.readFloat64(`after.${m[1]}.lora_${m[2]}`))).toBeLessThan(1e-4);
+    }
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  });
+
+  test("mergeAndUnload gives the adapter's logits with plain Linear layers; the saved merged model reloads the same", async () => {
+    const { model, x, y } = await setup();
+    const want = await ref.readFloat64("logits");
+    const diff = await mergeAndUnload(model);
+    expect(diff).toBeLessThan(1e-5);
+    expect(loraLayers(model)).toHaveLength(0);
+    expect(model.namedParameters().some(([n]) => n.includes("lora_"))).toBe(false);
+    expect(maxAbsErr(await logitsOf(model, x), want)).toBeLessThan(1e-5);
+    const dir = join(tmp, `merged-${name}`);
+    await model.savePretrained(dir);
+    const { model: again } = await loadPretrained(dir, { backend: await getBackend(name) });
+    expect(maxAbsErr(await logitsOf(again, x), want)).toBeLessThan(1e-5);
+    again.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  });
+
+  test("saveAdapter writes PEFT's key names and config; it loads back to the same logits", async () => {
+    const { model, x, y } = await setup();
+    const dir = join(tmp, `adapter-${name}`);
+    await saveAdapter(model, dir, { baseModelNameOrPath: "tests/fixtures/hf/qwen2" });
+    const mine = await readSafetensors(join(dir, "adapter_model.safetensors"));
+    const theirs = await readSafetensors(join(SFT, "adapter", "adapter_model.safetensors"));
+    expect(mine.names().sort()).toEqual(theirs.names().sort());
+    expect(mine.names()).toContain("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+    for (const n of theirs.names()) expect(mine.info(n).shape).toEqual(theirs.info(n).shape);
+    const config = JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8"));
+    expect(config).toMatchObject({ peft_type: "LORA", task_type: "CAUSAL_LM", r: 4, lora_alpha: 8, lora_dropout: 0.1, bias: "none", fan_in_fan_out: false, use_rslora: false, target_modules: ["q_proj", "v_proj"] });
+    const { model: fresh } = await loadPretrained(join(FIX, "hf", "qwen2"), { backend: await getBackend(name) });
+    await loadAdapter(fresh, dir);
+    expect(maxAbsErr(await logitsOf(fresh, x), await ref.readFloat64("logits"))).toBeLessThan(1e-5);
+    expect(fresh.trainableParameters()).toHaveLength(0); // inference by default, as PeftModel.from_pretrained
+    fresh.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
+  });
+});
+
+describe("LoRALinear", () => {
+  test("PEFT's init: B = 0 (the layer starts as its base), A within ±1/√in; dropout only on the adapter's input", async () => {
+    const backend = await getBackend("wasm");
+    const base = new Linear(32, 16, { backend, bias: true });
+    const x = randn([3, 32], { backend });
+    const want = (await base.forward(x).data()) as Float32Array;
+    const lora = LoRALinear.fromBase(base, { r: 4, alpha: 16, dropout: 0.5 });
+    lora.train();
+    expect(maxAbsErr((await lora.forward(x).data()) as Float32Array, want)).toBe(0);
+    const A = (await lora.adapterWeights("default").A.data()) as Float32Array;
+    expect(Math.max(...A.map(Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(32));
+    expect(Math.max(...A.map(Math.abs))).toBeGreaterThan(0.5 / Math.sqrt(32));
+    expect(lora.adapters.get("default")!.scale).toBe(4);
+    lora.dispose();
+    x.dispose();
+  });
+
+  test("use_rslora scales by alpha/√r; a merge and unmerge restore the weight; fan_in_fan_out merges transposed", async () => {
+    const backend = await getBackend("wasm");
+    for (const layout of ["out_in", "in_out"] as const) {
+      const base = new Linear(8, 6, { backend, layout });
+      const w0 = Float32Array.from((await base.weight.data()) as Float32Array);
+      const lora = LoRALinear.fromBase(base, { r: 4, alpha: 8, useRslora: true });
+      expect(lora.adapters.get("default")!.scale).toBe(4);
+      const { B } = lora.adapterWeights("default");
+      B.backend.upload(B.storage.buffer, Float32Array.from({ length: B.size }, (_, i) => Math.sin(i)));
+      const x = randn([2, 8], { backend });
+      const withAdapter = (await lora.forward(x).data()) as Float32Array;
+      lora.merge();
+      expect(maxAbsErr((await lora.forward(x).data()) as Float32Array, withAdapter)).toBeLessThan(1e-5);
+      expect(maxAbsErr((await base.forward(x).data()) as Float32Array, withAdapter)).toBeLessThan(1e-5);
+      lora.unmerge();
+      expect(maxAbsErr((await base.weight.data()) as Float32Array, w0)).toBeLessThan(1e-6);
+      lora.dispose();
+      x.dispose();
+    }
+  });
+
+  test("target_modules: names by suffix, a regex over the whole path, all-linear without lm_head; no match is an error naming the layers", async () => {
+    const backend = await getBackend("wasm");
+    const { model } = await loadPretrained(join(FIX, "hf", "llama"), { backend });
+    expect(matchTargets(model, ["q_proj", "v_proj"])).toHaveLength(4);
+    expect(matchTargets(model, String.raw`model\.layers\.1\..*_proj`)).toHaveLength(7);
+    const all = matchTargets(model, "all-linear");
+    expect(all).toHaveLength(14);
+    expect(all).not.toContain("lm_head");
+    expect(() => applyLora(model, { r: 2, loraAlpha: 4, targetModules: ["query"] })).toThrow(/matched no Linear layer; the model's are: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head/);
+    applyLora(model, { r: 2, loraAlpha: 4, targetModules: "all-linear" });
+    expect(loraLayers(model)).toHaveLength(14);
+    expect(model.trainableParameters().length).toBe(28);
+    model.dispose();
+  });
+});
