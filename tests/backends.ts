@@ -6,11 +6,16 @@ import { createBackend } from "../src/backend/registry.ts";
 
 const cache = new Map<string, Promise<Backend>>();
 
+/** The wasm backend with its matrix products on the wasm kernel even where a native BLAS is present. */
+export const WASM_NO_BLAS = "wasm (no BLAS)";
+
 /** One shared backend instance per name (tests must free what they allocate). */
 export function getBackend(name: string): Promise<Backend> {
   let b = cache.get(name);
   if (!b) {
-    b = createBackend(name, name === "webgpu" ? { device: "cpu" } : {});
+    b = name === WASM_NO_BLAS
+      ? createBackend("wasm", { blas: "off" })
+      : createBackend(name, name === "webgpu" ? { device: "cpu" } : {});
     cache.set(name, b);
   }
   return b;

@@ -82,6 +82,8 @@ export interface BackendOptions {
   device?: string;
   /** wasm: worker threads for big kernels (default: all cores, at most 4) */
   threads?: number;
+  /** wasm: native BLAS for matrix products: "auto", "off", or a library path (default: KILN_BLAS) */
+  blas?: string;
 }
 
 /** Throws unless `buffer` belongs to `backend` (every backend calls this on the buffers it is handed). */

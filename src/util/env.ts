@@ -11,6 +11,11 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: "KILN_BACKEND", description: "default backend for the CLI: auto | wasm | webgpu", default: "auto" },
   { name: "KILN_DEBUG", description: "1 = op timing, 2 = kernel launch log, 3 = print WGSL source, 4 = tape dump", default: "0" },
   { name: "KILN_THREADS", description: "worker threads of the wasm backend (1 disables threading)", default: "all cores, at most 4" },
+  {
+    name: "KILN_BLAS",
+    description: "native BLAS for the wasm backend's matrix products: auto (search OpenBLAS, BLIS, MKL, Accelerate), off, or the path of a CBLAS library",
+    default: "auto",
+  },
   { name: "KILN_WEBGPU_LIBRARY", description: "path of a webgpu.h native library (wgpu-native or Dawn) for Bun", default: "" },
   {
     name: "KILN_WEBGPU_FEATURES",

@@ -1,17 +1,20 @@
 // Conformance of matmul on every backend: all four transpose combinations, bias on and off, batched
 // with per-batch strides and with a broadcast (stride 0) operand, odd M/N/K (edge tiles), and the
-// GPT shapes of a training step. Oracle: tests/reference.ts matmul (float64, i-j-k). Then the WASM
-// specifics: odd sizes in every combination, calls split over worker threads, and process exit.
+// GPT shapes of a training step. Oracle: tests/reference.ts matmul (float64, i-j-k). The wasm
+// backend runs twice: on the native BLAS when this machine has one, and with KILN_BLAS=off. Then the
+// WASM specifics, for the wasm kernel and each native BLAS found (OpenBLAS, BLIS): odd sizes in every
+// combination, calls split over worker threads, K = 0, and process exit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KernelParams } from "../../src/backend/kernels.ts";
+import { findBlas, loadBlas, type BlasLibrary } from "../../src/backend/wasm/blas.ts";
 import { runMatmul } from "../../src/backend/wasm/matmul.ts";
 import { createWasmRuntime, type WasmRuntime } from "../../src/backend/wasm/module.ts";
 import { threadPool } from "../../src/backend/wasm/threads.ts";
-import { backendNames, getBackend } from "../backends.ts";
+import { WASM_NO_BLAS, backendNames, getBackend } from "../backends.ts";
 import { expectKernel, reference, seedOf, uniform } from "./harness.ts";
 
 // [batch, M, N, K]
@@ -20,7 +23,7 @@ const SHAPES: [number, number, number, number][] = [
   [1, 127, 64, 128], [1, 768, 128, 64], [2, 64, 64, 32],
 ];
 
-describe.each(backendNames)("matmul on %s", (name) => {
+describe.each([...backendNames, WASM_NO_BLAS])("matmul on %s", (name) => {
   for (const [transA, transB] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
     test(`matmul transA=${transA} transB=${transB} with and without bias matches reference`, async () => {
       const backend = await getBackend(name);
@@ -83,10 +86,20 @@ function expectMatmul(rt: WasmRuntime, p: KernelParams<"matmul">, tag: string): 
   expect(got).toBeAllClose(want, { atol: 1e-6 * Math.sqrt(K + 1), rtol: 1e-5 });
 }
 
-describe("matmul_f32 on wasm with worker threads", () => {
+/** The matmul engines of the wasm backend on this machine: its kernel, and the native BLAS libraries that load. */
+async function engines(): Promise<[string, BlasLibrary | null][]> {
+  const out: [string, BlasLibrary | null][] = [["wasm kernel", null]];
+  const found = await findBlas({ kind: "auto" });
+  if (found) out.push([found.name, found]);
+  const blis = await loadBlas("libblis.so.4").catch(() => null);
+  if (blis && blis.name !== found?.name) out.push([blis.name, blis]);
+  return out;
+}
+
+describe.each(await engines())("matmul_f32 on %s with worker threads", (_engine, blas) => {
   let rt: WasmRuntime;
   beforeAll(async () => {
-    rt = await createWasmRuntime({ threads: 2 });
+    rt = await createWasmRuntime({ threads: 2, blas });
     threadPool(rt).startWorkers();
     await threadPool(rt).whenReady();
   });

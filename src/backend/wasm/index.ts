@@ -8,7 +8,8 @@
 
 import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type KernelLaunch, type MemoryStats } from "../backend.ts";
 import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
-import { MATMUL_SCRATCH_ARG, PARALLEL_MIN_FLOPS, matmulCall, matmulChunks, runMatmul } from "./matmul.ts";
+import { findBlas, blasSetting } from "./blas.ts";
+import { MATMUL_SCRATCH_ARG, matmulCall, matmulChunks, matmulEngine, runMatmul } from "./matmul.ts";
 import { createWasmRuntime, type KernelExport, type WasmRuntime } from "./module.ts";
 import { attentionScratchBytes, runAttention, runCrossEntropy, runSplit, splittable } from "./parallel.ts";
 import { MAX_CHUNKS, threadPool, type PoolChunk } from "./threads.ts";
@@ -38,7 +39,7 @@ export class WasmBackend implements Backend {
 
   constructor(rt: WasmRuntime) {
     this.#rt = rt;
-    this.device = `wasm simd128 (${rt.threads} thread${rt.threads === 1 ? "" : "s"})`;
+    this.device = `wasm simd128${rt.blas ? ` + ${rt.blas.name}` : ""} (${rt.threads} thread${rt.threads === 1 ? "" : "s"})`;
   }
 
   /** The runtime under this backend (memory, exports, views): for kernel authors and benchmarks. */
@@ -131,10 +132,11 @@ export class WasmBackend implements Backend {
     if (this.#rt.threads <= 1 || launches.length > MAX_CHUNKS || launches.some((l) => l.kernel === "attention" || l.kernel === "attention_backward")) {
       return inTurn();
     }
+    const engine = matmulEngine(this.#rt);
     const items = launches.map((l) => {
       const ptrs = this.#pointers(l.kernel, l.inputs, l.outputs);
       const m = l.kernel === "matmul" ? matmulCall(ptrs[0], ptrs[1], ptrs[2], ptrs[3], l.params as KernelParams<"matmul">) : null;
-      return { l, ptrs, m, big: m !== null && m.flops >= PARALLEL_MIN_FLOPS };
+      return { l, ptrs, m, big: m !== null && m.flops >= engine.minParallelFlops };
     });
     const bigCount = items.filter((i) => i.big).length;
     if (bigCount < 2) return inTurn();
@@ -145,7 +147,7 @@ export class WasmBackend implements Backend {
     for (const { l, ptrs, m, big } of items) {
       if (m) {
         const parts = matmulChunks(m, big ? perMatmul : 1, 1);
-        for (const args of parts) calls.push({ chunk: { fn: "matmul_f32", args, scratchArg: MATMUL_SCRATCH_ARG }, cost: m.flops / parts.length });
+        for (const args of parts) calls.push({ chunk: { fn: engine.fn, args, scratchArg: MATMUL_SCRATCH_ARG }, cost: m.flops / parts.length });
       } else {
         calls.push({ chunk: { fn: `${l.kernel}_f32`, args: [...ptrs, ...paramList(l.kernel, l.params as never)] }, cost: 0 });
       }
@@ -243,6 +245,7 @@ function threadCount(options: BackendOptions): number {
 }
 
 export async function createWasmBackend(options: BackendOptions & { auto?: boolean } = {}): Promise<Backend> {
-  const rt = await createWasmRuntime({ threads: threadCount(options) });
+  const blas = await findBlas(blasSetting(options.blas));
+  const rt = await createWasmRuntime({ threads: threadCount(options), blas });
   return new WasmBackend(rt);
 }

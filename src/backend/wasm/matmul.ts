@@ -1,10 +1,12 @@
 // WASM host side of the kernel "matmul": splits one call into chunks of the export matmul_f32
 // (rows [r0, r1) × columns [n0, n1) each) and runs them on the main thread and the worker pool
-// (./threads.ts). Not a shape checker: src/ops has checked. Kernel semantics: src/backend/kernels.ts
-// "matmul"; the kernel and its ABI: wasm/assembly/matmul.ts.
+// (./threads.ts). With a native BLAS the chunks go to the host function blas_matmul instead
+// (./blas_matmul.ts, same ABI). Not a shape checker: src/ops has checked. Kernel semantics:
+// src/backend/kernels.ts "matmul"; the kernel and its ABI: wasm/assembly/matmul.ts.
 
 import type { KernelParams } from "../kernels.ts";
 import type { WasmRuntime } from "./module.ts";
+import { BLAS_MATMUL } from "./blas_matmul.ts";
 import { SCRATCH_BYTES, threadPool } from "./threads.ts";
 import { unitRanges } from "./parallel.ts";
 
@@ -15,6 +17,8 @@ export const MATMUL_SCRATCH_BYTES = 634_944;
  * and waking the main thread again cost 10–70 µs each on a busy 2-core box, more than a split saves.
  */
 export const PARALLEL_MIN_FLOPS = 8e6;
+/** The same bound for a native BLAS, which runs the same flops 3–4× faster. */
+export const BLAS_PARALLEL_MIN_FLOPS = 3e7;
 /** Chunks per thread: > 1 lets the main thread take over the share of a worker that wakes late. */
 export const CHUNKS_PER_THREAD = 2;
 
@@ -47,16 +51,22 @@ export function matmulCall(a: number, b: number, bias: number, out: number, p: K
   };
 }
 
+/** The pool function that runs matmul chunks on `rt`, and the size from which a call is split. */
+export function matmulEngine(rt: WasmRuntime): { fn: string; minParallelFlops: number } {
+  return rt.blas ? { fn: BLAS_MATMUL, minParallelFlops: BLAS_PARALLEL_MIN_FLOPS } : { fn: "matmul_f32", minParallelFlops: PARALLEL_MIN_FLOPS };
+}
+
 /** out = A·B (+ bias) for kernel "matmul"; a, b, bias (0 = none) and out are byte offsets. */
 export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, out: number, p: KernelParams<"matmul">): void {
-  const { rows, N, flops, args: call } = matmulCall(a, b, bias, out, p);
+  const m = matmulCall(a, b, bias, out, p);
   const pool = threadPool(rt);
-  if (rt.threads <= 1 || flops < PARALLEL_MIN_FLOPS) {
-    (rt.exports.matmul_f32 as (...args: number[]) => void)(...call(0, rows, 0, N, pool.scratch));
+  const { fn, minParallelFlops } = matmulEngine(rt);
+  if (rt.threads <= 1 || m.flops < minParallelFlops) {
+    pool.run(fn, [m.args()], MATMUL_SCRATCH_ARG);
     return;
   }
   pool.startWorkers();
-  pool.run("matmul_f32", matmulChunks(matmulCall(a, b, bias, out, p), pool.participants, CHUNKS_PER_THREAD), MATMUL_SCRATCH_ARG);
+  pool.run(fn, matmulChunks(m, pool.participants, CHUNKS_PER_THREAD), MATMUL_SCRATCH_ARG);
 }
 
 /**

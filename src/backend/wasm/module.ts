@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { WasmAllocator } from "./allocator.ts";
 import type { MemoryStats } from "../backend.ts";
+import type { BlasLibrary } from "./blas.ts";
 
 /** A kernel export: pointers (byte offsets) and params, all plain numbers. */
 export type KernelExport = (...args: number[]) => void;
@@ -25,6 +26,8 @@ export interface WasmRuntime {
   readonly exports: KernelExports;
   /** worker threads the runtime may use for big kernels (1 = main thread only) */
   readonly threads: number;
+  /** the native BLAS that runs matrix products (./blas_matmul.ts), or null: the wasm kernel does */
+  readonly blas: BlasLibrary | null;
   /** a Float32Array view of n floats at byte offset ptr (valid until the memory grows) */
   f32(ptr: number, n: number): Float32Array;
   /** an Int32Array view of n ints at byte offset ptr */
@@ -43,6 +46,8 @@ export interface WasmRuntime {
 
 export interface RuntimeOptions {
   threads?: number;
+  /** a loaded native BLAS for matrix products (./blas.ts findBlas); none by default */
+  blas?: BlasLibrary | null;
   /** initial memory in 64 KiB pages (at least what the module declares: 256) */
   initialPages?: number;
 }
@@ -84,7 +89,7 @@ export async function createWasmRuntime(options: RuntimeOptions = {}): Promise<W
   const initial = Math.max(MODULE_MIN_PAGES, options.initialPages ?? MODULE_MIN_PAGES);
   const memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
   const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
-  return new Runtime(memory, module, instance.exports as unknown as KernelExports, options.threads ?? 1);
+  return new Runtime(memory, module, instance.exports as unknown as KernelExports, options.threads ?? 1, options.blas ?? null);
 }
 
 /** The imports the module asks for: env.memory, and env.abort if the build kept assertions. */
@@ -116,6 +121,7 @@ class Runtime implements WasmRuntime {
     readonly module: WebAssembly.Module,
     readonly exports: KernelExports,
     readonly threads: number,
+    readonly blas: BlasLibrary | null,
   ) {
     this.allocator = new WasmAllocator(memory, HEAP_BASE);
   }

@@ -7,7 +7,8 @@
 // oversubscribed box loses at most that much per job.
 // Not a scheduler for async work: run() is synchronous. Measured basis: shared/probes/wasm-kernels.
 
-import type { WasmRuntime } from "./module.ts";
+import { BLAS_MATMUL, blasMatmul } from "./blas_matmul.ts";
+import type { KernelExport, WasmRuntime } from "./module.ts";
 
 /** Bytes of per-thread kernel scratch (packing space); each participant owns one block. */
 export const SCRATCH_BYTES = 1 << 20;
@@ -55,6 +56,8 @@ export interface WorkerInit {
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
   scratch: number;
+  /** the native BLAS the main thread loaded (./blas.ts): the worker loads it too, or null */
+  blas: string | null;
 }
 
 export class WasmThreadPool {
@@ -65,6 +68,8 @@ export class WasmThreadPool {
   readonly #scratch: number[] = [];
   readonly #workers: Worker[] = [];
   readonly #exportIndex = new Map<string, number>();
+  /** host functions that run as chunks beside the wasm exports (indices after the module's exports) */
+  readonly #host = new Map<string, KernelExport>();
   #epoch = 0;
   #sharedChunks = 0;
   #started = false;
@@ -76,7 +81,12 @@ export class WasmThreadPool {
     this.#ctrl = new Int32Array(this.#control, 0, CTRL_INTS);
     this.#args = new Float64Array(this.#control, ARGS_BYTE_OFFSET, MAX_CHUNKS * MAX_ARGS);
     this.#scratch.push(allocScratch(rt));
-    WebAssembly.Module.exports(rt.module).forEach((e, i) => this.#exportIndex.set(e.name, i));
+    const names = WebAssembly.Module.exports(rt.module).map((e) => e.name);
+    names.forEach((name, i) => this.#exportIndex.set(name, i));
+    if (rt.blas) {
+      this.#host.set(BLAS_MATMUL, blasMatmul(rt.blas, rt.memory));
+      this.#exportIndex.set(BLAS_MATMUL, names.length);
+    }
   }
 
   /** The main thread's scratch block (participant 0). */
@@ -115,7 +125,7 @@ export class WasmThreadPool {
       worker.onerror = (e) => console.warn(`[wasm] worker thread failed: ${e.message}`);
       const scratch = allocScratch(this.#rt);
       this.#scratch.push(scratch);
-      const init: WorkerInit = { module: this.#rt.module, memory: this.#rt.memory, control: this.#control, scratch };
+      const init: WorkerInit = { module: this.#rt.module, memory: this.#rt.memory, control: this.#control, scratch, blas: this.#rt.blas?.path ?? null };
       worker.postMessage(init);
       this.#workers.push(worker);
     }
@@ -187,8 +197,8 @@ export class WasmThreadPool {
     if (Atomics.load(ctrl, FAILED)) throw new Error(`[wasm] ${chunks.map((c) => c.fn).join(", ")} failed in a worker thread`);
   }
 
-  #kernel(fn: string): (...args: number[]) => void {
-    return this.#rt.exports[fn] as (...args: number[]) => void;
+  #kernel(fn: string): KernelExport {
+    return this.#host.get(fn) ?? (this.#rt.exports[fn] as KernelExport);
   }
 
   /** Ends the workers (the pool runs everything on the main thread afterwards). */
@@ -213,11 +223,14 @@ export function claim(ctrl: Int32Array): number {
   }
 }
 
-/** The worker side of run(): wait for jobs, claim chunks, run them (worker.ts). */
-export function serveJobs(init: WorkerInit, exports: WebAssembly.Exports): void {
+/**
+ * The worker side of run(): wait for jobs, claim chunks, run them (worker.ts). `host` are the host
+ * functions in the pool's order (the BLAS matmul when the pool has one).
+ */
+export function serveJobs(init: WorkerInit, exports: WebAssembly.Exports, host: readonly KernelExport[] = []): void {
   const ctrl = new Int32Array(init.control, 0, CTRL_INTS);
   const argsBuf = new Float64Array(init.control, ARGS_BYTE_OFFSET, MAX_CHUNKS * MAX_ARGS);
-  const fns = WebAssembly.Module.exports(init.module).map((e) => exports[e.name] as (...a: number[]) => void);
+  const fns = [...WebAssembly.Module.exports(init.module).map((e) => exports[e.name] as KernelExport), ...host];
   let seq = Atomics.load(ctrl, SEQ);
   Atomics.add(ctrl, READY, 1);
   for (;;) {

@@ -1,14 +1,18 @@
 // A WASM worker thread (started by ./threads.ts): instantiates the kernels' WebAssembly.Module on
-// the runtime's shared Memory, then serves chunks of kernel calls until the pool is disposed.
+// the runtime's shared Memory (and loads the native BLAS the main thread uses, if any), then serves
+// chunks of kernel calls until the pool is disposed.
 // Holds no state of its own: the module has no data segments and no start function, so many
 // instances on one memory are safe (kernels never allocate; scratch comes from the caller).
 
+import { loadBlas } from "./blas.ts";
+import { blasMatmul } from "./blas_matmul.ts";
 import { kernelImports } from "./module.ts";
 import { serveJobs, type WorkerInit } from "./threads.ts";
 
-self.onmessage = (event: MessageEvent<WorkerInit>) => {
+self.onmessage = async (event: MessageEvent<WorkerInit>) => {
   const init = event.data;
   const instance = new WebAssembly.Instance(init.module, kernelImports(init.module, init.memory));
-  serveJobs(init, instance.exports);
+  const host = init.blas ? [blasMatmul(await loadBlas(init.blas), init.memory)] : [];
+  serveJobs(init, instance.exports, host);
   self.close();
 };
