@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 // The kiln command: a table of subcommands, each a module exporting main(argv), imported lazily.
-export {};
+import { EnvError, debugLevel } from "../util/env.ts";
 const COMMANDS: Record<string, { file: string; help: string }> = {
   train: { file: "./train.ts", help: "train a character-level GPT on a text file (default: Tiny Shakespeare)" },
   tokenizer: { file: "./tokenizer.ts", help: "train a byte-level BPE tokenizer (kiln tokenizer train --help)" },
@@ -19,5 +19,12 @@ if (!command || command === "--help" || command === "-h" || !(command in COMMAND
   process.exit(0);
 }
 const mod = (await import(COMMANDS[command].file)) as { main(argv: string[]): Promise<number | void> };
-const code = await mod.main(rest);
+let code: number | void;
+try {
+  code = await mod.main(rest);
+} catch (e) {
+  if (!(e instanceof EnvError) || debugLevel() > 0) throw e;
+  console.error(`kiln ${command}: ${e.message}`); // a bad environment variable: one line, no stack
+  code = 2;
+}
 process.exit(code ?? 0);

@@ -28,7 +28,13 @@ export const ENV_VARS: readonly EnvVar[] = [
     default: "0",
   },
   { name: "KILN_TEST_WEBGPU", description: "tests: 1 = WebGPU must be available (fail instead of skip)", default: "0" },
+  { name: "KILN_TEST_BLAS", description: "tests: 1 = a native BLAS must be found (fail instead of skip)", default: "0" },
 ];
+
+/** A registered variable set to a value kiln cannot use: the CLI prints its message alone and exits 2. */
+export class EnvError extends Error {
+  override name = "EnvError";
+}
 
 function read(name: string): string | undefined {
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;

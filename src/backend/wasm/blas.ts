@@ -7,7 +7,7 @@
 // stall for a scheduler slice whenever kiln's pool wants the core.
 // Not a BLAS binding in general: only sgemm, and the calls that name and tune the library.
 
-import { env } from "../../util/env.ts";
+import { EnvError, env } from "../../util/env.ts";
 
 /** A loaded BLAS: row-major sgemm on raw addresses, and what it is called for backend.device. */
 export interface BlasLibrary {
@@ -122,9 +122,10 @@ export async function findBlas(setting: BlasSetting): Promise<BlasLibrary | null
     try {
       return await loadBlas(setting.path);
     } catch (e) {
-      throw new Error(`KILN_BLAS=${setting.path}: cannot load a CBLAS library with cblas_sgemm from it (${firstLine(e)}); use KILN_BLAS=off for none`);
+      throw new EnvError(`KILN_BLAS=${setting.path}: cannot load a CBLAS library with cblas_sgemm from it (${firstLine(e)}); use KILN_BLAS=off for none`);
     }
   }
+  if (!ffiAllowed()) return null;
   for (const candidate of blasCandidates(currentPlatform())) {
     try {
       return await loadBlas(candidate);
@@ -133,6 +134,12 @@ export async function findBlas(setting: BlasSetting): Promise<BlasLibrary | null
     }
   }
   return null;
+}
+
+/** Deno without --allow-ffi: searching would fail (or prompt on a terminal), so it does not search. */
+function ffiAllowed(): boolean {
+  const Deno = (globalThis as { Deno?: { permissions: { querySync?(d: { name: string }): { state: string } } } }).Deno;
+  return !Deno?.permissions.querySync || Deno.permissions.querySync({ name: "ffi" }).state === "granted";
 }
 
 function firstLine(e: unknown): string {
