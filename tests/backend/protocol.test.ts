@@ -34,7 +34,7 @@ describe("registry", () => {
   test("wasm says what it runs on", async () => {
     const b = await getBackend("wasm");
     expect(b.name).toBe("wasm");
-    expect(b.device).toMatch(/^wasm simd128 \(\d+ threads?\)$/);
+    expect(b.device).toMatch(/^wasm simd128( \+ [\w. -]+)? \(\d+ threads?\)$/); // "+ OpenBLAS 0.3.21" with a native BLAS
   });
 });
 
