@@ -2,7 +2,10 @@
 // elementwise, row and copy calls big enough to be split over the worker pool give the reference
 // results (the split ones bit for bit what one thread gives), and the worker threads really take
 // chunks; runGroup (independent launches, one per thread) gives bit for bit what run() gives.
-// Wasm only (other backends have no thread pool).
+// Wasm only (other backends have no thread pool). Whether a worker wakes in time to take a chunk is
+// up to the OS scheduler (the main thread takes the chunks of a late worker), so the tests that check
+// that workers take chunks hold the main thread's first chunk until a worker has finished one
+// (withWorkerChunk): the outcome no longer depends on timing.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createBackend } from "../../src/backend/registry.ts";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
@@ -11,6 +14,42 @@ import { PARALLEL_MIN_FLOPS } from "../../src/backend/wasm/matmul.ts";
 import type { KernelName, KernelParams } from "../../src/backend/kernels.ts";
 import { threadPool } from "../../src/backend/wasm/threads.ts";
 import { expectKernel, ints, reference, seedOf, uniform } from "./harness.ts";
+
+/**
+ * Runs fn on `backend`; the first kernel export the main thread calls inside a pool job (its first
+ * chunk) waits until a worker thread has finished a chunk. Expects that a job was shared and that a
+ * worker ran a chunk: true whenever the pool works, however busy the machine.
+ */
+async function withWorkerChunk<T>(backend: WasmBackend, fn: () => Promise<T> | T): Promise<T> {
+  const rt = backend.unsafeRuntime as { exports: Record<string, unknown> };
+  const pool = threadPool(backend.unsafeRuntime);
+  await pool.whenReady();
+  const [shared0, worker0] = [pool.sharedChunks, pool.workerChunks];
+  const exports = rt.exports;
+  const sleep = new Int32Array(new SharedArrayBuffer(4));
+  let held = false;
+  const hold = () => {
+    if (held || pool.sharedChunks === shared0) return;
+    held = true;
+    // a liveness bound, not a timing assertion: a working pool ends the wait within milliseconds
+    for (let i = 0; pool.workerChunks === worker0; i++) {
+      if (i === 60_000) throw new Error("no worker thread took a chunk in 60 s");
+      Atomics.wait(sleep, 0, 0, 1);
+    }
+  };
+  // the instance's exports object is frozen: the runtime gets a copy whose functions hold first
+  rt.exports = Object.fromEntries(
+    Object.entries(exports).map(([name, v]) => [name, typeof v === "function" ? (...args: number[]) => (hold(), v(...args)) : v]),
+  );
+  try {
+    const out = await fn();
+    expect(pool.sharedChunks).toBeGreaterThan(shared0); // the call was split
+    expect(pool.workerChunks).toBeGreaterThan(worker0); // and a worker ran a chunk
+    return out;
+  } finally {
+    rt.exports = exports;
+  }
+}
 
 describe("wasm row-parallel kernels", async () => {
   const backend = (await createBackend("wasm", { threads: 2 })) as WasmBackend;
@@ -25,13 +64,12 @@ describe("wasm row-parallel kernels", async () => {
     targets[3] = -100;
     const p = { N, V, ignoreIndex: -100 };
     await expectKernel(backend, "cross_entropy", [logits, targets], [N, N], p, { atol: 2e-5, rtol: 1e-6 }); // starts workers
-    await pool.whenReady();
-    const before = pool.workerChunks;
-    await expectKernel(backend, "cross_entropy", [logits, targets], [N, N], p, { atol: 2e-5, rtol: 1e-6 });
+    await withWorkerChunk(backend, () => expectKernel(backend, "cross_entropy", [logits, targets], [N, N], p, { atol: 2e-5, rtol: 1e-6 }));
     const [, lse] = reference("cross_entropy", [logits, targets], [N, N], p);
     const dloss = uniform(N, seedOf("par-ce-d", N, V));
-    await expectKernel(backend, "cross_entropy_backward", [logits, targets, Float32Array.from(lse), dloss], [N * V], p, { atol: 1e-6, rtol: 1e-4 });
-    expect(pool.workerChunks).toBeGreaterThan(before);
+    await withWorkerChunk(backend, () =>
+      expectKernel(backend, "cross_entropy_backward", [logits, targets, Float32Array.from(lse), dloss], [N * V], p, { atol: 1e-6, rtol: 1e-4 }),
+    );
   });
 
   test("attention and its backward split over the batch match reference (GQA, causal offset)", async () => {
@@ -40,13 +78,12 @@ describe("wasm row-parallel kernels", async () => {
     const q = uniform(B * T * H * D, s("q"), -2, 2), k = uniform(B * S * Hkv * D, s("k"), -2, 2), v = uniform(B * S * Hkv * D, s("v"));
     const p = { B, T, S, H, Hkv, D, scale: 0.3, causal: 1 };
     expect(B * H * T * S * D * 4).toBeGreaterThanOrEqual(PARALLEL_MIN_WORK);
-    await pool.whenReady();
-    const before = pool.workerChunks;
-    await expectKernel(backend, "attention", [q, k, v], [q.length, B * H * T], p, { atol: 1e-5, rtol: 1e-5 });
+    await withWorkerChunk(backend, () => expectKernel(backend, "attention", [q, k, v], [q.length, B * H * T], p, { atol: 1e-5, rtol: 1e-5 }));
     const [out, lse] = reference("attention", [q, k, v], [q.length, B * H * T], p).map((a) => Float32Array.from(a));
     const dout = uniform(q.length, s("dout"));
-    await expectKernel(backend, "attention_backward", [dout, q, k, v, out, lse], [q.length, k.length, v.length], p, { atol: 1e-4, rtol: 1e-4 });
-    expect(pool.workerChunks).toBeGreaterThan(before);
+    await withWorkerChunk(backend, () =>
+      expectKernel(backend, "attention_backward", [dout, q, k, v, out, lse], [q.length, k.length, v.length], p, { atol: 1e-4, rtol: 1e-4 }),
+    );
   });
 
   // runSplit: sizes well above SPLIT_MIN_NS for each kernel's cost, odd sizes for the tails
@@ -130,10 +167,7 @@ describe("wasm row-parallel kernels", async () => {
     await pool.whenReady();
     const one = outs(), grouped = outs();
     for (const l of launches(one)) backend.run(l.kernel, l.inputs, l.outputs, l.params as never);
-    // a worker takes a chunk (on a busy machine the main thread may take all of one job: a few tries)
-    const before = pool.workerChunks;
-    for (let i = 0; i < 20 && pool.workerChunks === before; i++) backend.runGroup(launches(grouped));
-    expect(pool.workerChunks).toBeGreaterThan(before);
+    await withWorkerChunk(backend, () => backend.runGroup(launches(grouped)));
     for (let i = 0; i < 3; i++) {
       expect(new Float32Array(backend.downloadSync(grouped[i]))).toEqual(new Float32Array(backend.downloadSync(one[i])));
     }
