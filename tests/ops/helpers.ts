@@ -91,8 +91,8 @@ async function withSabotagedRule<T>(op: OpName, fn: () => Promise<T>): Promise<T
   const table = vjp as Record<string, unknown>;
   const rule = table[op];
   if (typeof rule !== "function") throw new Error(`no VJP rule to sabotage for ${op}`);
-  table[op] = (g: k.Tensor, node: unknown) =>
-    (rule as (g: k.Tensor, node: unknown) => (k.Tensor | null)[])(g, node).map((t) => (t ? k.mul(t, 1.25) : t));
+  table[op] = (g: k.Tensor, node: unknown, needs?: readonly boolean[]) =>
+    (rule as (g: k.Tensor, node: unknown, needs?: readonly boolean[]) => (k.Tensor | null)[])(g, node, needs).map((t) => (t ? k.mul(t, 1.25) : t));
   try {
     return await fn();
   } finally {
