@@ -6,12 +6,14 @@ import { record } from "../autograd/tape.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { checkFloat, div } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
-import { embedding } from "./embedding.ts";
+import { embeddingRows } from "./embedding.ts";
+import { checkIds } from "./token_ids.ts";
 import { full } from "../tensor/tensor.ts";
 import { dispose } from "../tensor/memory.ts";
 
 export interface CrossEntropyOptions {
-  /** targets equal to this (or outside [0, V)) add no loss and no gradient (PyTorch default −100) */
+  /** targets equal to this add no loss and no gradient (PyTorch default −100); any other target outside
+   *  [0, V) throws (as PyTorch), except ids that exist only on a device, which the kernel skips */
   ignoreIndex?: number;
   /** "mean" over counted targets (PyTorch), "sum", or "none" (per-position losses) */
   reduction?: "mean" | "sum" | "none";
@@ -27,6 +29,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { ignoreIndex = -1
   if (targets.size !== N || logits.rank !== targets.rank + 1) {
     throw new Error(`[cross_entropy] targets ${targets.describe()} do not match logits ${logits.describe()}`);
   }
+  checkIds("cross_entropy", targets, V, "target", `${V} classes`, ignoreIndex);
   const loss = alloc(backend, targets.shape);
   const lse = alloc(backend, [N]);
   launch("cross_entropy", [logits, targets], [loss, lse], { N, V, ignoreIndex });
@@ -40,7 +43,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { ignoreIndex = -1
   // [V, 1] table of ones (zero at ignoreIndex); out-of-range ids give 0
   const table = full([V, 1], 1, { backend });
   if (ignoreIndex >= 0 && ignoreIndex < V) backend.upload(table.storage.buffer, new Float32Array([0]), ignoreIndex * 4);
-  const counted = embedding(targets, table);
+  const counted = embeddingRows(targets, table);
   const count = sum(counted);
   table.dispose();
   counted.dispose();

@@ -12,6 +12,7 @@ import { checkShape, formatShape, sizeOf, type Shape } from "./shape.ts";
 import { Rng } from "./random.ts";
 import * as ops from "../ops/index.ts";
 import { backward as runBackward } from "../autograd/tape.ts";
+import { rememberHostIds } from "../ops/token_ids.ts";
 
 let processBackend: Backend | null = null;
 // A backend chosen for one call (withBackend); AsyncLocalStorage carries it across the call's awaits.
@@ -229,6 +230,7 @@ export function fromArray(data: ArrayLike<number>, shape: Shape, options: Tensor
   const t = empty(shape, dtype, options.backend);
   const typed = dtype === "i32" ? Int32Array.from(data) : Float32Array.from(data);
   if (typed.length > 0) t.backend.upload(t.storage.buffer, typed);
+  if (typed instanceof Int32Array) rememberHostIds(t, typed);
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
 }
@@ -262,7 +264,11 @@ export function full(shape: Shape, value: number, options: TensorOptions = {}): 
   const skipped = uninitialized(shape, options);
   if (skipped) return skipped;
   const t = empty(shape, options.dtype ?? "f32", options.backend);
-  if (t.dtype === "i32") t.backend.upload(t.storage.buffer, new Int32Array(t.size).fill(value));
+  if (t.dtype === "i32") {
+    const values = new Int32Array(t.size).fill(value);
+    t.backend.upload(t.storage.buffer, values);
+    rememberHostIds(t, values);
+  }
   else if (t.size > 0) t.backend.run("fill", [], [t.storage.buffer], { n: t.size, value });
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
