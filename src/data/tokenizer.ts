@@ -5,6 +5,9 @@
 import { join } from "node:path";
 import { BPETokenizer, UnsupportedTokenizerError } from "./bpe.ts";
 import { HFTokenizer } from "./hf_tokenizer.ts";
+import { TokenizerFileError, validateTokenizerJSON } from "./tokenizer_check.ts";
+
+export { TokenizerFileError };
 
 /** Options for `Tokenizer.encode`. */
 export interface EncodeOptions {
@@ -117,19 +120,31 @@ export class CharTokenizer implements Tokenizer {
  *  kiln's ("kiln", throws UnsupportedTokenizerError otherwise), or always @huggingface/tokenizers ("reference"). */
 export type TokenizerImplementation = "auto" | "kiln" | "reference";
 
-/** Build a tokenizer from a parsed tokenizer.json (+ tokenizer_config.json). */
+/**
+ * Build a tokenizer from a parsed tokenizer.json (+ tokenizer_config.json). The JSON is validated first
+ * (tokenizer_check.ts): a damaged file throws a TokenizerFileError naming `file` and the field.
+ */
 export function tokenizerFromJSON(
   tokenizerJson: unknown,
   tokenizerConfig: unknown = {},
   implementation: TokenizerImplementation = "auto",
+  file = "tokenizer.json",
 ): Tokenizer {
-  if (implementation === "reference") return new HFTokenizer(tokenizerJson, tokenizerConfig);
+  validateTokenizerJSON(tokenizerJson, file);
   try {
-    return BPETokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+    if (implementation === "reference") return new HFTokenizer(tokenizerJson, tokenizerConfig);
+    try {
+      return BPETokenizer.fromJSON(tokenizerJson, tokenizerConfig);
+    } catch (e) {
+      if (implementation === "auto" && e instanceof UnsupportedTokenizerError)
+        return new HFTokenizer(tokenizerJson, tokenizerConfig);
+      throw e;
+    }
   } catch (e) {
-    if (implementation === "auto" && e instanceof UnsupportedTokenizerError)
-      return new HFTokenizer(tokenizerJson, tokenizerConfig);
-    throw e;
+    if (e instanceof UnsupportedTokenizerError || e instanceof TokenizerFileError) throw e;
+    // what the checks above do not cover (a bad regex, a malformed component): still name the file
+    const message = (e as Error)?.message ?? String(e);
+    throw new TokenizerFileError(`[tokenizer] ${file}: ${message.replace(/^\[tokenizer\] /, "")}`, { cause: e });
   }
 }
 
@@ -140,12 +155,14 @@ export function tokenizerFromJSON(
 export async function loadTokenizer(dir: string, implementation: TokenizerImplementation = "auto"): Promise<Tokenizer> {
   const config = await readJsonIfExists(join(dir, "tokenizer_config.json"));
   const json = await readJsonIfExists(join(dir, "tokenizer.json"));
-  if (json !== undefined) return tokenizerFromJSON(json, config ?? {}, implementation);
+  if (json !== undefined) return tokenizerFromJSON(json, config ?? {}, implementation, join(dir, "tokenizer.json"));
   const vocab = await readJsonIfExists(join(dir, "vocab.json"));
   const mergesFile = Bun.file(join(dir, "merges.txt"));
   if (vocab === undefined || !(await mergesFile.exists()))
     throw new Error(`[tokenizer] ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
-  return tokenizerFromJSON(gpt2FilesToJSON(vocab, await mergesFile.text(), config ?? {}), config ?? {}, implementation);
+  const files = `${join(dir, "vocab.json")} + merges.txt`;
+  if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) throw new Error(`[tokenizer] ${files}: vocab.json is not an object of token -> id`);
+  return tokenizerFromJSON(gpt2FilesToJSON(vocab, await mergesFile.text(), config ?? {}), config ?? {}, implementation, files);
 }
 
 /** The tokenizer.json equivalent of GPT-2's vocab.json + merges.txt (byte-level BPE, GPT-2 regex). */

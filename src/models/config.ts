@@ -163,7 +163,17 @@ export async function loadModelConfig(dir: string): Promise<ModelConfig> {
   const path = `${dir.replace(/\/$/, "")}/config.json`;
   const f = Bun.file(path);
   if (!(await f.exists())) throw new Error(`[config] ${path} not found`);
-  return parseModelConfig(await f.json());
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await f.text());
+  } catch (e) {
+    throw new Error(`[config] ${path} is not valid JSON (${(e as Error).message})`);
+  }
+  try {
+    return parseModelConfig(raw);
+  } catch (e) {
+    throw new Error(`[config] ${path}: ${(e as Error).message.replace(/^\[config\] /, "")}`, { cause: e });
+  }
 }
 
 function familyOf(raw: Record<string, unknown>): ModelFamily {

@@ -18,6 +18,7 @@ import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
 import { loadModelConfig, toHFConfig, type GPT2Config, type ModelConfig } from "./config.ts";
 import { GPT } from "./gpt.ts";
+import { parseGenerationConfig } from "./generate.ts";
 import { LlamaForCausalLM } from "./llama.ts";
 import { createModel, type PretrainedModel } from "./index.ts";
 
@@ -81,9 +82,10 @@ export async function loadPretrained(dir: string, { backend, tokenizer = true }:
   const model = withoutInit(() => createModel(config, backend));
   try {
     await copyWeights(model, checkpoint, dir);
-    const generationConfig = await readJson<GenerationConfig>(join(dir, "generation_config.json"));
+    const generationConfig = await readGenerationConfig(join(dir, "generation_config.json"), config.vocabSize);
     const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
     const tok = tokenizer && hasTokenizer ? await loadTokenizer(dir) : undefined;
+    if (tok) checkTokenizerFits(tok, config, dir);
     origins.set(model, { dir, config, generationConfig });
     return { model: model.eval(), config, tokenizer: tok, generationConfig };
   } catch (e) {
@@ -308,6 +310,38 @@ function modelConfigOf(model: PretrainedModel, loaded?: ModelConfig): ModelConfi
   return { ...base, ...model.config, family: "gpt2" } satisfies GPT2Config;
 }
 
+/**
+ * Every id the tokenizer can emit must have a row in the embedding: a tokenizer smaller than the
+ * (padded) vocab_size is normal (Qwen2's is), a larger one would feed the model ids it has no row for.
+ */
+function checkTokenizerFits(tok: Tokenizer, config: ModelConfig, dir: string): void {
+  if (tok.vocabSize <= config.vocabSize) return;
+  throw new Error(
+    `[pretrained] ${dir}: the tokenizer has ${tok.vocabSize} token ids (0..${tok.vocabSize - 1}) but config.json vocab_size is ` +
+      `${config.vocabSize}: ids ${config.vocabSize}.. would have no embedding row (a tokenizer from another model?)`,
+  );
+}
+
+/** generation_config.json, checked field by field (generate.ts's schema) and its token ids against the vocabulary. */
+async function readGenerationConfig(path: string, vocabSize: number): Promise<GenerationConfig | undefined> {
+  const raw = await readJson<GenerationConfig>(path);
+  if (raw === undefined) return undefined;
+  try {
+    parseGenerationConfig(raw);
+  } catch (e) {
+    throw new Error(`[pretrained] ${path}: ${(e as Error).message.replace(/^\[generate\] generation config /, "")}`, { cause: e });
+  }
+  for (const field of ["bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"]) {
+    const v = raw[field];
+    if (v == null) continue;
+    for (const id of Array.isArray(v) ? v : [v]) {
+      if (!(Number.isInteger(id) && id >= 0 && id < vocabSize))
+        throw new Error(`[pretrained] ${path}: field ${field} = ${JSON.stringify(v)}: ${JSON.stringify(id)} is not a token id below vocab_size ${vocabSize}`);
+    }
+  }
+  return raw;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 function preview(names: readonly string[], n = 8): string {
@@ -325,9 +359,13 @@ async function exists(path: string): Promise<boolean> {
 async function readJson<T>(path: string): Promise<T | undefined> {
   if (!(await exists(path))) return undefined;
   const text = await readFile(path, "utf8");
+  let value: unknown;
   try {
-    return JSON.parse(text) as T;
+    value = JSON.parse(text);
   } catch (e) {
     throw new Error(`[pretrained] ${path} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new Error(`[pretrained] ${path} is not a JSON object (got ${Array.isArray(value) ? "a list" : JSON.stringify(value)})`);
+  return value as T;
 }
