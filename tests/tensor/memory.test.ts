@@ -305,7 +305,7 @@ describe("ops outside any scope", () => {
       return k.attention(q, q, q);
     }],
     ["rope", (x, _w, _i, hold) => k.rope(hold(x.reshape([1, 3, 2, 4])))],
-    ["embedding", (_x, w, ids, hold) => k.embedding(ids, hold(w.reshape([2, 2])))],
+    ["embedding", (_x, w, _ids, hold) => k.embedding(hold(k.fromArray(Int32Array.of(0, 1, 1, 0), [2, 2])), hold(w.reshape([2, 2])))],
     ["crossEntropy mean", (x, _, ids) => k.crossEntropy(x, ids)],
     ["crossEntropy sum", (x, _, ids) => k.crossEntropy(x, ids, { reduction: "sum" })],
     ["crossEntropy none", (x, _, ids) => k.crossEntropy(x, ids, { reduction: "none" })],
