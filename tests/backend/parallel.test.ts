@@ -5,7 +5,8 @@
 // Wasm only (other backends have no thread pool). Whether a worker wakes in time to take a chunk is
 // up to the OS scheduler (the main thread takes the chunks of a late worker), so the tests that check
 // that workers take chunks hold the main thread's first chunk until a worker has finished one
-// (withWorkerChunk): the outcome no longer depends on timing.
+// (withWorkerChunk): the outcome no longer depends on timing. The backends here run without a native
+// BLAS (its matrix products are not wasm kernel chunks; tests/backend/blas.test.ts covers them).
 import { afterAll, describe, expect, test } from "bun:test";
 import { createBackend } from "../../src/backend/registry.ts";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
@@ -52,7 +53,7 @@ async function withWorkerChunk<T>(backend: WasmBackend, fn: () => Promise<T> | T
 }
 
 describe("wasm row-parallel kernels", async () => {
-  const backend = (await createBackend("wasm", { threads: 2 })) as WasmBackend;
+  const backend = (await createBackend("wasm", { threads: 2, blas: "off" })) as WasmBackend;
   const pool = threadPool(backend.unsafeRuntime);
   afterAll(() => backend.dispose());
 
@@ -87,7 +88,7 @@ describe("wasm row-parallel kernels", async () => {
   });
 
   // runSplit: sizes well above SPLIT_MIN_NS for each kernel's cost, odd sizes for the tails
-  const single = await createBackend("wasm", { threads: 1 });
+  const single = await createBackend("wasm", { threads: 1, blas: "off" });
   afterAll(() => single.dispose());
   const n = 1_500_007;
   const big = 3_100_000; // the longest input below (copy from a fused qkv)
@@ -137,7 +138,7 @@ describe("wasm row-parallel kernels", async () => {
   });
 
   test("runGroup on four threads (each matmul split in two) is bit for bit run() one by one", async () => {
-    const four = (await createBackend("wasm", { threads: 4 })) as WasmBackend;
+    const four = (await createBackend("wasm", { threads: 4, blas: "off" })) as WasmBackend;
     try {
       await groupMatchesRun(four);
     } finally {
