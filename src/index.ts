@@ -52,3 +52,7 @@ export {
 } from "./nn/lora_model.ts";
 export { saveAdapter, loadAdapter, readAdapterConfig, type PeftLoraConfig } from "./io/peft.ts";
 export { maskedCrossEntropy, sequenceLogps, dpoLoss, logSigmoid, shiftLabels, IGNORE_INDEX, type DpoLossType } from "./train/losses.ts";
+// serving: the OpenAI-compatible API
+export { createServer, type KilnServer, type ModelEntry, type ServerOptions } from "./serve/server.ts";
+export { loadServedModel, type LoadedModelEntry } from "./serve/load.ts";
+export { Batcher, QueueFullError, type BatcherOptions, type SequenceRequest, type SequenceResult, type ServableModel } from "./serve/batcher.ts";

@@ -5,6 +5,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   train: { file: "./train.ts", help: "train a character-level GPT on a text file (default: Tiny Shakespeare)" },
   tokenizer: { file: "./tokenizer.ts", help: "train a byte-level BPE tokenizer (kiln tokenizer train --help)" },
   generate: { file: "./generate.ts", help: "continue a prompt with a Hugging Face model folder or a kiln run folder" },
+  serve: { file: "./serve.ts", help: "serve a model folder with an OpenAI-compatible HTTP API (kiln serve --help)" },
 };
 
 const [command, ...rest] = process.argv.slice(2);

@@ -27,6 +27,7 @@ export const ENV_VARS: readonly EnvVar[] = [
     description: "1 = WebGPU matmul multiplies in f16 where the adapter has shader-f16 (faster on some GPUs; inference only, about 3 significant digits)",
     default: "0",
   },
+  { name: "KILN_API_KEY", description: "kiln serve: the API key clients must send (Authorization: Bearer) when --api-key is not given", default: "" },
   { name: "KILN_TEST_WEBGPU", description: "tests: 1 = WebGPU must be available (fail instead of skip)", default: "0" },
   { name: "KILN_TEST_BLAS", description: "tests: 1 = a native BLAS must be found (fail instead of skip)", default: "0" },
 ];

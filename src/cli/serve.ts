@@ -1,0 +1,113 @@
+// `kiln serve`: an OpenAI-compatible HTTP API (src/serve) for a local Hugging Face model folder, on
+// Bun.serve. Listens on 127.0.0.1 unless told otherwise; Ctrl-C stops taking requests, cancels what
+// is running and exits.
+
+import { parseArgs } from "node:util";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { init } from "../init.ts";
+import { env } from "../util/env.ts";
+import { createServer } from "../serve/server.ts";
+import { loadServedModel } from "../serve/load.ts";
+
+const HELP = `usage: kiln serve --model <dir> [options]
+
+Serves a local Hugging Face model folder (config.json, model.safetensors, tokenizer.json) with an
+OpenAI-compatible API: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streaming
+with "stream": true), GET /health, GET /metrics (Prometheus). Concurrent requests share decode steps.
+
+options:
+  --model <dir>               model folder (required)
+  --served-model-name <name>  the name clients pass as "model" (default: the folder's name)
+  --host <addr>               address to listen on (default 127.0.0.1: this machine only)
+  --port <n>                  port (default 8080; 0 picks a free one)
+  --max-batch <n>             sequences decoded together (default 8)
+  --max-queue <n>             sequences waiting before requests get 429 (default 64)
+  --max-body-bytes <n>        larger request bodies get 413 (default 1048576)
+  --request-timeout <s>       abort a request still generating after this many seconds (default 600)
+  --api-key <key>             require "Authorization: Bearer <key>" on /v1/* (default: $KILN_API_KEY, else none)
+  --backend <name>            auto | wasm | webgpu (default: $KILN_BACKEND or auto)
+  --device <name>             backend device ("cpu" allows a software WebGPU adapter; wasm: threads)
+  -h, --help`;
+
+const INT_FLAGS = ["port", "max-batch", "max-queue", "max-body-bytes", "request-timeout"] as const;
+
+class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: "string" }, "served-model-name": { type: "string" }, host: { type: "string" }, "api-key": { type: "string" },
+        backend: { type: "string" }, device: { type: "string" }, help: { type: "boolean", short: "h" },
+        ...Object.fromEntries(INT_FLAGS.map((k) => [k, { type: "string" as const }])),
+      },
+      strict: true,
+    }));
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
+    if (!values.model) throw new UsageError("--model <dir> is required");
+  } catch (e) {
+    console.error(`kiln serve: ${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await run(values);
+  } catch (e) {
+    console.error(`kiln serve: ${(e as Error).message}`);
+    if (process.env.KILN_DEBUG) console.error(e);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+async function run(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const ints: Partial<Record<(typeof INT_FLAGS)[number], number>> = {};
+  for (const flag of INT_FLAGS) {
+    const raw = values[flag] as string | undefined;
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isInteger(n) || n < 0 || (flag !== "port" && flag !== "max-queue" && n === 0)) {
+      throw new UsageError(`--${flag} must be an integer${flag === "port" || flag === "max-queue" ? " >= 0" : " >= 1"} (got ${JSON.stringify(raw)})`);
+    }
+    ints[flag] = n;
+  }
+  const dir = values.model as string;
+  const info = await stat(dir).catch(() => null);
+  if (!info?.isDirectory()) throw new UsageError(`--model ${dir}: no such folder`);
+  if (!(await Bun.file(join(dir, "config.json")).exists())) throw new UsageError(`--model ${dir} has no config.json: expected a Hugging Face model folder`);
+  const backend = await init((values.backend as string | undefined) ?? env("KILN_BACKEND"), {
+    device: values.device as string | undefined,
+    threads: values.backend !== "webgpu" && values.device ? Number(values.device) || undefined : undefined,
+  });
+  const entry = await loadServedModel(dir, { name: values["served-model-name"] as string | undefined, backend });
+  const api = createServer({
+    models: [entry],
+    maxBatch: ints["max-batch"],
+    maxQueue: ints["max-queue"],
+    maxBodyBytes: ints["max-body-bytes"],
+    requestTimeoutMs: ints["request-timeout"] !== undefined ? ints["request-timeout"] * 1000 : undefined,
+    apiKey: (values["api-key"] as string | undefined) ?? (env("KILN_API_KEY") || undefined),
+  });
+  const server = Bun.serve({
+    hostname: (values.host as string | undefined) ?? "127.0.0.1",
+    port: ints.port ?? 8080,
+    fetch: api.fetch,
+    idleTimeout: 0, // a long generation streams nothing for a while on slow backends: let the request timeout decide
+    error: () => Response.json({ error: { message: "internal error", type: "server_error", param: null, code: null } }, { status: 500 }),
+  });
+  console.error(`kiln serve: ${entry.name} on http://${server.hostname}:${server.port}/v1 (${backend.name}, ${backend.device}; context ${entry.model.config.blockSize}, batch ${ints["max-batch"] ?? 8}${entry.chatTemplate ? ", chat template" : ", no chat template"})`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  console.error("kiln serve: shutting down");
+  await server.stop(false);
+  await api.close();
+  backend.dispose();
+  return 0;
+}

@@ -1,0 +1,303 @@
+// Continuous batching for one model: sequences wait in a bounded queue, join the running batch
+// between decode steps (after a prefill of their prompt into their own KV cache), and leave it as
+// soon as they finish, are cancelled or time out (their cache is freed at once). Each decode step
+// is ONE forward pass over every running sequence (a BatchedKVCache routes each row to its cache)
+// and one read-back of the [B, V] logits; tokens are then chosen per sequence on the host.
+// All model work runs on this one loop, so concurrent requests never interleave inside a forward.
+// Not here: HTTP, JSON or the OpenAI shapes (openai.ts). Reference: Orca (OSDI '22) iteration-level
+// scheduling; vLLM's scheduler (waiting / running queues).
+
+import type { Tensor } from "../tensor/tensor.ts";
+import { fromArray } from "../tensor/tensor.ts";
+import { scope } from "../tensor/memory.ts";
+import { noGrad } from "../autograd/tape.ts";
+import type { Tokenizer } from "../data/tokenizer.ts";
+import type { KVCache } from "../models/kv_cache.ts";
+import { BatchedKVCache, type AnyKVCache } from "../models/batched_kv_cache.ts";
+import { StreamingDetokenizer } from "../models/detokenizer.ts";
+import { chooseToken, type TokenChoiceParams, type TokenLogprob } from "./token_choice.ts";
+import type { ServerMetrics } from "./metrics.ts";
+
+/** What the batcher needs of a model: a forward that takes a (batched) cache, and caches. */
+export interface ServableModel {
+  forward(ids: Tensor, opts?: { cache?: AnyKVCache; logitsToKeep?: number }): Tensor;
+  newCache(batch: number, maxLength: number): KVCache;
+  readonly config: { blockSize: number; vocabSize: number };
+  parameters(): Tensor[];
+  readonly training: boolean;
+}
+
+export interface SequenceRequest extends TokenChoiceParams {
+  promptIds: number[];
+  /** tokens to generate at most (prompt + maxTokens must fit the context) */
+  maxTokens: number;
+  stopTokens: readonly number[];
+  stopStrings: readonly string[];
+  /** aborting it (client gone, timeout) takes the sequence out before the next step */
+  signal?: AbortSignal;
+}
+
+export interface TokenEvent {
+  token: number;
+  /** text that became final with this token ("" while held back or for a stop token) */
+  piece: string;
+  logprob?: TokenLogprob;
+}
+
+export type FinishReason = "stop" | "length" | "cancelled";
+
+export interface SequenceResult {
+  text: string;
+  tokens: number[];
+  promptTokens: number;
+  finishReason: FinishReason;
+  /** ms from submit to the first token (NaN if none came) */
+  ttftMs: number;
+  /** per generated token, when the request asked for log-probabilities */
+  logprobs?: TokenLogprob[];
+}
+
+export interface SequenceSink {
+  onToken?(ev: TokenEvent): void;
+  /** trailing held-back text, once the sequence has finished */
+  onFinish?(piece: string, result: SequenceResult): void;
+}
+
+export class QueueFullError extends Error {}
+
+interface Sequence {
+  req: SequenceRequest;
+  sink: SequenceSink;
+  cache: KVCache | null;
+  context: number[];
+  tokens: number[];
+  counts: Map<number, number>;
+  logprobs: TokenLogprob[];
+  detok: StreamingDetokenizer;
+  stopTokens: Set<number>;
+  submittedAt: number;
+  ttftMs: number;
+  resolve(r: SequenceResult): void;
+  reject(e: unknown): void;
+  done: boolean;
+}
+
+export interface BatcherOptions {
+  /** the most sequences decoded together (default 8) */
+  maxBatch?: number;
+  /** the most sequences waiting for a slot; beyond it submit() throws QueueFullError (default 64) */
+  maxQueue?: number;
+  metrics?: ServerMetrics;
+}
+
+export class Batcher {
+  readonly maxBatch: number;
+  readonly maxQueue: number;
+  readonly #model: ServableModel;
+  readonly #tokenizer: Tokenizer;
+  readonly #metrics?: ServerMetrics;
+  readonly #waiting: Sequence[] = [];
+  #running: Sequence[] = [];
+  /** the decode loop runs (it stops when there is no work; submit starts it again) */
+  #active = false;
+  #loop: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(model: ServableModel, tokenizer: Tokenizer, { maxBatch = 8, maxQueue = 64, metrics }: BatcherOptions = {}) {
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`[serve] maxBatch must be an integer >= 1, got ${maxBatch}`);
+    if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new Error(`[serve] maxQueue must be an integer >= 0, got ${maxQueue}`);
+    if (model.training) throw new Error("[serve] the model is in training mode (dropout on): call model.eval() before serving it");
+    this.#model = model;
+    this.#tokenizer = tokenizer;
+    this.maxBatch = maxBatch;
+    this.maxQueue = maxQueue;
+    this.#metrics = metrics;
+  }
+
+  get queueDepth(): number {
+    return this.#waiting.length;
+  }
+
+  get running(): number {
+    return this.#running.length;
+  }
+
+  get contextLength(): number {
+    return this.#model.config.blockSize;
+  }
+
+  /** Whether `n` more sequences fit in the queue now. */
+  hasRoom(n: number): boolean {
+    return !this.#closed && this.#waiting.length + n <= this.maxQueue + Math.max(this.maxBatch - this.#running.length, 0);
+  }
+
+  /**
+   * Queues sequences, all or none (QueueFullError when the queue lacks room for all). Each promise
+   * resolves when its sequence finishes (finishReason "cancelled" once its signal aborted).
+   */
+  submit(reqs: readonly { req: SequenceRequest; sink?: SequenceSink }[]): Promise<SequenceResult>[] {
+    if (this.#closed) throw new QueueFullError("the server is shutting down");
+    if (!this.hasRoom(reqs.length)) throw new QueueFullError(`the queue is full (${this.#waiting.length} waiting, max ${this.maxQueue})`);
+    const { blockSize, vocabSize } = this.#model.config;
+    const promises = reqs.map(({ req, sink = {} }) => {
+      if (req.promptIds.length === 0) throw new Error("[serve] empty prompt");
+      if (req.promptIds.length + req.maxTokens > blockSize) throw new Error(`[serve] ${req.promptIds.length} prompt + ${req.maxTokens} new tokens exceed the context ${blockSize}`);
+      for (const id of req.promptIds) if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`[serve] prompt token ${id} is outside the vocabulary [0, ${vocabSize})`);
+      return new Promise<SequenceResult>((resolve, reject) => {
+        const seq: Sequence = {
+          req, sink, cache: null, context: [...req.promptIds], tokens: [], counts: new Map(), logprobs: [],
+          detok: new StreamingDetokenizer(this.#tokenizer, { anchor: req.promptIds[req.promptIds.length - 1], stopStrings: req.stopStrings }),
+          stopTokens: new Set(req.stopTokens), submittedAt: performance.now(), ttftMs: NaN, resolve, reject, done: false,
+        };
+        this.#waiting.push(seq);
+        req.signal?.addEventListener("abort", () => this.#poke(), { once: true });
+      });
+    });
+    this.#poke();
+    return promises;
+  }
+
+  /** Stops taking work, cancels everything queued or running, and waits for the loop to end. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const s of [...this.#waiting, ...this.#running]) this.#finish(s, "cancelled");
+    this.#waiting.length = 0;
+    this.#running = [];
+    this.#poke();
+    await this.#loop;
+  }
+
+  #poke(): void {
+    if (this.#active || this.#closed) return;
+    this.#active = true;
+    this.#loop = this.#run().catch((e) => {
+      this.#active = false; // #guard keeps model errors inside; anything else is a bug: say it, keep serving
+      console.error(`[serve] batcher loop: ${(e as Error)?.stack ?? e}`);
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      this.#running = this.#running.filter((s) => !this.#dropIfAborted(s));
+      if (this.#running.length === 0 && this.#waiting.length === 0) {
+        this.#active = false; // synchronously: the next submit starts a new loop
+        return;
+      }
+      // join: prefill waiting sequences into free slots (each gives its first token)
+      while (this.#running.length < this.maxBatch && this.#waiting.length > 0) {
+        const s = this.#waiting.shift()!;
+        if (this.#dropIfAborted(s)) continue;
+        await this.#guard([s], () => this.#prefill(s));
+        if (!s.done) this.#running.push(s);
+      }
+      this.#running = this.#running.filter((s) => !s.done && !this.#dropIfAborted(s));
+      if (this.#running.length > 0) {
+        const batch = this.#running;
+        await this.#guard(batch, () => this.#decode(batch));
+        this.#running = this.#running.filter((s) => !s.done);
+      }
+      // let the HTTP side run (new requests, disconnects) between steps
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    this.#active = false;
+  }
+
+  /** Runs model work for `seqs`; a failure ends those sequences with the error, never the loop. */
+  async #guard(seqs: Sequence[], fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      for (const s of seqs) {
+        if (s.done) continue;
+        s.done = true;
+        s.cache?.dispose();
+        s.cache = null;
+        this.#metrics?.sequences.inc({ reason: "error" });
+        s.reject(e);
+      }
+    }
+  }
+
+  async #prefill(s: Sequence): Promise<void> {
+    const ids = s.req.promptIds;
+    s.cache = this.#model.newCache(1, Math.max(ids.length + s.req.maxTokens - 1, ids.length));
+    const logits = await this.#forward([ids], s.cache); // [1, V]
+    this.#metrics?.promptTokens.inc({}, ids.length);
+    this.#step(s, logits);
+  }
+
+  async #decode(batch: Sequence[]): Promise<void> {
+    const t0 = performance.now();
+    const V = this.#model.config.vocabSize;
+    const cache = new BatchedKVCache(batch.map((s) => s.cache!));
+    const logits = await this.#forward(batch.map((s) => [s.context[s.context.length - 1]]), cache); // [B, V]
+    batch.forEach((s, i) => this.#step(s, logits.subarray(i * V, (i + 1) * V)));
+    this.#metrics?.batchSize.observe(batch.length);
+    this.#metrics?.stepSeconds.observe((performance.now() - t0) / 1000);
+  }
+
+  /** One forward in its own memory scope; the last position's logits of each row, [B·V]. */
+  async #forward(rows: number[][], cache: AnyKVCache): Promise<Float32Array> {
+    const model = this.#model;
+    const backend = model.parameters()[0].backend;
+    const last = scope(() =>
+      noGrad(() => {
+        const x = fromArray(Int32Array.from(rows.flat()), [rows.length, rows[0].length], { dtype: "i32", backend }); // [B, T]
+        const logits = model.forward(x, { cache, logitsToKeep: 1 }); // [B, 1, V]
+        const T = logits.shape[1];
+        return T === 1 ? logits : logits.narrow(1, T - 1, 1);
+      }),
+    );
+    try {
+      return (await last.data()) as Float32Array;
+    } finally {
+      last.dispose();
+    }
+  }
+
+  /** Chooses s's next token from its logits row and hands it out; finishes s when it should. */
+  #step(s: Sequence, logits: Float32Array): void {
+    if (s.done) return;
+    const { token, logprob } = chooseToken(logits, s.req, s.context, s.counts);
+    if (s.tokens.length === 0) {
+      s.ttftMs = performance.now() - s.submittedAt;
+      this.#metrics?.ttftSeconds.observe(s.ttftMs / 1000);
+    }
+    s.tokens.push(token);
+    s.context.push(token);
+    s.counts.set(token, (s.counts.get(token) ?? 0) + 1);
+    if (logprob) s.logprobs.push(logprob);
+    this.#metrics?.generationTokens.inc();
+    if (s.stopTokens.has(token)) {
+      s.sink.onToken?.({ token, piece: "", logprob });
+      return this.#finish(s, "stop");
+    }
+    const piece = s.detok.push(token);
+    s.sink.onToken?.({ token, piece, logprob });
+    if (s.detok.stopped) return this.#finish(s, "stop");
+    if (s.tokens.length >= s.req.maxTokens) return this.#finish(s, "length");
+  }
+
+  /** Takes out a sequence whose signal aborted (client gone, timeout); true if it did. */
+  #dropIfAborted(s: Sequence): boolean {
+    if (s.done) return true;
+    if (!s.req.signal?.aborted) return false;
+    this.#finish(s, "cancelled");
+    return true;
+  }
+
+  #finish(s: Sequence, reason: FinishReason): void {
+    if (s.done) return;
+    s.done = true;
+    s.cache?.dispose(); // the sequence's memory goes back now, not at the next GC
+    s.cache = null;
+    const rest = reason === "cancelled" ? "" : s.detok.finish();
+    const result: SequenceResult = { text: s.detok.text, tokens: s.tokens, promptTokens: s.req.promptIds.length, finishReason: reason, ttftMs: s.ttftMs, ...(s.req.logprobs !== null ? { logprobs: s.logprobs } : {}) };
+    this.#metrics?.sequences.inc({ reason });
+    try {
+      s.sink.onFinish?.(rest, result);
+    } finally {
+      s.resolve(result);
+    }
+  }
+}
