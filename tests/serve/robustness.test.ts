@@ -41,6 +41,9 @@ async function withServer(options: Partial<ServerOptions>, fn: (base: string, ap
   }
 }
 
+/** keeps a sequence going to max_tokens: the end-of-text id can never be drawn */
+const NO_EOS = { logit_bias: { "299": -100 } };
+
 const post = (base: string, path: string, body: unknown, init: RequestInit = {}) =>
   fetch(base + path, { method: "POST", body: typeof body === "string" || body instanceof ReadableStream ? body : JSON.stringify(body), headers: { "content-type": "application/json" }, ...init });
 
@@ -104,7 +107,7 @@ describe("serve robustness", () => {
 
   test("429 with Retry-After when the queue is full; served again once it drains", async () => {
     await withServer({ maxBatch: 1, maxQueue: 0 }, async (base, api) => {
-      const long = post(base, "/v1/completions", { model: "tiny", prompt: "busy", max_tokens: 200, temperature: 0 });
+      const long = post(base, "/v1/completions", { model: "tiny", prompt: "busy", max_tokens: 200, temperature: 0, ...NO_EOS });
       await until(() => api.models[0].batcher.running === 1, "the first request to run");
       const r = await post(base, "/v1/completions", { model: "tiny", prompt: "me too", max_tokens: 2 });
       expect(r.status).toBe(429);
@@ -115,8 +118,8 @@ describe("serve robustness", () => {
   });
 
   test("a request past its timeout gets 504 and its sequence is dropped", async () => {
-    await withServer({ requestTimeoutMs: 30 }, async (base, api) => {
-      const r = await post(base, "/v1/completions", { model: "tiny", prompt: "slow", max_tokens: 250 });
+    await withServer({ requestTimeoutMs: 1 }, async (base, api) => {
+      const r = await post(base, "/v1/completions", { model: "tiny", prompt: "slow", max_tokens: 250, ...NO_EOS });
       expect(r.status).toBe(504);
       expect(((await r.json()) as { error: { type: string } }).error.type).toBe("timeout");
       await until(() => api.models[0].batcher.running === 0, "the batch to empty");
@@ -129,7 +132,7 @@ describe("serve robustness", () => {
       await warm.text();
       const baseline = backend.stats().allocatedBytes;
       const abort = new AbortController();
-      const r = await post(base, "/v1/completions", { model: "tiny", prompt: "bye", max_tokens: 240, stream: true }, { signal: abort.signal });
+      const r = await post(base, "/v1/completions", { model: "tiny", prompt: "bye", max_tokens: 240, stream: true, ...NO_EOS }, { signal: abort.signal });
       const reader = r.body!.getReader();
       await reader.read(); // the first chunk: the sequence is running, its cache allocated
       expect(api.models[0].batcher.running).toBe(1);
