@@ -9,7 +9,7 @@ export {
 } from "./tensor/tensor.ts";
 export type { DType } from "./tensor/dtype.ts";
 export { scope, asyncScope, keep, dispose } from "./tensor/memory.ts";
-export { Rng, seed } from "./tensor/random.ts";
+export { Rng, seed, withRng } from "./tensor/random.ts";
 export { noGrad, isGradEnabled } from "./autograd/tape.ts";
 export { checkGradients, checkGradientsAsync } from "./autograd/check.ts";
 export * as ops from "./ops/index.ts";
@@ -21,7 +21,9 @@ export {
 export { Module, ModuleList } from "./nn/module.ts";
 export { withTraining, isTraining } from "./nn/mode.ts";
 export { Linear, Embedding, LayerNorm, RMSNorm, Dropout } from "./nn/layers.ts";
-export { AdamW, type ParamGroup, type AdamWOptions } from "./optim/adamw.ts";
+export { AdamW, type AdamWOptions } from "./optim/adamw.ts";
+export { Optimizer, type ParamGroup, type OptimizerStateDict, type ParamState, type StepOptions } from "./optim/optimizer.ts";
+export { SGD, type SGDOptions } from "./optim/sgd.ts";
 export { gradNormSq, clipGradNorm } from "./optim/clip.ts";
 export { warmupCosine } from "./optim/schedule.ts";
 export { GPT, GPTConfig } from "./models/gpt.ts";
@@ -42,7 +44,9 @@ export { TokenDataset, type Batch, type Split } from "./data/dataset.ts";
 export { readSafetensors, writeSafetensors, SafetensorsError, SafetensorsFile, type SafetensorsDType } from "./io/safetensors.ts";
 export { writeFileAtomic, writeJsonAtomic } from "./io/atomic.ts";
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint } from "./io/checkpoint.ts";
-export { Trainer, defaultOptimizer, type TrainerOptions, type TrainingResult, type Hooks, type StepInfo, type LossFn } from "./train/trainer.ts";
+export {
+  Trainer, defaultOptimizer, type TrainerOptions, type TrainingResult, type Hooks, type StepInfo, type LossFn, type LossOutput, type BatchSource,
+} from "./train/trainer.ts";
 export { TrainArgs } from "./train/args.ts";
 // fine-tuning: LoRA, PEFT adapters, SFT/DPO losses
 export { LoRALinear, type LoraOptions, type LoraAdapter } from "./nn/lora.ts";

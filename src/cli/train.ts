@@ -129,8 +129,17 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
       `${tokens.length.toLocaleString("en-US")} tokens; backend ${backend.name} (${backend.device}); run folder ${outDir}` +
       (resume ? " (resuming)" : ""),
   );
-  const trainer = new Trainer({ model, data: dataset, args: config.train, outDir, resume: !!resume });
-  const result = await trainer.fit();
+  // Ctrl-C / SIGTERM: the run stops after the current step and saves a checkpoint (the library
+  // Trainer takes an AbortSignal; handling process signals is the command's job)
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const trainer = new Trainer({ model, data: dataset, args: config.train, outDir, resume: !!resume, signal: stop.signal });
+  const result = await trainer.fit().finally(() => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  });
 
   // 4. report
   if (result.stoppedBy === "interrupt") {

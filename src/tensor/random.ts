@@ -2,6 +2,8 @@
 // normals. Its state is four u32s, saved in checkpoints so a resumed run draws the same numbers.
 // Reference: Blackman & Vigna, "Scrambled linear pseudorandom number generators" (2018).
 
+import { AsyncLocalStorage } from "node:async_hooks";
+
 export class Rng {
   /** The RNG used when none is passed (weight init, batches); reseed with seed(). */
   static global = new Rng(1337);
@@ -96,4 +98,19 @@ export function randomSeed(): number {
 /** Reseeds the global RNG: weight init and batch sampling then repeat exactly. */
 export function seed(n: number): void {
   Rng.global.reseed(n);
+}
+
+const streams = new AsyncLocalStorage<Rng>();
+
+/**
+ * Runs fn with `rng` as the RNG that ops draw from when given none (dropout): a stream owned by
+ * one call (a training step) that leaves Rng.global untouched, also across awaits.
+ */
+export function withRng<T>(rng: Rng, fn: () => T): T {
+  return streams.run(rng, fn);
+}
+
+/** The RNG of the current withRng call, else Rng.global. */
+export function currentRng(): Rng {
+  return streams.getStore() ?? Rng.global;
 }

@@ -1,16 +1,19 @@
-// The Trainer: kiln's one training loop. It owns gradient accumulation, the lr schedule, AdamW with
-// fused global-norm clipping, evaluation, early stopping, checkpoints (atomic, exact resume),
-// Ctrl-C handling, NaN detection, per-phase timings, metrics and hooks. What is trained and how
-// the loss is computed are injected (mlx-lm's train(..., loss=...) idea), so SFT and DPO reuse it.
+// The Trainer: kiln's one training loop. It owns gradient accumulation, the lr schedule, the
+// optimizer step with global-norm clipping, evaluation, early stopping, checkpoints (atomic, exact
+// resume), stopping on request (interrupt() or an AbortSignal; signal handlers belong to the CLI),
+// NaN detection, per-phase timings, metrics and a list of hooks. What is trained, the shape of a
+// batch and how the loss is computed are injected (mlx-lm's train(..., loss=...) idea), so SFT and
+// DPO reuse it. Its RNG streams (batches, dropout) are its own: it never writes Rng.global.
 
 import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { scope } from "../tensor/memory.ts";
-import { Rng } from "../tensor/random.ts";
+import { Rng, withRng } from "../tensor/random.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { AdamW } from "../optim/adamw.ts";
+import type { Optimizer } from "../optim/optimizer.ts";
 import { gradNormSq } from "../optim/clip.ts";
 import { warmupCosine } from "../optim/schedule.ts";
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
@@ -20,12 +23,18 @@ import { Progress } from "./progress.ts";
 import type { Batch, Split } from "../data/dataset.ts";
 import type { z } from "zod";
 
-/** Where batches come from: the TokenDataset, or anything with the same method. */
-export interface BatchSource {
-  batch(split: Split, batchSize: number, rng: Rng): Batch;
+/** Where batches come from: the TokenDataset, or anything with the same method; a batch may have any shape. */
+export interface BatchSource<B = Batch> {
+  batch(split: Split, batchSize: number, rng: Rng): B;
 }
 
-export type LossFn = (model: Module, batch: Batch) => Tensor;
+/** What a loss function returns: the scalar to minimise, and scalars to log beside it (mean over micro-batches). */
+export interface LossOutput {
+  loss: Tensor;
+  metrics?: Record<string, Tensor | number>;
+}
+
+export type LossFn<B = Batch> = (model: Module, batch: B) => Tensor | LossOutput;
 
 export interface StepInfo {
   step: number;
@@ -33,14 +42,18 @@ export interface StepInfo {
   lr: number;
   msPerIter: number;
   tokensPerS: number;
+  /** the loss function's metrics, averaged over the step's micro-batches */
+  metrics: Record<string, number>;
 }
 
-export interface Hooks {
-  onTrainBegin(info: { step: number; iters: number }): void | Promise<void>;
-  onStepEnd(info: StepInfo): void | Promise<void>;
-  onEvaluate(info: { step: number; valLoss: number; trainLoss?: number }): void | Promise<void>;
-  onCheckpoint(info: { step: number; path: string }): void | Promise<void>;
-  onTrainEnd(result: TrainingResult): void | Promise<void>;
+/** Hooks (the engine's names, DESIGN.md); pass a list of objects, each implementing any of them. */
+export interface Hooks<B = Batch> {
+  onTrainBegin(trainer: Trainer<B>, info: { step: number; iters: number }): void | Promise<void>;
+  /** after each optimizer step, once its loss is read; `batch` is the step's last micro-batch */
+  onBatchEnd(trainer: Trainer<B>, batch: B, outputs: StepInfo): void | Promise<void>;
+  onValidationEnd(trainer: Trainer<B>, info: { step: number; valLoss: number }): void | Promise<void>;
+  onCheckpoint(trainer: Trainer<B>, info: { step: number; path: string }): void | Promise<void>;
+  onTrainEnd(trainer: Trainer<B>, result: TrainingResult): void | Promise<void>;
 }
 
 export interface TrainingResult {
@@ -60,50 +73,62 @@ export interface TrainingResult {
   checkpoint?: string;
 }
 
-export interface TrainerOptions {
+export interface TrainerOptions<B = Batch> {
   model: Module;
-  data: BatchSource;
+  data: BatchSource<B>;
   args?: z.input<typeof TrainArgs>;
   /** default: model.loss(batch.x, batch.y) */
-  loss?: LossFn;
-  /** default: AdamW with nanoGPT groups (weight decay on rank >= 2 tensors only) */
-  optimizer?: AdamW;
+  loss?: LossFn<B>;
+  /** default: AdamW with nanoGPT groups over the trainable parameters (weight decay on rank >= 2 tensors only) */
+  optimizer?: Optimizer;
+  /** tokens in a batch, for tokens/s (default: batch.x.size when the batch has a tensor x) */
+  tokens?: (batch: B) => number;
   /** run folder for checkpoints/, metrics.jsonl and loss.svg (null: keep nothing on disk) */
   outDir?: string | null;
-  hooks?: Partial<Hooks>;
+  hooks?: Partial<Hooks<B>>[];
   /** progress display (false: silent) */
   progress?: Progress | false;
   /** continue from the newest checkpoint in outDir/checkpoints */
   resume?: boolean;
+  /** aborting it stops the loop after the current step, as interrupt() does */
+  signal?: AbortSignal;
 }
 
-export class Trainer {
+export class Trainer<B = Batch> {
   readonly args: TrainArgs;
   readonly model: Module;
-  readonly optimizer: AdamW;
-  readonly data: BatchSource;
+  readonly optimizer: Optimizer;
+  readonly data: BatchSource<B>;
   readonly metrics: MetricsLog;
   /** batch sampling RNG (its state is checkpointed) */
   readonly rng: Rng;
+  /** the RNG dropout draws from during training steps (checkpointed; Rng.global is never touched) */
+  readonly dropoutRng: Rng;
   step = 0;
   #interrupted = false;
-  readonly #loss: LossFn;
-  readonly #hooks: Partial<Hooks>;
+  readonly #loss: LossFn<B>;
+  readonly #tokens: (batch: B) => number;
+  readonly #hooks: Partial<Hooks<B>>[];
   readonly #progress: Progress | null;
   readonly #outDir: string | null;
   readonly #resume: boolean;
+  readonly #signal?: AbortSignal;
 
-  constructor(options: TrainerOptions) {
+  constructor(options: TrainerOptions<B>) {
     this.args = TrainArgs.parse(options.args ?? {});
     this.model = options.model;
     this.data = options.data;
-    this.#loss = options.loss ?? defaultLoss;
+    this.#loss = options.loss ?? (defaultLoss as unknown as LossFn<B>);
+    this.#tokens = options.tokens ?? defaultTokens;
     this.optimizer = options.optimizer ?? defaultOptimizer(this.model, this.args);
     this.rng = new Rng(this.args.seed + 1);
-    this.#hooks = options.hooks ?? {};
+    this.dropoutRng = new Rng(this.args.seed + 3);
+    if (options.hooks !== undefined && !Array.isArray(options.hooks)) throw new Error("[train] hooks must be a list: wrap it in a list: [hooks]");
+    this.#hooks = options.hooks ?? [];
     this.#progress = options.progress === false ? null : options.progress ?? new Progress();
     this.#outDir = options.outDir ?? null;
     this.#resume = !!options.resume;
+    this.#signal = options.signal;
     this.metrics = new MetricsLog(this.#outDir ? join(this.#outDir, "metrics.jsonl") : null);
   }
 
@@ -116,6 +141,14 @@ export class Trainer {
     this.#interrupted = true;
   }
 
+  get #stopRequested(): boolean {
+    return this.#interrupted || !!this.#signal?.aborted;
+  }
+
+  async #emit<K extends keyof Hooks<B>>(name: K, ...args: Parameters<Hooks<B>[K]> extends [unknown, ...infer R] ? R : never): Promise<void> {
+    for (const h of this.#hooks) await (h[name] as ((...a: unknown[]) => unknown) | undefined)?.call(h, this, ...args);
+  }
+
   /** The learning rate at step `it`. */
   lrAt(it: number): number {
     const a = this.args;
@@ -123,14 +156,16 @@ export class Trainer {
     return warmupCosine(it, { lr: a.lr, minLr: a.minLr, warmupSteps: a.warmupIters, decaySteps: a.decayIters ?? a.iters });
   }
 
-  /** Mean loss over `iters` batches of `split`, without gradients, with a deterministic RNG. */
+  /** Mean loss over `iters` batches of `split` (each batch's mean loss, averaged), without gradients, with a deterministic RNG. */
   async evaluate(split: Split, iters: number): Promise<number> {
     const rng = new Rng((this.args.seed * 7919 + this.step * 31 + (split === "val" ? 1 : 2)) >>> 0);
+    const wasTraining = this.model.training;
     this.model.eval();
     const losses: Tensor[] = [];
     try {
       for (let i = 0; i < iters; i++) {
-        losses.push(scope(() => noGrad(() => this.#loss(this.model, this.data.batch(split, this.args.batchSize, rng)))));
+        // an RNG of its own even for ops that draw at eval time: evaluation never moves another stream
+        losses.push(withRng(rng, () => scope(() => noGrad(() => lossOf(this.#loss(this.model, this.data.batch(split, this.args.batchSize, rng))).loss))));
       }
       // one read per loss, after all batches are queued (a GPU keeps working meanwhile)
       let total = 0;
@@ -138,7 +173,7 @@ export class Trainer {
       return total / iters;
     } finally {
       for (const l of losses) l.dispose();
-      this.model.train();
+      this.model.train(wasTraining);
     }
   }
 
@@ -152,13 +187,11 @@ export class Trainer {
       const state = await loadCheckpoint(ckptDir, { model: this.model, optimizer: this.optimizer });
       this.step = state.step;
       this.rng.setState(state.rng as ReturnType<Rng["getState"]>);
-      Rng.global.setState(state.globalRng as ReturnType<Rng["getState"]>);
+      if (state.dropoutRng) this.dropoutRng.setState(state.dropoutRng as ReturnType<Rng["getState"]>);
       const text = await readFile(join(this.#outDir!, "metrics.jsonl"), "utf8").catch(() => "");
       previous = parseMetrics(text);
     }
     await this.metrics.open(previous, this.step);
-    const onSigint = () => this.interrupt();
-    process.on("SIGINT", onSigint);
     const t0 = performance.now();
     const losses: number[] = [];
     let stoppedBy: TrainingResult["stoppedBy"] = "done";
@@ -171,29 +204,31 @@ export class Trainer {
     let windowStart = performance.now();
     let windowSteps = 0;
     let windowTokens = 0;
-    try {
-      await this.#hooks.onTrainBegin?.({ step: this.step, iters: a.iters });
+    {
+      await this.#emit("onTrainBegin", { step: this.step, iters: a.iters });
       // On a backend that reads synchronously (wasm) every step's loss is read at once; on a GPU,
       // losses stay on the device and are read in one go at log, eval and checkpoint steps, so
       // the host never waits for the device between steps.
       const deferReads = !this.optimizer.params[0]?.backend.downloadSync;
-      const pending: { step: number; lr: number; losses: Tensor[] }[] = [];
+      const pending: { step: number; lr: number; losses: Tensor[]; metrics: Record<string, Tensor | number>[]; batch: B }[] = [];
       let stop = false;
       while (this.step < a.iters && !stop) {
         const lr = this.lrAt(this.step);
-        const { losses: stepLosses, stepTokens } = this.#trainStep(lr, phase);
+        const { losses: stepLosses, metrics: stepMetrics, batch, stepTokens } = this.#trainStep(lr, phase);
         this.step++;
         tokens += stepTokens;
         windowSteps++;
         windowTokens += stepTokens;
-        pending.push({ step: this.step, lr, losses: stepLosses });
+        pending.push({ step: this.step, lr, losses: stepLosses, metrics: stepMetrics, batch });
         const must = (n: number) => n > 0 && this.step % n === 0;
-        if (deferReads && !(must(a.logInterval) || must(a.evalInterval) || must(a.checkpointInterval) || this.#interrupted || this.step === a.iters)) continue;
+        if (deferReads && !(must(a.logInterval) || must(a.evalInterval) || must(a.checkpointInterval) || this.#stopRequested || this.step === a.iters)) continue;
 
         for (const p of pending.splice(0)) {
+          using _ = { [Symbol.dispose]: () => disposePending(p) };
           let loss = 0;
           for (const l of p.losses) loss += (await l.data())[0];
           loss /= p.losses.length;
+          const metrics = await meanMetrics(p.metrics);
           losses.push(loss);
           lastLoss = loss;
           if (!Number.isFinite(loss)) {
@@ -208,8 +243,8 @@ export class Trainer {
           const rate = (windowTokens * 1000) / Math.max(now - windowStart, 1e-6);
           const msPerIter = (now - windowStart) / Math.max(windowSteps, 1);
           this.#progress?.update({ step: p.step, total: a.iters, loss, tokensPerS: rate, msPerIter, lr: p.lr }, isLog);
-          await this.#hooks.onStepEnd?.({ step: p.step, loss, lr: p.lr, msPerIter, tokensPerS: rate });
-          const record: MetricRecord = { step: p.step, loss, lr: p.lr };
+          await this.#emit("onBatchEnd", p.batch, { step: p.step, loss, lr: p.lr, msPerIter, tokensPerS: rate, metrics });
+          const record: MetricRecord = { step: p.step, loss, lr: p.lr, ...metrics };
           if (isLog) {
             Object.assign(record, {
               tokens_per_s: Math.round(rate),
@@ -228,7 +263,7 @@ export class Trainer {
             const valLoss = await this.evaluate("val", a.evalIters);
             record.val_loss = valLoss;
             this.#progress?.line(`step ${p.step}: val loss ${valLoss.toFixed(4)}`);
-            await this.#hooks.onEvaluate?.({ step: p.step, valLoss });
+            await this.#emit("onValidationEnd", { step: p.step, valLoss });
             if (valLoss < bestVal) {
               bestVal = valLoss;
               sinceBest = 0;
@@ -239,10 +274,10 @@ export class Trainer {
           }
           await this.metrics.log(record);
           const isCheckpoint = a.checkpointInterval > 0 && p.step % a.checkpointInterval === 0;
-          if (ckptDir && (isCheckpoint || (this.#interrupted && p.step === this.step))) lastCheckpoint = await this.#checkpoint(ckptDir);
+          if (ckptDir && (isCheckpoint || (this.#stopRequested && p.step === this.step))) lastCheckpoint = await this.#checkpoint(ckptDir);
         }
-        for (const p of pending.splice(0)) for (const l of p.losses) l.dispose();
-        if (this.#interrupted && !stop) {
+        for (const p of pending.splice(0)) disposePending(p);
+        if (this.#stopRequested && !stop) {
           stoppedBy = "interrupt";
           stop = true;
         }
@@ -253,7 +288,7 @@ export class Trainer {
         valLoss = await this.evaluate("val", a.finalEvalIters);
         bestVal = Math.min(bestVal, valLoss);
         await this.metrics.log({ step: this.step, val_loss: valLoss, final: true });
-        await this.#hooks.onEvaluate?.({ step: this.step, valLoss });
+        await this.#emit("onValidationEnd", { step: this.step, valLoss });
         if (ckptDir && lastCheckpointStep(lastCheckpoint) !== this.step) lastCheckpoint = await this.#checkpoint(ckptDir);
       }
       if (this.#outDir) await writeLossPlot(join(this.#outDir, "loss.svg"), this.metrics.records, "kiln training loss");
@@ -263,31 +298,33 @@ export class Trainer {
         bestValLoss: Number.isFinite(bestVal) ? bestVal : undefined,
         losses, seconds, tokensPerS: tokens / Math.max(seconds, 1e-9), checkpoint: lastCheckpoint,
       };
-      await this.#hooks.onTrainEnd?.(result);
+      await this.#emit("onTrainEnd", result);
       return result;
-    } finally {
-      process.off("SIGINT", onSigint);
     }
   }
 
-  /** Queues one optimizer step (gradAccum micro-batches); returns the micro-batch losses, unread. */
-  #trainStep(lr: number, phase: { data: number; forward: number; backward: number; optimizer: number }): { losses: Tensor[]; stepTokens: number } {
+  /** Queues one optimizer step (gradAccum micro-batches); returns the micro-batch losses and metrics, unread. */
+  #trainStep(lr: number, phase: { data: number; forward: number; backward: number; optimizer: number }) {
     const a = this.args;
     let stepTokens = 0;
-    const losses = scope(() => {
+    const out = withRng(this.dropoutRng, () => scope(() => {
       const losses: Tensor[] = [];
+      const metrics: Record<string, Tensor | number>[] = [];
+      let batch!: B;
       for (let micro = 0; micro < a.gradAccum; micro++) {
         let t = performance.now();
-        const batch = this.data.batch("train", a.batchSize, this.rng);
-        stepTokens += batch.x.size;
+        batch = this.data.batch("train", a.batchSize, this.rng);
+        stepTokens += this.#tokens(batch);
         phase.data += performance.now() - t;
         t = performance.now();
-        const loss = this.#loss(this.model, batch);
+        const { loss, metrics: m } = lossOf(this.#loss(this.model, batch));
         phase.forward += performance.now() - t;
         t = performance.now();
+        // mean over micro-batches: each contributes 1/N of its gradient
         (a.gradAccum > 1 ? loss.mul(1 / a.gradAccum) : loss).backward();
         phase.backward += performance.now() - t;
         losses.push(loss.detach());
+        if (m) metrics.push(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, typeof v === "number" ? v : v.detach()])));
       }
       const t = performance.now();
       this.optimizer.lr = lr;
@@ -296,18 +333,18 @@ export class Trainer {
       else this.optimizer.step();
       this.optimizer.zeroGrad();
       phase.optimizer += performance.now() - t;
-      return losses;
-    });
-    return { losses, stepTokens };
+      return { losses, metrics, batch };
+    }));
+    return { ...out, stepTokens };
   }
 
   async #checkpoint(dir: string): Promise<string> {
     const path = await saveCheckpoint(dir, {
       model: this.model,
       optimizer: this.optimizer,
-      state: { step: this.step, optimizerStep: this.optimizer.stepCount, rng: this.rng.getState(), globalRng: Rng.global.getState() },
+      state: { step: this.step, rng: this.rng.getState(), dropoutRng: this.dropoutRng.getState() },
     });
-    await this.#hooks.onCheckpoint?.({ step: this.step, path });
+    await this.#emit("onCheckpoint", { step: this.step, path });
     return path;
   }
 }
@@ -321,12 +358,47 @@ function lastCheckpointStep(path: string | undefined): number {
 function defaultLoss(model: Module, batch: Batch): Tensor {
   const lm = model as Module & { loss?: (x: Tensor, y: Tensor) => Tensor };
   if (typeof lm.loss !== "function") throw new Error("[train] the model has no loss(x, y): pass `loss` to the Trainer");
+  if (!batch || typeof batch !== "object" || !("x" in batch) || !("y" in batch)) {
+    throw new Error("[train] the default loss needs batches { x, y }: pass `loss` to the Trainer for other batch shapes");
+  }
   return lm.loss(batch.x, batch.y);
 }
 
-/** AdamW as nanoGPT configures it: weight decay only on tensors of rank >= 2. */
+function defaultTokens(batch: unknown): number {
+  const x = (batch as { x?: unknown } | null)?.x;
+  return x && typeof x === "object" && "size" in x ? (x as Tensor).size : 0;
+}
+
+function lossOf(out: Tensor | LossOutput): LossOutput {
+  return "loss" in out && !("shape" in out) ? out : { loss: out as Tensor };
+}
+
+async function meanMetrics(list: Record<string, Tensor | number>[]): Promise<Record<string, number>> {
+  const sums: Record<string, number> = {};
+  for (const m of list) {
+    for (const [k, v] of Object.entries(m)) sums[k] = (sums[k] ?? 0) + (typeof v === "number" ? v : (await v.data())[0]);
+  }
+  for (const k of Object.keys(sums)) sums[k] /= list.length;
+  return sums;
+}
+
+function disposePending(p: { losses: Tensor[]; metrics: Record<string, Tensor | number>[]; batch: unknown }): void {
+  for (const l of p.losses) if (!l.disposed) l.dispose();
+  for (const m of p.metrics) for (const v of Object.values(m)) if (typeof v !== "number" && !v.disposed) v.dispose();
+  disposeTensors(p.batch);
+}
+
+/** Disposes the tensors a batch holds (a tensor, or an array/object of them). */
+function disposeTensors(value: unknown, depth = 0): void {
+  if (!value || typeof value !== "object" || depth > 3) return;
+  if ("dispose" in value && "disposed" in value) {
+    if (!(value as Tensor).disposed) (value as Tensor).dispose();
+  } else for (const v of Object.values(value)) disposeTensors(v, depth + 1);
+}
+
+/** AdamW as nanoGPT configures it, over the trainable parameters: weight decay only on tensors of rank >= 2. */
 export function defaultOptimizer(model: Module, args: TrainArgs): AdamW {
-  const params = model.parameters();
+  const params = model.parameters().filter((p) => p.requiresGrad);
   return new AdamW(
     [
       { params: params.filter((p) => p.rank >= 2), weightDecay: args.weightDecay },

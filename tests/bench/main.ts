@@ -142,13 +142,13 @@ async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAI
   const trainer = new Trainer({
     model, data, progress: false, outDir: null,
     args: { iters: steps + warmup, batchSize, evalInterval: 0, finalEvalIters: 1, logInterval: 1 },
-    hooks: {
-      onStepEnd: ({ step }) => {
+    hooks: [{
+      onBatchEnd: (_trainer, _batch, { step }) => {
         const now = performance.now();
         if (step > warmup) samples.push(now - last);
         last = now;
       },
-    },
+    }],
   });
   const result = await trainer.fit();
   for (const r of trainer.metrics.records.slice(warmup)) {

@@ -75,7 +75,7 @@ describe("trainer", () => {
     const model = makeModel();
     const trainer: Trainer = new Trainer({
       model, data: dataset, args: { ...ARGS, checkpointInterval: 0 }, progress: false, outDir: dir,
-      hooks: { onStepEnd: ({ step }) => { if (step === 5) trainer.interrupt(); } },
+      hooks: [{ onBatchEnd: (_t, _b, { step }) => { if (step === 5) trainer.interrupt(); } }],
     });
     const result = await trainer.fit();
     expect(result.stoppedBy).toBe("interrupt");
