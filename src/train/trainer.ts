@@ -12,6 +12,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { scope } from "../tensor/memory.ts";
 import { Rng, withRng } from "../tensor/random.ts";
 import { noGrad } from "../autograd/tape.ts";
+import { withTraining } from "../nn/mode.ts";
 import { AdamW } from "../optim/adamw.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { gradNormSq } from "../optim/clip.ts";
@@ -156,16 +157,15 @@ export class Trainer<B = Batch> {
     return warmupCosine(it, { lr: a.lr, minLr: a.minLr, warmupSteps: a.warmupIters, decaySteps: a.decayIters ?? a.iters });
   }
 
-  /** Mean loss over `iters` batches of `split` (each batch's mean loss, averaged), without gradients, with a deterministic RNG. */
+  /** Mean loss over `iters` batches of `split` (each batch's mean loss, averaged), without gradients, in eval mode, with a deterministic RNG. */
   async evaluate(split: Split, iters: number): Promise<number> {
     const rng = new Rng((this.args.seed * 7919 + this.step * 31 + (split === "val" ? 1 : 2)) >>> 0);
-    const wasTraining = this.model.training;
-    this.model.eval();
     const losses: Tensor[] = [];
     try {
+      // eval mode for this call only (the model's flag is not written) and an RNG of its own:
+      // evaluation never moves another stream
       for (let i = 0; i < iters; i++) {
-        // an RNG of its own even for ops that draw at eval time: evaluation never moves another stream
-        losses.push(withRng(rng, () => scope(() => noGrad(() => lossOf(this.#loss(this.model, this.data.batch(split, this.args.batchSize, rng))).loss))));
+        losses.push(withTraining(false, () => withRng(rng, () => scope(() => noGrad(() => lossOf(this.#loss(this.model, this.data.batch(split, this.args.batchSize, rng))).loss)))));
       }
       // one read per loss, after all batches are queued (a GPU keeps working meanwhile)
       let total = 0;
@@ -173,7 +173,6 @@ export class Trainer<B = Batch> {
       return total / iters;
     } finally {
       for (const l of losses) l.dispose();
-      this.model.train(wasTraining);
     }
   }
 

@@ -14,6 +14,7 @@ import { seed } from "../../src/tensor/random.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
 import { loadCheckpoint } from "../../src/io/checkpoint.ts";
 import { parseMetrics } from "../../src/train/metrics.ts";
+import { isTraining } from "../../src/nn/mode.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { getBackend } from "../backends.ts";
 
@@ -91,7 +92,7 @@ describe("trainer", () => {
     let calls = 0;
     const poisoned = (m: typeof model, b: { x: Tensor; y: Tensor }) => {
       const loss = m.loss(b.x, b.y);
-      return m.training && ++calls > 8 ? loss.mul(Number.NaN) : loss;
+      return isTraining(m) && ++calls > 8 ? loss.mul(Number.NaN) : loss;
     };
     const { result } = await run({ outDir: dir, loss: poisoned as never, args: { ...ARGS, checkpointInterval: 3 } }, model);
     expect(result.stoppedBy).toBe("nan");
