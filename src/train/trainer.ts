@@ -397,7 +397,7 @@ function disposeTensors(value: unknown, depth = 0): void {
 
 /** AdamW as nanoGPT configures it, over the trainable parameters: weight decay only on tensors of rank >= 2. */
 export function defaultOptimizer(model: Module, args: TrainArgs): AdamW {
-  const params = model.parameters().filter((p) => p.requiresGrad);
+  const params = model.trainableParameters();
   return new AdamW(
     [
       { params: params.filter((p) => p.rank >= 2), weightDecay: args.weightDecay },
