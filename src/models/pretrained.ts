@@ -42,6 +42,11 @@ export interface LoadOptions {
   backend?: Backend;
   /** load the tokenizer when the folder has one (default true) */
   tokenizer?: boolean;
+  /**
+   * Called with one line naming the checkpoint tensors the model does not use (transformers'
+   * "unexpected keys"); default console.warn. Missing or misshapen tensors are errors, never warnings.
+   */
+  onWarning?: (message: string) => void;
 }
 
 export interface Pretrained {
@@ -50,6 +55,8 @@ export interface Pretrained {
   config: ModelConfig;
   tokenizer?: Tokenizer;
   generationConfig?: GenerationConfig;
+  /** checkpoint tensors the model does not use, skipped with a warning (transformers' unexpected_keys) */
+  unexpectedKeys: string[];
 }
 
 export interface SaveOptions {
@@ -74,20 +81,20 @@ const origins = new WeakMap<PretrainedModel, { dir: string; config: ModelConfig;
  * its parsed config, and the tokenizer and generation config when present.
  * @example const { model, tokenizer } = await loadPretrained("models/Qwen2.5-0.5B");
  */
-export async function loadPretrained(dir: string, { backend, tokenizer = true }: LoadOptions = {}): Promise<Pretrained> {
+export async function loadPretrained(dir: string, { backend, tokenizer = true, onWarning }: LoadOptions = {}): Promise<Pretrained> {
   const config = await loadModelConfig(dir);
   const checkpoint = await openCheckpoint(dir);
   // every parameter is overwritten from the checkpoint (copyWeights checks that each one is covered):
   // no init values (seconds per GB of normals, then a host copy and an upload), no RNG draws
   const model = withoutInit(() => createModel(config, backend));
   try {
-    await copyWeights(model, checkpoint, dir);
+    const { unexpectedKeys } = await copyWeights(model, checkpoint, dir, onWarning);
     const generationConfig = await readGenerationConfig(join(dir, "generation_config.json"), config.vocabSize);
     const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
     const tok = tokenizer && hasTokenizer ? await loadTokenizer(dir) : undefined;
     if (tok) checkTokenizerFits(tok, config, dir);
     origins.set(model, { dir, config, generationConfig });
-    return { model: model.eval(), config, tokenizer: tok, generationConfig };
+    return { model: model.eval(), config, tokenizer: tok, generationConfig, unexpectedKeys };
   } catch (e) {
     model.dispose(); // nothing half-loaded stays on the device
     throw e;
@@ -159,13 +166,18 @@ async function openCheckpoint(dir: string): Promise<Checkpoint> {
 
 /**
  * Loads the safetensors weights of folder `dir` (model.safetensors or sharded) into an existing
- * model of the same architecture: every parameter must be present with its shape, and nothing else.
+ * model of the same architecture: every parameter must be present with its shape; tensors the
+ * model does not use are skipped with a warning and returned.
  */
-export async function loadWeights(model: PretrainedModel, dir: string): Promise<void> {
-  await copyWeights(model, await openCheckpoint(dir), dir);
+export async function loadWeights(
+  model: PretrainedModel, dir: string, { onWarning }: Pick<LoadOptions, "onWarning"> = {},
+): Promise<{ unexpectedKeys: string[] }> {
+  return copyWeights(model, await openCheckpoint(dir), dir, onWarning);
 }
 
-async function copyWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: string): Promise<void> {
+async function copyWeights(
+  model: PretrainedModel, checkpoint: Checkpoint, dir: string, onWarning: (message: string) => void = console.warn,
+): Promise<{ unexpectedKeys: string[] }> {
   const params = model.stateDict(); // name -> parameter
   const targets = new Map<string, string>(); // checkpoint name -> parameter name
   const unexpected: string[] = [];
@@ -177,13 +189,17 @@ async function copyWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: 
   }
   const covered = new Set(targets.values());
   const missing = [...params.keys()].filter((p) => !covered.has(p));
-  if (missing.length || unexpected.length) {
-    const what = model.constructor.name;
+  const what = model.constructor.name;
+  if (missing.length) {
     throw new Error(
-      `[pretrained] ${dir}: the weights do not fit ${what}` +
-        (missing.length ? `; missing ${missing.length} of ${params.size}: ${preview(missing)}` : "") +
+      `[pretrained] ${dir}: the weights do not fit ${what}; missing ${missing.length} of ${params.size}: ${preview(missing)}` +
         (unexpected.length ? `; unexpected ${unexpected.length}: ${preview(unexpected)}` : ""),
     );
+  }
+  // as transformers: tensors the model has no place for (another head, a zero-element placeholder)
+  // are skipped, and said so
+  if (unexpected.length) {
+    onWarning(`[pretrained] ${dir}: ${unexpected.length} checkpoint tensors are not used by ${what} and were skipped (unexpected keys): ${preview(unexpected)}`);
   }
   // sequential reads: group by file, each in offset order
   const order = [...targets.keys()].sort((a, b) => {
@@ -208,6 +224,7 @@ async function copyWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: 
   } finally {
     await reader.close();
   }
+  return { unexpectedKeys: unexpected };
 }
 
 const FLOAT_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };

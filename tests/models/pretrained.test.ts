@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { cp, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { readSafetensors, writeSafetensors, type SafetensorsDType, type SafetensorsTensor } from "../../src/io/safetensors.ts";
-import { loadPretrained, parseModelConfig, toHFConfig, type ModelConfig, type PretrainedModel } from "../../src/models/index.ts";
+import { loadPretrained, loadWeights, parseModelConfig, toHFConfig, type ModelConfig, type PretrainedModel } from "../../src/models/index.ts";
 import { fromArray, useBackend } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
@@ -211,12 +211,40 @@ describe("pretrained folder errors", () => {
     };
     const missing = await edit("missing-weight", (t) => delete t["model.layers.1.mlp.up_proj.weight"]);
     await expect(loadPretrained(missing)).rejects.toThrow(/do not fit Qwen2ForCausalLM; missing 1 of \d+: model\.layers\.1\.mlp\.up_proj\.weight/);
-    const extra = await edit("unexpected-weight", (t) => (t["model.layers.2.mlp.up_proj.weight"] = t["model.layers.1.mlp.up_proj.weight"]));
-    await expect(loadPretrained(extra)).rejects.toThrow(/unexpected 1: model\.layers\.2\.mlp\.up_proj\.weight/);
+    const both = await edit("missing-and-unexpected", (t) => {
+      t["model.layers.2.mlp.up_proj.weight"] = t["model.layers.1.mlp.up_proj.weight"];
+      delete t["model.layers.1.mlp.up_proj.weight"];
+    });
+    await expect(loadPretrained(both)).rejects.toThrow(/missing 1 of \d+: model\.layers\.1\.mlp\.up_proj\.weight; unexpected 1: model\.layers\.2\.mlp\.up_proj\.weight/);
     const shape = await edit("wrong-shape", (t) => (t["model.norm.weight"] = { dtype: "F32", shape: [32], data: new Float32Array(32) }));
     await expect(loadPretrained(shape)).rejects.toThrow(/model\.norm\.weight in model\.safetensors is F32 \[32\], the model expects \[64\]/);
     const dtype = await edit("wrong-dtype", (t) => (t["model.norm.weight"] = { dtype: "I32", shape: [64], data: new Int32Array(64) }));
     await expect(loadPretrained(dtype)).rejects.toThrow(/model\.norm\.weight in model\.safetensors has dtype I32/);
+  });
+
+  test("tensors the model does not use (an unknown name, a zero-element tensor, an int buffer) load with a warning naming them", async () => {
+    useBackend(await getBackend("wasm"));
+    const ref = await reference("qwen2");
+    const dir = await copyFixture("qwen2", "unexpected-tensors");
+    const tensors = await tensorsOf(join(dir, "model.safetensors"));
+    tensors["model.layers.2.mlp.up_proj.weight"] = tensors["model.layers.1.mlp.up_proj.weight"];
+    tensors["score.weight"] = { dtype: "F32", shape: [0, 64], data: new Float32Array(0) };
+    tensors["model.position_ids"] = { dtype: "I64", shape: [1, 4], data: new BigInt64Array(4) };
+    await writeSafetensors(join(dir, "model.safetensors"), tensors);
+    const warnings: string[] = [];
+    const { model, unexpectedKeys } = await loadPretrained(dir, { onWarning: (m) => warnings.push(m) });
+    expect(unexpectedKeys.sort()).toEqual(["model.layers.2.mlp.up_proj.weight", "model.position_ids", "score.weight"]);
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toMatch(/3 checkpoint tensors are not used by Qwen2ForCausalLM and were skipped \(unexpected keys\): /);
+    for (const k of unexpectedKeys) expect(warnings[0]).toContain(k);
+    expect(await logitsOf(model, ref.ids, ref.B)).toBeAllClose(ref.logits, { atol: 1e-5, rtol: 0 });
+    model.dispose();
+    // the same through loadWeights into an existing model; a clean folder warns about nothing
+    const { model: again } = await loadPretrained(join(HF, "qwen2"), { onWarning: (m) => warnings.push(m) });
+    expect(warnings.length).toBe(1);
+    expect((await loadWeights(again, dir, { onWarning: (m) => warnings.push(m) })).unexpectedKeys.length).toBe(3);
+    expect(warnings.length).toBe(2);
+    again.dispose();
   });
 
   test("unsupported architecture and a folder without weights", async () => {
