@@ -5,7 +5,7 @@
 //   affine                       x@0 out@1                          Params{n, alpha, beta}
 //   pow                          x@0 out@1                          Params{n, p}
 //   exp log sqrt tanh sigmoid relu gelu silu       x@0 out@1       Params{n}
-//   relu_backward gelu_backward silu_backward      x@0 dout@1 dx@2 Params{n}
+//   relu_backward silu_backward  x@0 dout@1 dx@2                    Params{n}
 //   gelu_with_grad               x@0 out@1 dgelu@2                  Params{n}
 //   dropout                      x@0 out@1                          Params{n, p, seed, threshold, scale}
 //   dropout_backward             dout@0 dx@1                        (same Params)
@@ -166,17 +166,6 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   if (i < bw_p.n) { bw_dx[i] = select(0.0, bw_dout[i], bw_x[i] > 0.0); }
 }
 
-@compute @workgroup_size(WG)
-fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = flat_id(wid, nwg, lid, WG);
-  if (i < bw_p.n) {
-    let v = bw_x[i];
-    let s = gelu_gate(v); // 0.5·(1 + t), and 0.5·(1 − t²) = 2·s·(1 − s)
-    let d = s + 2.0 * v * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * 0.044715 * v * v);
-    bw_dx[i] = bw_dout[i] * d;
-  }
-}
-
 // gelu_with_grad: x, out, dgelu (gelu and its derivative, which the backward multiplies by dout)
 @group(0) @binding(0) var<storage, read> gg_x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> gg_out: array<f32>;
@@ -188,7 +177,7 @@ fn gelu_with_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
   let i = flat_id(wid, nwg, lid, WG);
   if (i < gg_p.n) {
     let v = gg_x[i];
-    let s = gelu_gate(v);
+    let s = gelu_gate(v); // 0.5·(1 + t), and 0.5·(1 − t²) = 2·s·(1 − s)
     gg_out[i] = v * s;
     gg_dgelu[i] = s + 2.0 * v * s * (1.0 - s) * GELU_K * (1.0 + 3.0 * 0.044715 * v * v);
   }

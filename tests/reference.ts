@@ -53,7 +53,6 @@ function geluDerivative(v: number): number {
   const t = Math.tanh(GELU_K * (v + 0.044715 * v ** 3));
   return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_K * (1 + 3 * 0.044715 * v * v);
 }
-export const geluBackward: Ref<"gelu_backward"> = ([x, dout], p) => [map(x!, p.n, (v, i) => dout![i] * geluDerivative(v))];
 export const geluWithGrad: Ref<"gelu_with_grad"> = (inputs, p) => [...gelu(inputs, p), map(inputs[0]!, p.n, geluDerivative)];
 export const silu: Ref<"silu"> = ([x], p) => [map(x!, p.n, (v) => v * sigmoidOf(v))];
 export const siluBackward: Ref<"silu_backward"> = ([x, dout], p) =>
@@ -390,7 +389,7 @@ export const adamw: Ref<"adamw"> = ([grad, gradNormSq], p, init) => {
 /** Every kernel's oracle, by kernel name (a new kernel does not compile until it has one). */
 export const REFERENCE: { [K in KernelName]: Ref<K> } = {
   fill, add, sub, mul, div, affine, pow, exp, log, sqrt, tanh, sigmoid, relu,
-  relu_backward: reluBackward, gelu, gelu_backward: geluBackward,
+  relu_backward: reluBackward, gelu,
   gelu_with_grad: geluWithGrad, silu, silu_backward: siluBackward,
   dropout, dropout_backward: dropoutBackward, copy, copy_backward: copyBackward, sum, max,
   sum_squares: sumSquares, softmax, softmax_backward: softmaxBackward, matmul, embedding,

@@ -4,8 +4,8 @@
 // float64 oracle for each kernel is tests/reference.ts, and tests/backend/*.test.ts runs every
 // kernel on every available backend against it.
 //
-// Conventions. All tensors are contiguous, row-major, 4-byte elements: f32 unless the name is in
-// I32_INPUTS (token ids, targets). Shapes use llm.c letters (B, T, C, V, H, D; M, N, K for matmul).
+// Conventions. All tensors are contiguous, row-major, 4-byte elements: f32, except the i32 token ids
+// and targets (the `ids` of embedding*, the `targets` of cross_entropy*). Shapes use llm.c letters (B, T, C, V, H, D; M, N, K for matmul).
 // Params are plain numbers (booleans are 0/1). An output is written in full (never accumulated)
 // unless its doc says "+=". Inputs named with a trailing "?" are optional: the caller passes
 // `null` in that slot. Outputs marked "(in place)" are read and written.
@@ -48,8 +48,6 @@ export const KERNELS = {
   relu_backward: { inputs: ["x", "dout"], outputs: ["dx"], params: ["n"] },
   /** GPT-2's tanh GELU: out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
   gelu: { inputs: ["x"], outputs: ["out"], params: ["n"] },
-  /** dx = dout · d/dx gelu(x) (tanh form) */
-  gelu_backward: { inputs: ["x", "dout"], outputs: ["dx"], params: ["n"] },
   /**
    * gelu in training: out = gelu(x) (the same values as `gelu`) and its derivative in one pass,
    * dgelu = gelu'(x) = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715·x²), s = 0.5·(1 + tanh(√(2/π)(x + 0.044715·x³))),
@@ -202,14 +200,6 @@ export const KERNEL_NAMES = Object.keys(KERNELS) as KernelName[];
 
 /** The params object of kernel K: one number per declared param name. */
 export type KernelParams<K extends KernelName> = { [P in (typeof KERNELS)[K]["params"][number]]: number };
-
-/** Inputs whose elements are i32 (all others are f32). */
-export const I32_INPUTS: Partial<Record<KernelName, readonly string[]>> = {
-  embedding: ["ids"],
-  embedding_backward: ["ids"],
-  cross_entropy: ["targets"],
-  cross_entropy_backward: ["targets"],
-};
 
 /** Params in declaration order, for backends that pass them positionally (WASM exports, WGSL uniforms). */
 export function paramList<K extends KernelName>(kernel: K, params: KernelParams<K>): number[] {

@@ -60,7 +60,6 @@ const x = buf(uniform(n, 1)), y = buf(uniform(n, 2)), o = out(n);
 bench("add 768x512", "add", [x, y], [o], { n, na: n, nb: n }, { bytes: n * 12 });
 bench("exp 768x512", "exp", [x], [o], { n }, { bytes: n * 8 });
 bench("gelu 768x512", "gelu", [x], [o], { n }, { bytes: n * 8 });
-bench("gelu_backward 768x512", "gelu_backward", [x, y], [o], { n }, { bytes: n * 12 });
 const o2 = out(n);
 bench("gelu_with_grad 768x512", "gelu_with_grad", [x], [o, o2], { n }, { bytes: n * 12 });
 bench("mul 768x512 (gelu's backward)", "mul", [x, y], [o], { n, na: n, nb: n }, { bytes: n * 12 });

@@ -1,5 +1,5 @@
 // Elementwise kernels: fill, add, sub, mul, div, affine, pow, exp, log, sqrt, tanh, sigmoid, relu,
-// relu_backward, gelu, gelu_backward, gelu_with_grad, silu, silu_backward, dropout, dropout_backward.
+// relu_backward, gelu, gelu_with_grad, silu, silu_backward, dropout, dropout_backward.
 // Exports `<kernel>_f32(pointers in kernel-list order, then params)`; semantics in
 // src/backend/kernels.ts, oracle in tests/reference.ts. Loops: f32x4 body, scalar tail that runs
 // the same vector function on a splat (tail elements equal body elements bit for bit).
@@ -184,21 +184,11 @@ export function tanh_f32(x: usize, out: usize, n: i32): void {
 
 // ---- backward maps: dx = f'(x)·dout ----
 
-const RELU_BW = 0, GELU_BW = 1, SILU_BW = 2;
+const RELU_BW = 0, SILU_BW = 1;
 
 @inline function vbackward(op: i32, x: v128, dout: v128): v128 {
   const one = f32x4.splat(1);
   if (op == RELU_BW) return v128.and(dout, f32x4.gt(x, f32x4.splat(0)));
-  if (op == GELU_BW) {
-    // s = sigmoid(2u) = (1 + tanh u)/2, 1 − tanh² u = 4s(1 − s):
-    // gelu'(x) = s + 2x·s(1 − s)·k(1 + 3c·x²)
-    const x2 = f32x4.mul(x, x);
-    const u = f32x4.mul(f32x4.splat(GELU_K), f32x4.mul(x, f32x4.add(one, f32x4.mul(f32x4.splat(GELU_C), x2))));
-    const s = vsigmoid(f32x4.add(u, u), false);
-    const du = f32x4.mul(f32x4.splat(GELU_K), f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_C), x2)));
-    const ds = f32x4.mul(f32x4.mul(s, f32x4.sub(one, s)), du);
-    return f32x4.mul(dout, f32x4.add(s, f32x4.mul(f32x4.add(x, x), ds)));
-  }
   // SILU_BW: s·(1 + x·(1 − s))
   const s = vsigmoid(x, false);
   return f32x4.mul(dout, f32x4.mul(s, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, s)))));
@@ -214,7 +204,6 @@ const RELU_BW = 0, GELU_BW = 1, SILU_BW = 2;
 }
 
 export function relu_backward_f32(x: usize, dout: usize, dx: usize, n: i32): void { backward(RELU_BW, x, dout, dx, n); }
-export function gelu_backward_f32(x: usize, dout: usize, dx: usize, n: i32): void { backward(GELU_BW, x, dout, dx, n); }
 export function silu_backward_f32(x: usize, dout: usize, dx: usize, n: i32): void { backward(SILU_BW, x, dout, dx, n); }
 
 // ---- dropout: counter-based mask, u(i) = (pcg(i + pcg(seed)) >>> 8) / 2^24, keep iff u >= p ----

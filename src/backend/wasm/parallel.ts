@@ -111,7 +111,7 @@ export function runAttention(
 const COST_NS: Partial<Record<KernelName, number>> = {
   fill: 0.2, add: 0.4, sub: 0.4, mul: 0.4, div: 0.5,
   affine: 0.35, exp: 1.3, sqrt: 0.5, sigmoid: 1.6, relu: 0.35, gelu: 1.8, silu: 1.6,
-  relu_backward: 0.45, gelu_backward: 2.6, gelu_with_grad: 2.2, silu_backward: 2.0,
+  relu_backward: 0.45, gelu_with_grad: 2.2, silu_backward: 2.0,
   layer_norm: 0.6, softmax: 1.9, softmax_backward: 0.8, sum: 0.3, copy: 0.8, copy_backward: 0.8,
 };
 /** Estimated single-thread ns below which a call stays on the main thread. */
@@ -203,7 +203,7 @@ function planSplit(kernel: KernelName, ptrs: readonly number[], p: Record<string
         n: p.n, unit: LINE, elementsPerItem: 1,
         chunk: (s, e) => [at(ptrs[0], s), at(ptrs[1], s), e - s, ...(kernel === "affine" ? [p.alpha, p.beta] : [])],
       };
-    case "relu_backward": case "gelu_backward": case "silu_backward": case "gelu_with_grad": // 2 in 1 out, or 1 in 2 out
+    case "relu_backward": case "silu_backward": case "gelu_with_grad": // 2 in 1 out, or 1 in 2 out
       return { n: p.n, unit: LINE, elementsPerItem: 1, chunk: (s, e) => [at(ptrs[0], s), at(ptrs[1], s), at(ptrs[2], s), e - s] };
     case "layer_norm": {
       const { rows, C, eps } = p; // x weight bias out mean rstd

@@ -8,7 +8,7 @@ const WG = 256;
 
 type Unary = "exp" | "log" | "sqrt" | "tanh" | "sigmoid" | "relu" | "gelu" | "silu";
 type Binary = "add" | "sub" | "mul" | "div";
-type Backward = "relu_backward" | "gelu_backward" | "silu_backward";
+type Backward = "relu_backward" | "silu_backward";
 
 /** All unary kernels share exp's params ({n}). */
 function unary(entry: Unary): KernelFn<"exp"> {
@@ -65,7 +65,6 @@ export const ELEMENTWISE: KernelTable<Unary | Binary | Backward | "gelu_with_gra
   relu: unary("relu"),
   relu_backward: backward("relu_backward"),
   gelu: unary("gelu"),
-  gelu_backward: backward("gelu_backward"),
   gelu_with_grad: geluWithGrad,
   silu: unary("silu"),
   silu_backward: backward("silu_backward"),
