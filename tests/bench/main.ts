@@ -1,5 +1,6 @@
 // `bun run bench`: kiln's speed figures, as a table and (--json) one JSON object per line.
-//   matmul/<shape>      GFLOP/s of the matmul kernel (median of timed reps), per backend and thread count
+//   matmul/<shape>      GFLOP/s of the matmul kernel (median of timed reps), per backend and thread count; with a
+//                       native BLAS (KILN_BLAS) also wasm/noblas: the wasm kernels alone
 //   train_step/baby     ms/iter (median; p10 and p90 of the steps), tokens/s, peak RSS and peak backend memory of a full
 //                       training step of the default baby GPT (4 layers, 4 heads, 128 wide, context 64, batch 12)
 //   train_step/shakespeare_char, matmul/4096
@@ -13,6 +14,7 @@
 import { parseArgs } from "node:util";
 import type { Backend } from "../../src/backend/backend.ts";
 import { createBackend } from "../../src/backend/registry.ts";
+import { blasSetting, findBlas } from "../../src/backend/wasm/blas.ts";
 import { GPT } from "../../src/models/gpt.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
 import { seed } from "../../src/tensor/random.ts";
@@ -176,6 +178,11 @@ const runs: { label: string; make: () => Promise<Backend> }[] = [];
 if (values.backend === "all" || values.backend === "wasm") {
   runs.push({ label: "wasm", make: () => createBackend("wasm") });
   runs.push({ label: "wasm/1t", make: () => createBackend("wasm", { threads: 1 }) });
+  // where a native BLAS runs the matmuls (KILN_BLAS), the same figures without it
+  if (await findBlas(blasSetting())) {
+    runs.push({ label: "wasm/noblas", make: () => createBackend("wasm", { blas: "off" }) });
+    runs.push({ label: "wasm/noblas/1t", make: () => createBackend("wasm", { blas: "off", threads: 1 }) });
+  }
 }
 if (values.backend === "all" || values.backend === "webgpu") {
   runs.push({ label: "webgpu", make: () => createBackend("webgpu", { device: "cpu" }) });
@@ -193,7 +200,7 @@ for (const r of runs) {
   await benchMatmul(backend, r.label);
   if (!r.label.endsWith("/1t")) await benchTrainSteps(backend, r.label);
   // prefill/decode tokens/s (the 100M model is too slow for a software WebGPU adapter)
-  if (r.label === "wasm") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
+  if (r.label === "wasm" || r.label === "wasm/noblas") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
   // loadPretrained of a ~1 GB F32 Llama-layout folder, in a child process (its own peak RSS)
   if (r.label === "wasm" && wanted("load/llama-1gb")) {
     const f = await benchLoad({ dtype: "F32", backend: "wasm" });

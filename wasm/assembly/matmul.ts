@@ -203,8 +203,13 @@ function stageBias(src: usize, w: i32, dst: usize): usize {
 
 /** C[m0:m1, n0:n1] = bias or 0 (K = 0). */
 function fillRows(bias: usize, C: usize, N: i32, hasBias: i32, m0: i32, m1: i32, n0: i32, n1: i32): void {
-  for (let m = m0; m < m1; m++) for (let n = n0; n < n1; n++) {
-    store<f32>(C + ((<usize>m * <usize>N + <usize>n) << 2), hasBias ? load<f32>(bias + (<usize>n << 2)) : 0);
+  // row by row with bulk memory ops: the native-BLAS path (src/backend/wasm/blas_matmul.ts) writes
+  // the bias of every biased product this way before adding A·B onto it
+  const bytes = <usize>(n1 - n0) << 2;
+  for (let m = m0; m < m1; m++) {
+    const dst = C + ((<usize>m * <usize>N + <usize>n0) << 2);
+    if (hasBias) memory.copy(dst, bias + (<usize>n0 << 2), bytes);
+    else memory.fill(dst, 0, bytes);
   }
 }
 

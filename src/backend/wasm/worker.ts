@@ -6,13 +6,13 @@
 
 import { loadBlas } from "./blas.ts";
 import { blasMatmul } from "./blas_matmul.ts";
-import { kernelImports } from "./module.ts";
+import { kernelImports, type KernelExport } from "./module.ts";
 import { serveJobs, type WorkerInit } from "./threads.ts";
 
 self.onmessage = async (event: MessageEvent<WorkerInit>) => {
   const init = event.data;
   const instance = new WebAssembly.Instance(init.module, kernelImports(init.module, init.memory));
-  const host = init.blas ? [blasMatmul(await loadBlas(init.blas), init.memory)] : [];
+  const host = init.blas ? [blasMatmul(await loadBlas(init.blas), init.memory, instance.exports.matmul_f32 as KernelExport)] : [];
   serveJobs(init, instance.exports, host);
   self.close();
 };
