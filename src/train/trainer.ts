@@ -349,7 +349,7 @@ export class Trainer<B = Batch> {
 }
 
 function lastCheckpointStep(path: string | undefined): number {
-  const m = path?.match(/step-(\d+)$/);
+  const m = path?.match(/step-(\d+)(\.\d+)?$/);
   return m ? Number(m[1]) : -1;
 }
 
