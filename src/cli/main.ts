@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 // The kiln command: a table of subcommands, each a module exporting main(argv), imported lazily.
-import { EnvError, debugLevel } from "../util/env.ts";
+import { debugLevel } from "../util/env.ts";
+import { UserError } from "../util/errors.ts";
 const COMMANDS: Record<string, { file: string; help: string }> = {
   train: { file: "./train.ts", help: "train a character-level GPT on a text file (default: Tiny Shakespeare)" },
   tokenizer: { file: "./tokenizer.ts", help: "train a byte-level BPE tokenizer (kiln tokenizer train --help)" },
@@ -9,6 +10,15 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
 };
 
 const [command, ...rest] = process.argv.slice(2);
+if (typeof Bun === "undefined") {
+  console.error("kiln: the command line needs Bun (https://bun.sh): run `bun src/cli/main.ts ...` (the library itself also runs on Deno)");
+  process.exit(2);
+}
+if (command === "--version" || command === "-v") {
+  const pkg = (await import("../../package.json", { with: { type: "json" } })).default as { version: string };
+  console.log(`kiln ${pkg.version} (bun ${Bun.version})`);
+  process.exit(0);
+}
 if (!command || command === "--help" || command === "-h" || !(command in COMMANDS)) {
   const list = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`).join("\n");
   const out = `usage: kiln <command> [options]\n\ncommands:\n${list}\n\nkiln <command> --help shows a command's options.`;
@@ -24,8 +34,10 @@ let code: number | void;
 try {
   code = await mod.main(rest);
 } catch (e) {
-  if (!(e instanceof EnvError) || debugLevel() > 0) throw e;
-  console.error(`kiln ${command}: ${e.message}`); // a bad environment variable: one line, no stack
+  // an expected failure (a bad flag, environment variable or file, a run folder in the way): one line,
+  // no stack (KILN_DEBUG shows it), exit 2; anything else is a bug and keeps its stack
+  if (!(e instanceof UserError) || debugLevel() > 0) throw e;
+  console.error(`kiln ${command}: ${e.message}`);
   code = 2;
 }
 process.exit(code ?? 0);

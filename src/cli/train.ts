@@ -3,7 +3,7 @@
 // (config.json, tokenizer.json, metrics.jsonl, loss.svg, checkpoints/) and prints a sample.
 
 import { parseArgs } from "node:util";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { init } from "../init.ts";
 import { seed as seedRng, Rng } from "../tensor/random.ts";
@@ -13,7 +13,11 @@ import { CharTokenizer } from "../data/tokenizer.ts";
 import { TokenDataset } from "../data/dataset.ts";
 import { Trainer } from "../train/trainer.ts";
 import { ConfigError, merge, parseRunConfig, readConfigFile, type RunConfig } from "../train/config.ts";
-import { env } from "../util/env.ts";
+import { debugLevel, env } from "../util/env.ts";
+import { UserError } from "../util/errors.ts";
+import { RunFolder, RunFolderError } from "../io/run_folder.ts";
+import { readTextFile } from "../data/text_file.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
 
 const HELP = `usage: kiln train [options]
 
@@ -21,7 +25,8 @@ Trains a character-level GPT (default: 4 layers, 4 heads, 128 wide, context 64, 
 AdamW lr 1e-3, 2000 iters) on a UTF-8 text file (default: data/tinyshakespeare.txt).
 
 options:
-  --data <file>          text file to train on (its characters are the vocabulary)
+  --data <file>          UTF-8 text file to train on (its characters are the vocabulary)
+  --encoding <name>      read --data as utf-8 (default; other bytes are an error) or latin1
   --config <file>        YAML or JSON config (see README); flags override it
   --backend <name>       auto | wasm | webgpu (default: $KILN_BACKEND or auto)
   --device <name>        backend device ("cpu" allows a software WebGPU adapter; wasm: threads)
@@ -33,8 +38,10 @@ options:
   --eval-interval <n>  --eval-iters <n>  --log-interval <n>  --checkpoint-interval <n>
   --sample-tokens <n>    characters to sample at the end (0: none)
   --seed <n>             seed for init, batches and dropout
-  --out <dir>            run folder (default: runs/<data>-<time>)
+  --out <dir>            run folder (default: runs/<data>-<time>); must be new or empty
+  --overwrite            replace the run already in --out
   --resume <dir>         continue the run in <dir> from its latest checkpoint
+  --resume-from <step>   with --resume: continue from this checkpoint instead of the latest
   -h, --help`;
 
 const NUMBER_FLAGS = {
@@ -50,10 +57,11 @@ export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: negativeValues(argv),
       options: {
         data: { type: "string" }, config: { type: "string" }, backend: { type: "string" }, device: { type: "string" },
         out: { type: "string" }, resume: { type: "string" }, help: { type: "boolean", short: "h" },
+        overwrite: { type: "boolean" }, encoding: { type: "string" }, "resume-from": { type: "string" },
         ...Object.fromEntries(Object.keys(NUMBER_FLAGS).map((k) => [k, { type: "string" as const }])),
       },
       strict: true,
@@ -69,7 +77,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(values);
   } catch (e) {
-    if (e instanceof ConfigError) {
+    // expected failures (flags, files, run folder, checkpoints): one line, exit 2; KILN_DEBUG=1 shows the stack
+    if (e instanceof UserError && debugLevel() === 0) {
       console.error(`kiln train: ${e.message}`);
       return 2;
     }
@@ -84,6 +93,7 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
   if (resume) input = await readConfigFile(join(resume, "config.json")).catch(() => {
     throw new ConfigError(`--resume ${resume}: not a run folder (no config.json)`);
   });
+  const saved = input; // the resumed run's own config, before --config and flags
   if (values.config) input = merge(input, await readConfigFile(values.config as string));
   const flags: Record<string, Record<string, unknown>> = { train: {}, model: {}, sample: {} };
   for (const [flag, [section, key]] of Object.entries(NUMBER_FLAGS)) {
@@ -102,10 +112,43 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
   const config = parseRunConfig(merge(input, top));
 
   // 2. data and tokenizer
-  const text = await readFile(config.data, "utf8").catch(() => {
-    throw new ConfigError(`data file not found: ${config.data}`);
+  if (values.device !== undefined && !/^(cpu|[1-9]\d*)$/.test(values.device as string))
+    throw new ConfigError(`--device ${values.device}: expected "cpu" (allow a software WebGPU adapter) or a wasm thread count`);
+  const resumeFrom = values["resume-from"] === undefined ? undefined : Number(values["resume-from"]);
+  if (resumeFrom !== undefined && (!resume || !Number.isInteger(resumeFrom) || resumeFrom < 0))
+    throw new ConfigError(`--resume-from needs --resume and a step number (got ${JSON.stringify(values["resume-from"])})`);
+  if (resume) checkResumedModel(saved, config);
+  const text = await readTextFile(config.data, { encoding: values.encoding as string | undefined, what: "--data" });
+  // the run folder: created exclusively (or resumed, or replaced with --overwrite) and locked for the run
+  const folder = await RunFolder.open({
+    path: resume ?? config.out,
+    mode: resume ? "resume" : values.overwrite ? "overwrite" : "new",
+    name: basename(config.data).replace(/\.[^.]*$/, ""),
   });
-  const outDir = config.out ?? join("runs", `${basename(config.data).replace(/\.[^.]*$/, "")}-${timestamp()}`);
+  try {
+    return await train(folder, config, text, { resume, resumeFrom, saved });
+  } finally {
+    await folder.release();
+  }
+}
+
+async function train(
+  folder: RunFolder,
+  config: RunConfig,
+  text: string,
+  { resume, resumeFrom, saved }: { resume?: string; resumeFrom?: number; saved: Record<string, unknown> },
+): Promise<number> {
+  const outDir = folder.path;
+  for (const f of folder.cleaned) console.log(`kiln train: removed ${f} (left by an interrupted save)`);
+  if (resume) {
+    const step = resumeFrom ?? (await folder.latestStep());
+    if (step === null) throw new RunFolderError(`--resume ${resume}: the run has no checkpoint yet (it stopped before its first save); start it again with --out ${resume} --overwrite`);
+    if (step >= config.train.iters) {
+      console.log(`kiln train: ${resume} already finished: step ${step} of ${config.train.iters}. Nothing to do (pass --iters N with N > ${step} to train further).`);
+      return 0;
+    }
+    await recordResumeChanges(outDir, saved, config);
+  }
   const tokenizer = resume
     ? CharTokenizer.fromJSON(await readFile(join(resume, "tokenizer.json"), "utf8"))
     : CharTokenizer.fromText(text);
@@ -119,9 +162,8 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
   });
   seedRng(config.train.seed);
   const model = new GPT({ vocabSize: tokenizer.vocabSize, ...config.model });
-  await mkdir(outDir, { recursive: true });
   if (!resume) {
-    await writeFile(join(outDir, "config.json"), JSON.stringify({ ...config, out: outDir }, null, 2) + "\n");
+    await writeJsonAtomic(join(outDir, "config.json"), { ...config, out: outDir });
     await writeFile(join(outDir, "tokenizer.json"), JSON.stringify(tokenizer.toJSON()) + "\n");
   }
   console.log(
@@ -135,7 +177,7 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
   const onSignal = () => stop.abort();
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  const trainer = new Trainer({ model, data: dataset, args: config.train, outDir, resume: !!resume, signal: stop.signal });
+  const trainer = new Trainer({ model, data: dataset, args: config.train, outDir, resume: !!resume, resumeFrom, signal: stop.signal });
   const result = await trainer.fit().finally(() => {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -168,6 +210,40 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
   return 0;
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
+/** parseArgs reads "--iters -5" as two flags: join a negative number to its flag ("--iters=-5") so the value is checked. */
+function negativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (argv[i].startsWith("--") && !argv[i].includes("=") && next !== undefined && /^-\d/.test(next)) out.push(`${argv[i]}=${argv[++i]}`);
+    else out.push(argv[i]);
+  }
+  return out;
+}
+
+/** Model flags that contradict the run being resumed are an error naming the flag and the run's value. */
+function checkResumedModel(saved: Record<string, unknown>, config: RunConfig): void {
+  const before = (saved.model ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(config.model)) {
+    if (before[key] !== undefined && before[key] !== value) {
+      const flag = Object.entries(NUMBER_FLAGS).find(([, [sec, k]]) => sec === "model" && k === key)?.[0] ?? `model.${key}`;
+      throw new ConfigError(`--${flag} ${value} contradicts the run being resumed (its ${key} is ${before[key]}); a resumed run keeps its model`);
+    }
+  }
+  if (saved.data !== undefined && saved.data !== config.data)
+    throw new ConfigError(`--data ${config.data} differs from the run being resumed (its data is ${saved.data})`);
+}
+
+/** Training settings changed on resume (--iters, --lr ...) are printed and written to config.json. */
+async function recordResumeChanges(outDir: string, saved: Record<string, unknown>, config: RunConfig): Promise<void> {
+  const changes: string[] = [];
+  for (const section of ["train", "sample"] as const) {
+    const before = (saved[section] ?? {}) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(config[section])) {
+      if (JSON.stringify(before[key]) !== JSON.stringify(value)) changes.push(`${section}.${key} ${JSON.stringify(before[key])} -> ${JSON.stringify(value)}`);
+    }
+  }
+  if (changes.length === 0) return;
+  console.log(`kiln train: resuming with changed settings: ${changes.join(", ")} (recorded in config.json)`);
+  await writeJsonAtomic(join(outDir, "config.json"), { ...config, out: outDir });
 }

@@ -5,6 +5,7 @@
 import type { Backend } from "../backend/backend.ts";
 import { Rng } from "../tensor/random.ts";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
+import { UserError } from "../util/errors.ts";
 
 export type Split = "train" | "val";
 
@@ -24,7 +25,7 @@ export class TokenDataset {
     this.val = tokens.subarray(cut);
     for (const [name, part] of [["train", this.train], ["val", this.val]] as const) {
       if (part.length <= blockSize) {
-        throw new Error(`[dataset] the ${name} split has ${part.length} tokens, fewer than blockSize + 1 = ${blockSize + 1}: use more text or a smaller blockSize`);
+        throw new UserError(`[dataset] the ${name} split has ${part.length} tokens, fewer than blockSize + 1 = ${blockSize + 1}: use more text or a smaller blockSize`);
       }
     }
   }

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { readFile } from "node:fs/promises";
 import { TrainArgs } from "./args.ts";
+import { UserError } from "../util/errors.ts";
 
 export const ModelArgs = z.strictObject({
   nLayer: z.number().int().positive().default(4),
@@ -53,7 +54,10 @@ export function parseRunConfig(input: unknown, source = "config"): RunConfig {
   throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
 }
 
-export class ConfigError extends Error {}
+/** A config or flag a user can fix (the CLI prints it as one line and exits 2). */
+export class ConfigError extends UserError {
+  override name = "ConfigError";
+}
 
 /** Reads a .yaml/.yml/.json config file into a plain object. */
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {

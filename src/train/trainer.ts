@@ -93,6 +93,8 @@ export interface TrainerOptions<B = Batch> {
   resume?: boolean;
   /** aborting it stops the loop after the current step, as interrupt() does */
   signal?: AbortSignal;
+  /** with resume: continue from the checkpoint of this step instead of the newest */
+  resumeFrom?: number;
 }
 
 export class Trainer<B = Batch> {
@@ -114,6 +116,7 @@ export class Trainer<B = Batch> {
   readonly #outDir: string | null;
   readonly #resume: boolean;
   readonly #signal?: AbortSignal;
+  readonly #resumeFrom: number | undefined;
 
   constructor(options: TrainerOptions<B>) {
     this.args = TrainArgs.parse(options.args ?? {});
@@ -130,6 +133,7 @@ export class Trainer<B = Batch> {
     this.#outDir = options.outDir ?? null;
     this.#resume = !!options.resume;
     this.#signal = options.signal;
+    this.#resumeFrom = options.resumeFrom;
     this.metrics = new MetricsLog(this.#outDir ? join(this.#outDir, "metrics.jsonl") : null);
   }
 
@@ -183,7 +187,7 @@ export class Trainer<B = Batch> {
     let previous: MetricRecord[] = [];
     if (this.#resume) {
       if (!ckptDir || !(await hasCheckpoint(ckptDir))) throw new Error(`[train] nothing to resume: no checkpoint in ${ckptDir ?? "(no run folder)"}`);
-      const state = await loadCheckpoint(ckptDir, { model: this.model, optimizer: this.optimizer });
+      const state = await loadCheckpoint(ckptDir, { model: this.model, optimizer: this.optimizer, step: this.#resumeFrom });
       this.step = state.step;
       this.rng.setState(state.rng as ReturnType<Rng["getState"]>);
       if (state.dropoutRng) this.dropoutRng.setState(state.dropoutRng as ReturnType<Rng["getState"]>);

@@ -1,6 +1,8 @@
 // Every environment variable kiln reads, registered with its name, description and default.
 // `kiln env` (and the README) list them; code reads them only through this file.
 
+import { UserError } from "./errors.ts";
+
 export interface EnvVar {
   name: string;
   description: string;
@@ -33,7 +35,7 @@ export const ENV_VARS: readonly EnvVar[] = [
 ];
 
 /** A registered variable set to a value kiln cannot use: the CLI prints its message alone and exits 2. */
-export class EnvError extends Error {
+export class EnvError extends UserError {
   override name = "EnvError";
 }
 

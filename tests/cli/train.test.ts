@@ -78,7 +78,7 @@ describe("kiln train", () => {
   test("a missing data file says which path", async () => {
     const r = await kiln(["train", "--data", "/nonexistent/tiny.txt"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("data file not found: /nonexistent/tiny.txt");
+    expect(r.stderr).toContain("--data /nonexistent/tiny.txt not found");
   });
 
   test("--help and unknown commands", async () => {
