@@ -183,7 +183,7 @@ export async function loadCheckpoint(
     const file = await readSafetensors(join(dir, "optimizer.safetensors"));
     const saved = (state.optimizers as SavedOptimizer[] | undefined) ?? [];
     if (saved.length && saved.length !== optimizers.length) {
-      throw new Error(`[checkpoint] ${dir} holds ${saved.length} optimizer(s), the run has ${optimizers.length}`);
+      throw new CheckpointError(`[checkpoint] ${dir} holds ${saved.length} optimizer(s), the run has ${optimizers.length}`);
     }
     const names = new Map(model.namedParameters().map(([n, t]) => [t, n]));
     for (const [i, opt] of optimizers.entries()) {
@@ -197,7 +197,7 @@ export async function loadCheckpoint(
           if (n === undefined || !opt.stateKeys.some((k) => file.has(`${k}.${n}`))) continue;
           const s: ParamState = {};
           for (const k of opt.stateKeys) {
-            if (!file.has(`${k}.${n}`)) throw new Error(`[checkpoint] optimizer state "${k}" for ${n} is missing`);
+            if (!file.has(`${k}.${n}`)) throw new CheckpointError(`[checkpoint] optimizer state "${k}" for ${n} is missing from ${dir}`);
             s[k] = fromArray((await file.read(`${k}.${n}`)) as Float32Array, p.shape, { backend: p.backend });
             temps.push(s[k]);
           }

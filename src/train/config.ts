@@ -51,7 +51,8 @@ export function parseRunConfig(input: unknown, source = "config"): RunConfig {
     const value = issue.path.reduce<unknown>((v, k) => (v && typeof v === "object" ? (v as Record<string | number, unknown>)[k as string] : undefined), input);
     return `  ${path || "(root)"}: ${issue.message}${value !== undefined ? ` (got ${JSON.stringify(value)})` : ""}`;
   });
-  throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
+  // one bad field: one line; several: one line each
+  throw new ConfigError(lines.length === 1 ? `invalid ${source}: ${lines[0].trim()}` : `invalid ${source}:\n${lines.join("\n")}`);
 }
 
 /** A config or flag a user can fix (the CLI prints it as one line and exits 2). */
