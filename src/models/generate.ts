@@ -18,7 +18,7 @@ import { fromArray } from "../tensor/tensor.ts";
 import { scope } from "../tensor/memory.ts";
 import { noGrad } from "../autograd/tape.ts";
 import { Rng, randomSeed } from "../tensor/random.ts";
-import { withTraining } from "../nn/mode.ts";
+import { withTraining } from "../tensor/mode.ts";
 import { checkParams, pickToken, type SamplingParams } from "./sampling.ts";
 import { StreamingDetokenizer } from "./detokenizer.ts";
 

@@ -2,7 +2,7 @@
 // default backend with the init PyTorch/nanoGPT use unless an init std is given.
 
 import { Module } from "./module.ts";
-import { isTraining } from "./mode.ts";
+import { isTraining } from "../tensor/mode.ts";
 import { ones, randn, zeros, type Tensor } from "../tensor/tensor.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";

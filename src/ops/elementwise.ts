@@ -3,6 +3,7 @@
 // any other broadcast is first materialized with `copy` (stride-0 expand).
 
 import { currentRng, type Rng } from "../tensor/random.ts";
+import { trainingOverride } from "../tensor/mode.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { broadcastShapes, sameShape, sizeOf, type Shape } from "../tensor/shape.ts";
 import { record, willRecord } from "../autograd/tape.ts";
@@ -90,12 +91,13 @@ export function silu(x: Tensor): Tensor {
 
 /**
  * Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p).
- * Identity when p = 0 or `training` is false. The mask comes from a seed drawn from `rng`
- * (default: the call's withRng stream, else Rng.global).
+ * Identity when p = 0, `training` is false, or the running call is in eval mode
+ * (withTraining(false)). The mask comes from a seed drawn from `rng` (default: the call's withRng
+ * stream, else Rng.global).
  */
 export function dropout(x: Tensor, p: number, training = true, rng: Rng = currentRng()): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`[dropout] p must be in [0, 1), got ${p}`);
-  if (!training || p === 0) return x;
+  if (!training || p === 0 || trainingOverride() === false) return x;
   const seed = rng.nextU32();
   const out = unaryKernel("dropout", x, { p, seed });
   return record(out, "dropout", [x], { p, seed });

@@ -12,7 +12,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { scope } from "../tensor/memory.ts";
 import { Rng, withRng } from "../tensor/random.ts";
 import { noGrad } from "../autograd/tape.ts";
-import { withTraining } from "../nn/mode.ts";
+import { withTraining } from "../tensor/mode.ts";
 import { AdamW } from "../optim/adamw.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { gradNormSq } from "../optim/clip.ts";

@@ -13,7 +13,7 @@ import { fromArray, useBackend, type Tensor } from "../../src/tensor/tensor.ts";
 import { dispose, scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { Rng, seed } from "../../src/tensor/random.ts";
-import { withTraining } from "../../src/nn/mode.ts";
+import { withTraining } from "../../src/tensor/mode.ts";
 import { loadTokenizer } from "../../src/data/tokenizer.ts";
 import { backendNames, getBackend } from "../backends.ts";
 

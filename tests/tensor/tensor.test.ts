@@ -1,6 +1,7 @@
 // Tensor creation and reading back (src/tensor/tensor.ts): tensor() from nested arrays and typed
 // arrays, fromArray's size check, zeros/ones/full/arange/rand/randn (seeded, reproducible), item
-// and toArray, and the clear error for tensors of two backend instances mixed in one op.
+// and toArray, the clear error for tensors of two backend instances mixed in one op, and the default
+// backend per call (withBackend), which library calls given tensors never fall back on.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as k from "../../src/index.ts";
 import { withoutInit } from "../../src/tensor/tensor.ts";

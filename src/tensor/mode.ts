@@ -8,8 +8,9 @@ import { AsyncLocalStorage } from "node:async_hooks";
 const override = new AsyncLocalStorage<boolean>();
 
 /**
- * Runs fn (sync or async) with every module in training mode `training` (false: eval, dropout
- * off), whatever their own flags; the flags are left as they are.
+ * Runs fn (sync or async) with every module in training mode `training` (false: eval), whatever
+ * their own flags; the flags are left as they are. withTraining(false) turns off every dropout in
+ * the call, also a dropout op called with training = true by a module that reads its own flag.
  * @example const logits = withTraining(false, () => model.forward(ids))
  */
 export function withTraining<T>(training: boolean, fn: () => T): T {
@@ -19,4 +20,9 @@ export function withTraining<T>(training: boolean, fn: () => T): T {
 /** Whether `module` runs in training mode in the running call: withTraining's choice, else its flag. */
 export function isTraining(module: { readonly training: boolean }): boolean {
   return override.getStore() ?? module.training;
+}
+
+/** withTraining's choice for the running call, if any. */
+export function trainingOverride(): boolean | undefined {
+  return override.getStore();
 }
