@@ -14,7 +14,7 @@ import { seed } from "../../src/tensor/random.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
 import { loadCheckpoint } from "../../src/io/checkpoint.ts";
 import { parseMetrics } from "../../src/train/metrics.ts";
-import { isTraining } from "../../src/nn/mode.ts";
+import { isTraining } from "../../src/tensor/mode.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 import { getBackend } from "../backends.ts";
 
