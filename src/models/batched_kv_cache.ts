@@ -50,13 +50,34 @@ export class BatchedKVCache {
     return fromArray(ids, [this.batch, T], { dtype: "i32", backend }); // [B, T]
   }
 
-  /** Rotary embeddings on x [B, T, H, D], row i at positions caches[i].length.. */
+  /**
+   * Rotary embeddings on x [B, T, H, D], row i at positions caches[i].length.. ("rotate half", as
+   * ops.rope). Rows at different positions: x·C + swap(x)·S with per-row cos/sin tables made on the
+   * host (a constant number of launches, not a rope per row).
+   */
   rope(x: Tensor, theta: number): Tensor {
     this.#checkRows(x);
     const offsets = this.caches.map((c) => c.length);
     if (offsets.every((o) => o === offsets[0])) return ops.rope(x, { theta, offset: offsets[0] }); // [B, T, H, D]
-    const rows = offsets.map((offset, i) => ops.rope(ops.narrow(x, 0, i, 1), { theta, offset })); // B × [1, T, H, D]
-    return ops.cat(rows, 0); // [B, T, H, D]
+    const [B, T, , D] = x.shape;
+    const half = D / 2;
+    const cos = new Float32Array(B * T * D);
+    const sin = new Float32Array(B * T * D);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        for (let i = 0; i < half; i++) {
+          const angle = (offsets[b] + t) * Math.pow(theta, (-2 * i) / D); // f64, as the rope kernels
+          const row = (b * T + t) * D;
+          cos[row + i] = cos[row + i + half] = Math.cos(angle);
+          sin[row + i] = -Math.sin(angle); // out1 = x1·cos − x2·sin
+          sin[row + i + half] = Math.sin(angle); // out2 = x2·cos + x1·sin
+        }
+      }
+    }
+    const C = fromArray(cos, [B, T, 1, D], { backend: x.backend }); // [B, T, 1, D]
+    const S = fromArray(sin, [B, T, 1, D], { backend: x.backend }); // [B, T, 1, D]
+    const swapped = ops.cat([ops.narrow(x, 3, half, half), ops.narrow(x, 3, 0, half)], 3); // [B, T, H, D]: (x2, x1)
+    return x.mul(C).add(swapped.mul(S)); // [B, T, H, D]
   }
 
   /**

@@ -99,13 +99,17 @@ export class ServerMetrics {
   readonly ttftSeconds = new Histogram("kiln_time_to_first_token_seconds", "time from submission to a sequence's first token", SECONDS);
   readonly stepSeconds = new Histogram("kiln_decode_step_seconds", "one batched decode step (forward + read-back + sampling)", SECONDS);
 
-  constructor(read: { queueDepth: () => number; running: () => number }) {
+  readonly backendBytes: Gauge;
+  readonly rssBytes = new Gauge("process_resident_memory_bytes", "resident set size of the process", () => process.memoryUsage().rss);
+
+  constructor(read: { queueDepth: () => number; running: () => number; backendBytes: () => number }) {
     this.queueDepth = new Gauge("kiln_queue_depth", "sequences waiting for a slot in the running batch", read.queueDepth);
     this.running = new Gauge("kiln_running_sequences", "sequences in the running batch", read.running);
+    this.backendBytes = new Gauge("kiln_backend_allocated_bytes", "device memory in live buffers (weights, KV caches, step intermediates)", read.backendBytes);
   }
 
   render(): string {
-    const all: Metric[] = [this.requests, this.promptTokens, this.generationTokens, this.sequences, this.queueDepth, this.running, this.batchSize, this.requestSeconds, this.ttftSeconds, this.stepSeconds];
+    const all: Metric[] = [this.requests, this.promptTokens, this.generationTokens, this.sequences, this.queueDepth, this.running, this.batchSize, this.requestSeconds, this.ttftSeconds, this.stepSeconds, this.backendBytes, this.rssBytes];
     return all.map((m) => [`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`, ...m.lines()].join("\n")).join("\n") + "\n";
   }
 }

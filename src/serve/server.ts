@@ -66,6 +66,7 @@ export function createServer(options: ServerOptions): KilnServer {
   const metrics = new ServerMetrics({
     queueDepth: () => served.reduce((s, m) => s + m.batcher.queueDepth, 0),
     running: () => served.reduce((s, m) => s + m.batcher.running, 0),
+    backendBytes: () => [...new Set(options.models.map((m) => m.model.parameters()[0]?.backend))].reduce((s, b) => s + (b?.stats().allocatedBytes ?? 0), 0),
   });
   const created = Math.floor(Date.now() / 1000);
   for (const m of options.models) {
