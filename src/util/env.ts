@@ -31,6 +31,8 @@ export const ENV_VARS: readonly EnvVar[] = [
   },
   { name: "KILN_API_KEY", description: "kiln serve: the API key clients must send (Authorization: Bearer) when --api-key is not given", default: "" },
   { name: "KILN_TEST_WEBGPU", description: "tests: 1 = WebGPU must be available (fail instead of skip)", default: "0" },
+  { name: "KILN_TEST_CHROMIUM", description: "tests: 1 = chromium must be on PATH for the chat page test (fail instead of skip)", default: "0" },
+  { name: "KILN_TEST_OUT", description: "tests: folder for test artifacts (the chat page screenshot)", default: "the temp folder" },
   { name: "KILN_TEST_BLAS", description: "tests: 1 = a native BLAS must be found (fail instead of skip)", default: "0" },
 ];
 
