@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { init } from "../init.ts";
 import { env } from "../util/env.ts";
 import { createServer } from "../serve/server.ts";
-import { loadServedModel } from "../serve/load.ts";
+import { loadServedAdapter, loadServedModel, type LoadedModelEntry } from "../serve/load.ts";
 
 const HELP = `usage: kiln serve --model <dir> [options]
 
@@ -19,6 +19,9 @@ with "stream": true), GET /health, GET /metrics (Prometheus). Concurrent request
 options:
   --model <dir>               model folder (required)
   --served-model-name <name>  the name clients pass as "model" (default: the folder's name)
+  --lora-modules <name=dir>   also serve the base with this PEFT LoRA adapter merged in, as "name"
+                              (repeatable, or comma-separated); each adapter is its own model: its
+                              own copy of the weights and its own decode batch
   --host <addr>               address to listen on (default 127.0.0.1: this machine only)
   --port <n>                  port (default 8080; 0 picks a free one)
   --max-batch <n>             sequences decoded together (default 8)
@@ -35,12 +38,12 @@ const INT_FLAGS = ["port", "max-batch", "max-queue", "max-body-bytes", "request-
 class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
-        model: { type: "string" }, "served-model-name": { type: "string" }, host: { type: "string" }, "api-key": { type: "string" },
+        model: { type: "string" }, "served-model-name": { type: "string" }, "lora-modules": { type: "string", multiple: true }, host: { type: "string" }, "api-key": { type: "string" },
         backend: { type: "string" }, device: { type: "string" }, help: { type: "boolean", short: "h" },
         ...Object.fromEntries(INT_FLAGS.map((k) => [k, { type: "string" as const }])),
       },
@@ -64,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(values: Record<string, string | boolean | undefined>): Promise<number> {
+async function run(values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const ints: Partial<Record<(typeof INT_FLAGS)[number], number>> = {};
   for (const flag of INT_FLAGS) {
     const raw = values[flag] as string | undefined;
@@ -75,6 +78,14 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
     }
     ints[flag] = n;
   }
+  const loras = ((values["lora-modules"] as string[] | undefined) ?? []).flatMap((v) => v.split(",")).map((spec) => {
+    const eq = spec.indexOf("=");
+    if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`--lora-modules ${JSON.stringify(spec)}: expected name=dir`);
+    return { name: spec.slice(0, eq), dir: spec.slice(eq + 1) };
+  });
+  for (const l of loras) {
+    if (!(await stat(join(l.dir, "adapter_config.json")).catch(() => null))) throw new UsageError(`--lora-modules ${l.name}=${l.dir}: no adapter_config.json there (a PEFT LoRA folder)`);
+  }
   const dir = values.model as string;
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new UsageError(`--model ${dir}: no such folder`);
@@ -84,8 +95,13 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
     threads: values.backend !== "webgpu" && values.device ? Number(values.device) || undefined : undefined,
   });
   const entry = await loadServedModel(dir, { name: values["served-model-name"] as string | undefined, backend });
+  const entries: LoadedModelEntry[] = [entry];
+  for (const l of loras) entries.push(await loadServedAdapter(dir, l.dir, l.name, { backend }));
+  const names = entries.map((e) => e.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new UsageError(`two served models are named ${JSON.stringify(twice)} (--served-model-name / --lora-modules)`);
   const api = createServer({
-    models: [entry],
+    models: entries,
     maxBatch: ints["max-batch"],
     maxQueue: ints["max-queue"],
     maxBodyBytes: ints["max-body-bytes"],
@@ -99,7 +115,7 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
     idleTimeout: 0, // a long generation streams nothing for a while on slow backends: let the request timeout decide
     error: () => Response.json({ error: { message: "internal error", type: "server_error", param: null, code: null } }, { status: 500 }),
   });
-  console.error(`kiln serve: ${entry.name} on http://${server.hostname}:${server.port}/v1 (${backend.name}, ${backend.device}; context ${entry.model.config.blockSize}, batch ${ints["max-batch"] ?? 8}${entry.chatTemplate ? ", chat template" : ", no chat template"})`);
+  console.error(`kiln serve: ${names.join(", ")} on http://${server.hostname}:${server.port}/v1 (${backend.name}, ${backend.device}; context ${entry.model.config.blockSize}, batch ${ints["max-batch"] ?? 8}${entry.chatTemplate ? ", chat template" : ", no chat template"})`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);

@@ -1,11 +1,14 @@
 // A Hugging Face model folder as a served model entry: weights (loadPretrained), tokenizer, chat
-// template (chat_template.jinja or tokenizer_config.json) and generation_config.json defaults.
+// template (chat_template.jinja or tokenizer_config.json) and generation_config.json defaults; and
+// a PEFT LoRA adapter on it (vLLM's --lora-modules), merged into its own copy of the base weights.
 // The one way `kiln serve` and embedding apps load what createServer() serves.
 
 import { basename, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import { loadPretrained } from "../models/pretrained.ts";
 import { loadChatTemplate } from "../data/chat_template.ts";
+import { loadAdapter } from "../io/peft.ts";
+import { mergeAndUnload } from "../nn/lora_model.ts";
 import type { ModelEntry } from "./server.ts";
 import type { PretrainedModel } from "../models/index.ts";
 
@@ -24,4 +27,22 @@ export async function loadServedModel(dir: string, { name, backend }: { name?: s
   }
   const chatTemplate = await loadChatTemplate(dir);
   return { name: name ?? basename(resolve(dir)), model, tokenizer, chatTemplate, generationConfig: generationConfig as ModelEntry["generationConfig"] };
+}
+
+/**
+ * The base model in `baseDir` with the PEFT adapter in `adapterDir` merged in, served as `name`.
+ * Merged (PEFT merge_and_unload, checked on a probe batch) so that it decodes through the same
+ * batched path as any model: its own copy of the weights, its own decode batch.
+ * @example await loadServedAdapter("models/base", "runs/sft/adapter", "sql-lora")
+ */
+export async function loadServedAdapter(baseDir: string, adapterDir: string, name: string, { backend }: { backend?: Backend } = {}): Promise<LoadedModelEntry> {
+  const entry = await loadServedModel(baseDir, { name, backend });
+  try {
+    await loadAdapter(entry.model, adapterDir);
+    await mergeAndUnload(entry.model);
+  } catch (e) {
+    entry.model.dispose();
+    throw e;
+  }
+  return entry;
 }

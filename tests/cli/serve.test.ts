@@ -57,6 +57,8 @@ describe("kiln serve", () => {
     [["--model", ".", "--max-batch", "0"], /--max-batch must be an integer >= 1/],
     [["--model", ".", "--port", "http"], /--port must be an integer >= 0/],
     [["--model", ".", "--bogus"], /Unknown option '--bogus'/],
+    [["--model", ".", "--lora-modules", "justaname"], /--lora-modules "justaname": expected name=dir/],
+    [["--model", ".", "--lora-modules", "a=/nonexistent"], /--lora-modules a=\/nonexistent: no adapter_config.json there/],
   ] as const) {
     test(`bad input exits 2 with one clear line: ${args.join(" ") || "(none)"}`, async () => {
       const proc = spawn([...args]);
