@@ -3,6 +3,8 @@
 // server runs as a separate `kiln serve` process; clients are plain fetch() in this one.
 //   decode        1 client, then C concurrent clients (default 8): total generated tokens/s over
 //                 the wall time, the speed-up, and time to first token (streamed) p50 / p99
+//   lora          the same C clients, half asking the base model and half a LoRA adapter
+//                 (--lora-modules): adapters decode in their own batch, so this shows the cost
 //   load          N clients (default 32) for S seconds (default 30) mixing plain, streaming,
 //                 cancelled-after-the-first-chunk and malformed requests: status counts, 5xx,
 //                 unanswered requests, RSS and backend memory after warm-up vs after the run
@@ -14,7 +16,12 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import { init } from "../../src/init.ts";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { makeTinyModel } from "../serve/tiny_model.ts";
+import { loadPretrained } from "../../src/models/pretrained.ts";
+import { applyLora } from "../../src/nn/lora_model.ts";
+import { saveAdapter } from "../../src/io/peft.ts";
 
 const { values: o } = parseArgs({
   options: {
@@ -30,8 +37,15 @@ const NO_EOS = { "299": -100 }; // every request generates exactly max_tokens
 await init("wasm"); // only to write the model folder
 const hidden = num("hidden");
 const dir = await makeTinyModel({ hidden, layers: num("layers"), heads: Math.max(4, hidden / 64), context: num("context") });
+const adapterDir = await mkdtemp(join(tmpdir(), "kiln-bench-adapter-"));
+{
+  const { model } = await loadPretrained(dir);
+  applyLora(model, { r: 8, loraAlpha: 16, targetModules: ["q_proj", "v_proj"] });
+  await saveAdapter(model, adapterDir);
+  model.dispose();
+}
 const ROOT = join(import.meta.dir, "..", "..");
-const args = ["serve", "--model", dir, "--port", "0", "--served-model-name", "bench", "--backend", o.backend!, "--max-batch", String(Math.max(8, num("clients"))), "--max-queue", "256"];
+const args = ["serve", "--model", dir, "--lora-modules", `lora=${adapterDir}`, "--port", "0", "--served-model-name", "bench", "--backend", o.backend!, "--max-batch", String(Math.max(8, num("clients"))), "--max-queue", "256"];
 if (o.device) args.push("--device", o.device);
 const proc = Bun.spawn([process.execPath, join(ROOT, "src", "cli", "main.ts"), ...args], { stdout: "inherit", stderr: "pipe" });
 let banner = "";
@@ -51,9 +65,9 @@ const post = (body: object, signal?: AbortSignal) =>
   fetch(`${base}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "bench", ...body }), signal });
 
 /** One streamed greedy request: ms to the first chunk, tokens generated, ms in all. */
-async function timed(prompt: string, tokens: number): Promise<{ ttft: number; tokens: number; ms: number }> {
+async function timed(prompt: string, tokens: number, model = "bench"): Promise<{ ttft: number; tokens: number; ms: number }> {
   const t0 = performance.now();
-  const r = await post({ prompt, max_tokens: tokens, temperature: 0, logit_bias: NO_EOS, stream: true, stream_options: { include_usage: true } });
+  const r = await post({ model, prompt, max_tokens: tokens, temperature: 0, logit_bias: NO_EOS, stream: true, stream_options: { include_usage: true } });
   const rd = r.body!.getReader();
   let ttft = NaN;
   let text = "";
@@ -69,11 +83,11 @@ async function timed(prompt: string, tokens: number): Promise<{ ttft: number; to
 
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
-async function phase(clients: number): Promise<{ tokensPerS: number; ttftP50: number; ttftP99: number; requests: number }> {
+async function phase(clients: number, lora = false): Promise<{ tokensPerS: number; ttftP50: number; ttftP99: number; requests: number }> {
   const t0 = performance.now();
   const runs = await Promise.all(Array.from({ length: clients }, async (_, c) => {
     const out = [];
-    for (let i = 0; i < num("requests"); i++) out.push(await timed(`client ${c} asks question ${i}: what comes next?`, num("tokens")));
+    for (let i = 0; i < num("requests"); i++) out.push(await timed(`client ${c} asks question ${i}: what comes next?`, num("tokens"), lora && c % 2 === 1 ? "lora" : "bench"));
     return out;
   }));
   const wall = (performance.now() - t0) / 1000;
@@ -133,6 +147,9 @@ try {
     ttft_p50_ms_1: +one.ttftP50.toFixed(1), ttft_p99_ms_1: +one.ttftP99.toFixed(1), ttft_p50_ms: +many.ttftP50.toFixed(1), ttft_p99_ms: +many.ttftP99.toFixed(1),
   };
   console.log(o.json ? JSON.stringify(decode) : decode);
+  const mixed = await phase(num("clients"), true);
+  const loraFig = { name: "serve/lora", clients: num("clients"), half_on_adapter_tok_s: +mixed.tokensPerS.toFixed(1), all_on_base_tok_s: decode.many_clients_tok_s, ttft_p50_ms: +mixed.ttftP50.toFixed(1), ttft_p99_ms: +mixed.ttftP99.toFixed(1) };
+  console.log(o.json ? JSON.stringify(loraFig) : loraFig);
   if (num("load-seconds") > 0) {
     const warm = await metrics();
     const r = await load(num("load-clients"), num("load-seconds"));
@@ -149,4 +166,5 @@ try {
   proc.kill("SIGINT");
   await proc.exited;
   await rm(dir, { recursive: true, force: true });
+  await rm(adapterDir, { recursive: true, force: true });
 }
