@@ -32,6 +32,7 @@ export {
   loadModelConfig, parseModelConfig, toHFConfig, loadPretrained, loadWeights, savePretrained,
   type KVCacheOptions, type ModelConfig, type GPT2Config, type LlamaConfig, type PretrainedModel,
   type GenerationConfig, type LoadOptions, type Pretrained, type SaveOptions,
+  FAMILIES, familyByName, familyByArchitecture, type FamilyName, type ModelFamily, type GGUFNames,
 } from "./models/index.ts";
 export {
   generate, stream, streamTokens,

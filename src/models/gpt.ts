@@ -2,7 +2,8 @@
 // pre-LayerNorm blocks, fused qkv projection (Conv1D weights stored [in, out]), causal attention,
 // tanh-GELU MLP, final LayerNorm, and an output head tied to the token embedding. Parameter
 // names are Hugging Face's, so safetensors checkpoints load name-for-name. Init as nanoGPT.
-// Not here: training code (src/train), tokenization (src/data).
+// Also the gpt2 family (./family.ts): config.json both ways and the checkpoint tensor names.
+// Not here: training code (src/train), tokenization (src/data), reading folders (./pretrained.ts).
 
 import { z } from "zod";
 import { Module, ModuleList } from "../nn/module.ts";
@@ -14,6 +15,9 @@ import { keepLast } from "./logits.ts";
 import { keep } from "../tensor/memory.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
+import type { ModelFamily } from "./family.ts";
+import { hfCommon, hfTokenIds, posInt, tokenIds, unsupported, zodCheck } from "./hf_config.ts";
+import { savePretrained, type SaveOptions } from "./save.ts";
 
 export const GPTConfig = z.object({
   vocabSize: z.number().int().positive(),
@@ -116,13 +120,10 @@ export class GPT extends Module {
   }
 
   /**
-   * Logits [B, T, V] for token ids idx [B, T] (i32). With `cache`, the tokens sit at positions
-   * cache.length.. (learned positions from there), their keys/values are appended to the cache,
-   * and attention covers everything cached.
-   */
-  /**
-   * logits [B, T, V] (or [B, logitsToKeep, V]: only the last positions, as HF's logits_to_keep, so a
-   * prefill does not project every prompt position onto the vocabulary) for ids [B, T].
+   * Logits [B, T, V] for token ids idx [B, T] (i32), or [B, logitsToKeep, V]: only the last
+   * positions, as HF's logits_to_keep, so a prefill does not project every prompt position onto the
+   * vocabulary. With `cache`, the tokens sit at positions cache.length.. (learned positions from
+   * there), their keys/values are appended to the cache, and attention covers everything cached.
    */
   forward(idx: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
     const [B, T] = idx.shape;
@@ -146,20 +147,14 @@ export class GPT extends Module {
     return new KVCache({ layers: this.config.nLayer, batch, maxLength, kvHeads: H, headDim: C / H, backend: this.transformer.wte.weight.backend });
   }
 
-  /** Writes a Hugging Face folder (config.json, model.safetensors, tokenizer files): see ./pretrained.ts. */
-  async savePretrained(dir: string, options?: import("./pretrained.ts").SaveOptions): Promise<void> {
-    const { savePretrained } = await import("./pretrained.ts");
-    await savePretrained(this, dir, options);
+  /** The gpt2 family: how this model reads and writes Hugging Face folders. */
+  get family(): ModelFamily<GPT2Config, GPT> {
+    return gpt2;
   }
 
-  /**
-   * The parameter a GPT-2 checkpoint tensor loads into, or null to skip it: GPT2Model checkpoints
-   * (openai-community/gpt2) name weights without "transformer.", carry causal-mask buffers
-   * (attn.bias, attn.masked_bias), and some carry the tied lm_head.weight.
-   */
-  static checkpointName(name: string): string | null {
-    if (name === "lm_head.weight" || name.endsWith(".attn.bias") || name.endsWith(".attn.masked_bias")) return null;
-    return name.startsWith("transformer.") ? name : `transformer.${name}`;
+  /** Writes a Hugging Face folder (config.json, model.safetensors, tokenizer files): see ./save.ts. */
+  async savePretrained(dir: string, options?: SaveOptions): Promise<void> {
+    await savePretrained(this, dir, options);
   }
 
   /** Mean cross-entropy of next-token prediction: logits for idx against targets [B, T]. */
@@ -186,3 +181,98 @@ export class GPT extends Module {
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// The gpt2 family: GPT2LMHeadModel's config.json and checkpoint names.
+// Reference: transformers models/gpt2/configuration_gpt2.py, modeling_gpt2.py.
+
+/** GPT-2 normalised to GPTConfig's fields (+ token ids); pass it to `new GPT(config)`. */
+export const GPT2Config = z.object({
+  family: z.literal("gpt2"),
+  vocabSize: posInt,
+  /** HF n_positions */
+  blockSize: posInt,
+  nLayer: posInt,
+  nHead: posInt,
+  nEmbd: posInt,
+  /** HF resid_pdrop (kiln applies one dropout rate to embeddings and residual branches) */
+  dropout: z.number().min(0).max(0.99),
+  layerNormEps: z.number().positive(),
+  bosTokenId: tokenIds,
+  eosTokenId: tokenIds,
+  torchDtype: z.string().nullish(),
+});
+export type GPT2Config = z.infer<typeof GPT2Config>;
+
+const HFGPT2 = z.object({
+  ...hfCommon,
+  n_positions: posInt,
+  n_embd: posInt,
+  n_layer: posInt,
+  n_head: posInt,
+  n_inner: posInt.nullish(),
+  activation_function: z.string().default("gelu_new"),
+  resid_pdrop: z.number().default(0.1),
+  layer_norm_epsilon: z.number().positive().default(1e-5),
+  scale_attn_weights: z.boolean().default(true),
+  scale_attn_by_inverse_layer_idx: z.boolean().default(false),
+  add_cross_attention: z.boolean().default(false),
+});
+
+function parseGPT2(raw: Record<string, unknown>): GPT2Config {
+  const c = zodCheck(HFGPT2, raw, "GPT2LMHeadModel");
+  if (!["gelu_new", "gelu_pytorch_tanh"].includes(c.activation_function))
+    unsupported("activation_function", c.activation_function, "kiln's GPT-2 uses the tanh GELU (gelu_new)");
+  if (c.n_inner != null && c.n_inner !== 4 * c.n_embd) unsupported("n_inner", c.n_inner, `kiln's GPT-2 MLP is 4 * n_embd = ${4 * c.n_embd}`);
+  if (!c.scale_attn_weights) unsupported("scale_attn_weights", false, "attention is always scaled by 1/sqrt(head dim)");
+  if (c.scale_attn_by_inverse_layer_idx) unsupported("scale_attn_by_inverse_layer_idx", true, "not implemented");
+  if (c.add_cross_attention) unsupported("add_cross_attention", true, "decoder-only models only");
+  if (c.tie_word_embeddings === false) unsupported("tie_word_embeddings", false, "kiln's GPT-2 head is tied to wte");
+  if (c.n_embd % c.n_head !== 0) unsupported("n_head", c.n_head, `n_embd ${c.n_embd} is not a multiple of it`);
+  return GPT2Config.parse({
+    family: "gpt2",
+    vocabSize: c.vocab_size,
+    blockSize: c.n_positions,
+    nLayer: c.n_layer,
+    nHead: c.n_head,
+    nEmbd: c.n_embd,
+    dropout: c.resid_pdrop,
+    layerNormEps: c.layer_norm_epsilon,
+    bosTokenId: c.bos_token_id,
+    eosTokenId: c.eos_token_id,
+    torchDtype: c.torch_dtype ?? c.dtype,
+  });
+}
+
+const GPT2_LAYER_TENSORS = [
+  "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
+  "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
+];
+
+export const gpt2: ModelFamily<GPT2Config, GPT> = {
+  name: "gpt2",
+  architecture: "GPT2LMHeadModel",
+  parseConfig: parseGPT2,
+  toHFConfig: (c) => ({
+    architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: c.vocabSize, n_positions: c.blockSize, n_ctx: c.blockSize,
+    n_embd: c.nEmbd, n_layer: c.nLayer, n_head: c.nHead, n_inner: null, activation_function: "gelu_new",
+    // kiln drops embeddings and residual branches, never attention probabilities
+    resid_pdrop: c.dropout, embd_pdrop: c.dropout, attn_pdrop: 0, layer_norm_epsilon: c.layerNormEps,
+    initializer_range: 0.02, scale_attn_weights: true, tie_word_embeddings: true, use_cache: true, ...hfTokenIds(c), torch_dtype: "float32",
+  }),
+  create: (config, backend) => new GPT(config, backend),
+  // GPT keeps GPTConfig's fields only: token ids and dtype come from the config it was loaded with
+  configOf: (model, loaded) => ({ bosTokenId: null, eosTokenId: null, torchDtype: null, ...loaded, ...model.config, family: "gpt2" }),
+  hfTensorNames: (c) => [
+    "transformer.wte.weight", "transformer.wpe.weight",
+    ...Array.from({ length: c.nLayer }, (_, i) => GPT2_LAYER_TENSORS.map((n) => `transformer.h.${i}.${n}`)).flat(),
+    "transformer.ln_f.weight", "transformer.ln_f.bias",
+  ],
+  // GPT2Model checkpoints (openai-community/gpt2) name weights without "transformer.", carry
+  // causal-mask buffers (attn.bias, attn.masked_bias), and some carry the tied lm_head.weight
+  fromHFName: (name) => {
+    if (name === "lm_head.weight" || name.endsWith(".attn.bias") || name.endsWith(".attn.masked_bias")) return null;
+    return name.startsWith("transformer.") ? name : `transformer.${name}`;
+  },
+  toHFName: (name) => name,
+};

@@ -4,6 +4,8 @@
 // an lm_head tied to the embedding or not. Parameter names are Hugging Face's, so safetensors
 // checkpoints load name-for-name. Not here: training code, loading files (./pretrained.ts), and
 // attention-probability dropout (HF attention_dropout; 0 in released models) or sliding windows.
+// Also LlamaConfig, its HF config.json fields both ways, the checkpoint tensor names, and the llama
+// family; llamaFamily() builds the families that share this graph (./qwen2.ts, ./mistral.ts).
 // Reference: transformers models/llama/modeling_llama.py (and qwen2, mistral: the same graph).
 
 import { z } from "zod";
@@ -12,12 +14,59 @@ import { Embedding, Linear, RMSNorm } from "../nn/layers.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
-import { LlamaConfig } from "./config.ts";
+import type { ModelFamily } from "./family.ts";
+import { hfCommon, hfTokenIds, posInt, tokenIds, unsupported, zodCheck } from "./hf_config.ts";
+import { savePretrained, type SaveOptions } from "./save.ts";
 import { KVCache } from "./kv_cache.ts";
 import { BatchedKVCache, cachedAttention, type AnyKVCache } from "./batched_kv_cache.ts";
 import { keepLast } from "./logits.ts";
 
-export { LlamaConfig };
+/**
+ * kiln's config for the Llama family (Llama, Mistral, Qwen2). Names follow gpt.ts (nLayer, nHead, nEmbd).
+ * Attention: q = x Wq [+bq], k/v with nKvHead heads each shared by nHead/nKvHead query heads (GQA),
+ * RoPE on q and k in the HF "rotate half" layout (pairs (i, i + headDim/2)), frequency ropeTheta^(-2i/headDim).
+ * MLP: down(silu(gate(x)) * up(x)). Norms: RMSNorm(x) = x / sqrt(mean(x²) + rmsNormEps) * weight.
+ */
+export const LlamaConfig = z.object({
+  family: z.enum(["llama", "mistral", "qwen2"]),
+  vocabSize: posInt,
+  /** hidden size (HF hidden_size) */
+  nEmbd: posInt,
+  /** HF num_hidden_layers */
+  nLayer: posInt,
+  /** query heads (HF num_attention_heads) */
+  nHead: posInt,
+  /** key/value heads (HF num_key_value_heads; = nHead when absent, i.e. plain multi-head attention) */
+  nKvHead: posInt,
+  /** per-head size (HF head_dim; default nEmbd / nHead). May differ from nEmbd / nHead. */
+  headDim: posInt,
+  /** MLP hidden size (HF intermediate_size) */
+  intermediateSize: posInt,
+  /** longest position the model was trained for (HF max_position_embeddings) */
+  blockSize: posInt,
+  rmsNormEps: z.number().positive(),
+  /** RoPE base (HF rope_theta, or rope_parameters.rope_theta in newer configs) */
+  ropeTheta: z.number().positive(),
+  /** biases on the q, k and v projections (Qwen2: true; Llama: attention_bias) */
+  qkvBias: z.boolean(),
+  /** bias on the attention output projection (Llama attention_bias; false for Qwen2 and Mistral) */
+  oBias: z.boolean(),
+  /** biases on gate/up/down (Llama mlp_bias) */
+  mlpBias: z.boolean(),
+  /** lm_head shares the token embedding matrix (HF tie_word_embeddings) */
+  tieWordEmbeddings: z.boolean(),
+  /** Mistral sliding-window attention span, or null. Exact as full causal attention while T <= slidingWindow. */
+  slidingWindow: posInt.nullable(),
+  /** dropout on attention probabilities (HF attention_dropout; 0 in released models) */
+  attentionDropout: z.number().min(0).max(1),
+  bosTokenId: tokenIds,
+  eosTokenId: tokenIds,
+  padTokenId: tokenIds,
+  /** storage dtype of the released weights (HF torch_dtype / dtype), informational */
+  torchDtype: z.string().nullish(),
+}).refine((c) => c.nHead % c.nKvHead === 0, { message: "nHead must be a multiple of nKvHead", path: ["nKvHead"] })
+  .refine((c) => c.headDim % 2 === 0, { message: "headDim must be even for RoPE", path: ["headDim"] });
+export type LlamaConfig = z.infer<typeof LlamaConfig>;
 
 class LlamaAttention extends Module {
   readonly q_proj: Linear;
@@ -119,11 +168,10 @@ export class LlamaForCausalLM extends Module {
   }
 
   /**
-   * Logits [B, T, V] for token ids [B, T] (i32). With `cache`, the tokens sit at positions
-   * cache.length.. (the RoPE offset), their keys/values are appended to the cache, and attention
-   * covers everything cached.
+   * Logits [B, T, V] for token ids [B, T] (i32), or [B, logitsToKeep, V] for the last positions only
+   * (HF's logits_to_keep). With `cache`, the tokens sit at positions cache.length.. (the RoPE
+   * offset), their keys/values are appended to the cache, and attention covers everything cached.
    */
-  /** logits [B, T, V], or [B, logitsToKeep, V] for the last positions only (HF's logits_to_keep) */
   forward(ids: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
     if (ids.rank !== 2) throw new Error(`[llama] ids must be [B, T], got ${ids.describe()}`);
     const T = ids.shape[1];
@@ -156,29 +204,171 @@ export class LlamaForCausalLM extends Module {
     return new KVCache({ layers, batch, maxLength, kvHeads, headDim, backend: this.model.embed_tokens.weight.backend });
   }
 
-  /** Writes a Hugging Face folder (config.json, model.safetensors, tokenizer files): see ./pretrained.ts. */
-  async savePretrained(dir: string, options?: import("./pretrained.ts").SaveOptions): Promise<void> {
-    const { savePretrained } = await import("./pretrained.ts");
+  /**
+   * The family this model reads and writes Hugging Face folders as (Qwen2ForCausalLM and
+   * MistralForCausalLM override it). A LlamaForCausalLM built from another family's config does
+   * not know it: build that one with its class or createModel(config).
+   */
+  get family(): ModelFamily<LlamaConfig, LlamaForCausalLM> {
+    if (this.config.family !== "llama") {
+      throw new Error(`[llama] a LlamaForCausalLM built from a ${this.config.family} config cannot save it as ${this.config.family}: build it with createModel(config)`);
+    }
+    return llama;
+  }
+
+  /** Writes a Hugging Face folder (config.json, model.safetensors, tokenizer files): see ./save.ts. */
+  async savePretrained(dir: string, options?: SaveOptions): Promise<void> {
     await savePretrained(this, dir, options);
   }
-
-  /**
-   * The parameter a checkpoint tensor loads into, or null for tensors HF checkpoints carry that
-   * kiln recomputes: RoPE inv_freq buffers, and lm_head.weight when the head is tied.
-   */
-  static checkpointName(name: string, config: LlamaConfig): string | null {
-    if (name.endsWith(".rotary_emb.inv_freq")) return null;
-    if (name === "lm_head.weight" && config.tieWordEmbeddings) return null;
-    return name;
-  }
 }
 
-/** Qwen2: q/k/v biases; otherwise the Llama graph. */
-export class Qwen2ForCausalLM extends LlamaForCausalLM {
-  static override readonly family = "qwen2" as const;
+// ---------------------------------------------------------------------------------------------
+// The Llama-graph families: HF config.json both ways, checkpoint names. What differs between
+// Llama, Qwen2 and Mistral (which biases exist, a sliding window) is a LlamaVariant.
+// Reference: transformers models/{llama,mistral,qwen2}/configuration_*.py.
+
+const HFLlama = z.object({
+  ...hfCommon,
+  hidden_size: posInt,
+  intermediate_size: posInt,
+  num_hidden_layers: posInt,
+  num_attention_heads: posInt,
+  num_key_value_heads: posInt.nullish(),
+  head_dim: posInt.nullish(),
+  hidden_act: z.string().default("silu"),
+  max_position_embeddings: posInt,
+  rms_norm_eps: z.number().positive(),
+  rope_theta: z.number().positive().optional(),
+  rope_parameters: z.object({ rope_theta: z.number().positive().optional(), rope_type: z.string().optional() }).loose().nullish(),
+  rope_scaling: z.object({ type: z.string().optional(), rope_type: z.string().optional() }).loose().nullish(),
+  attention_bias: z.boolean().default(false),
+  mlp_bias: z.boolean().default(false),
+  attention_dropout: z.number().min(0).max(1).default(0),
+  sliding_window: posInt.nullish(),
+  use_sliding_window: z.boolean().default(false),
+  partial_rotary_factor: z.number().optional(),
+  layer_types: z.array(z.string()).nullish(),
+});
+export type HFLlamaConfig = z.infer<typeof HFLlama>;
+
+/** What one Llama-graph family adds to the shared parsing and writing. */
+export interface LlamaVariant<M extends LlamaForCausalLM> {
+  name: LlamaConfig["family"];
+  architecture: string;
+  create(config: LlamaConfig, backend?: Backend): M;
+  /** the biases and sliding window of an HF config (throws for values this family cannot have) */
+  read(c: HFLlamaConfig, raw: Record<string, unknown>): Pick<LlamaConfig, "qkvBias" | "oBias" | "mlpBias" | "slidingWindow">;
+  /** this family's own HF fields for a kiln config (throws when HF cannot express it) */
+  write(c: LlamaConfig): Record<string, unknown>;
 }
 
-/** Mistral: the Llama graph (sliding-window attention only while positions <= the window). */
-export class MistralForCausalLM extends LlamaForCausalLM {
-  static override readonly family = "mistral" as const;
+function parseLlama<M extends LlamaForCausalLM>(raw: Record<string, unknown>, v: LlamaVariant<M>): LlamaConfig {
+  const family = v.name;
+  const c = zodCheck(HFLlama, raw, `${family}`);
+  if (c.hidden_act !== "silu") unsupported("hidden_act", c.hidden_act, "the SwiGLU MLP uses silu");
+  const scaling = c.rope_scaling;
+  const scalingType = scaling?.rope_type ?? scaling?.type;
+  if (scaling != null && scalingType !== "default")
+    unsupported("rope_scaling", scaling, `rope_scaling type ${JSON.stringify(scalingType)}: kiln's rope computes frequencies from rope_theta only`);
+  const paramType = c.rope_parameters?.rope_type;
+  if (paramType != null && paramType !== "default")
+    unsupported("rope_parameters.rope_type", paramType, "kiln's rope computes frequencies from rope_theta only");
+  if (c.partial_rotary_factor != null && c.partial_rotary_factor !== 1)
+    unsupported("partial_rotary_factor", c.partial_rotary_factor, "RoPE is applied to the whole head");
+  if (c.use_sliding_window) unsupported("use_sliding_window", true, "Qwen2 per-layer sliding windows are not implemented");
+  const odd = c.layer_types?.find((t) => t !== "full_attention");
+  if (odd) unsupported("layer_types", odd, "every layer must be full_attention");
+  const ropeTheta = c.rope_parameters?.rope_theta ?? c.rope_theta ?? 10000;
+  const nKvHead = c.num_key_value_heads ?? c.num_attention_heads;
+  const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
+  if (!Number.isInteger(headDim)) unsupported("num_attention_heads", c.num_attention_heads, `hidden_size ${c.hidden_size} is not a multiple of it`);
+  if (c.num_attention_heads % nKvHead !== 0)
+    unsupported("num_key_value_heads", nKvHead, `num_attention_heads ${c.num_attention_heads} is not a multiple of it`);
+  return zodCheck(LlamaConfig, {
+    family,
+    vocabSize: c.vocab_size,
+    nEmbd: c.hidden_size,
+    nLayer: c.num_hidden_layers,
+    nHead: c.num_attention_heads,
+    nKvHead,
+    headDim,
+    intermediateSize: c.intermediate_size,
+    blockSize: c.max_position_embeddings,
+    rmsNormEps: c.rms_norm_eps,
+    ropeTheta,
+    ...v.read(c, raw),
+    tieWordEmbeddings: c.tie_word_embeddings ?? false,
+    attentionDropout: c.attention_dropout,
+    bosTokenId: c.bos_token_id,
+    eosTokenId: c.eos_token_id,
+    padTokenId: c.pad_token_id,
+    torchDtype: c.torch_dtype ?? c.dtype,
+  }, `kiln ${family}`);
 }
+
+/** The tensors transformers saves for a Llama-graph config, in kiln's parameter order. */
+function llamaTensorNames(c: LlamaConfig): string[] {
+  const linear = (name: string, bias: boolean) => (bias ? [`${name}.weight`, `${name}.bias`] : [`${name}.weight`]);
+  const layer = (i: number) => [
+    "input_layernorm.weight",
+    ...["q_proj", "k_proj", "v_proj"].flatMap((n) => linear(`self_attn.${n}`, c.qkvBias)),
+    ...linear("self_attn.o_proj", c.oBias),
+    "post_attention_layernorm.weight",
+    ...["gate_proj", "up_proj", "down_proj"].flatMap((n) => linear(`mlp.${n}`, c.mlpBias)),
+  ].map((n) => `model.layers.${i}.${n}`);
+  return [
+    "model.embed_tokens.weight",
+    ...Array.from({ length: c.nLayer }, (_, i) => layer(i)).flat(),
+    "model.norm.weight",
+    ...(c.tieWordEmbeddings ? [] : ["lm_head.weight"]),
+  ];
+}
+
+/** A family on the Llama graph: shared parsing, names and HF fields, plus the variant's own. */
+export function llamaFamily<M extends LlamaForCausalLM>(v: LlamaVariant<M>): ModelFamily<LlamaConfig, M> {
+  return {
+    name: v.name,
+    architecture: v.architecture,
+    parseConfig: (raw) => parseLlama(raw, v),
+    toHFConfig: (c) => ({
+      architectures: [v.architecture], model_type: v.name, vocab_size: c.vocabSize, hidden_size: c.nEmbd, intermediate_size: c.intermediateSize,
+      num_hidden_layers: c.nLayer, num_attention_heads: c.nHead, num_key_value_heads: c.nKvHead, head_dim: c.headDim,
+      hidden_act: "silu", max_position_embeddings: c.blockSize, rms_norm_eps: c.rmsNormEps, rope_theta: c.ropeTheta, rope_scaling: null,
+      ...v.write(c),
+      attention_dropout: c.attentionDropout, initializer_range: 0.02, tie_word_embeddings: c.tieWordEmbeddings, use_cache: true,
+      ...hfTokenIds(c), torch_dtype: "float32",
+    }),
+    create: v.create,
+    configOf: (model) => model.config,
+    hfTensorNames: llamaTensorNames,
+    // HF checkpoints carry RoPE inv_freq buffers (older ones), and some a tied lm_head.weight
+    fromHFName: (name, c) => (name.endsWith(".rotary_emb.inv_freq") || (name === "lm_head.weight" && c.tieWordEmbeddings) ? null : name),
+    toHFName: (name) => name,
+  };
+}
+
+/** Checks a family with fixed biases (Qwen2, Mistral): HF has no field for them. */
+export function fixedBiases(family: string, [qkv, o, mlp]: readonly [boolean, boolean, boolean]) {
+  return {
+    read(_c: HFLlamaConfig, raw: Record<string, unknown>) {
+      for (const k of ["attention_bias", "mlp_bias"]) if (raw[k] === true) unsupported(k, true, `${family} has fixed biases`);
+      return { qkvBias: qkv, oBias: o, mlpBias: mlp };
+    },
+    check(c: LlamaConfig) {
+      if (c.qkvBias !== qkv || c.oBias !== o || c.mlpBias !== mlp) {
+        throw new Error(`[config] ${family} has fixed biases (q/k/v ${qkv}, o ${o}, mlp ${mlp}); got ${c.qkvBias}, ${c.oBias}, ${c.mlpBias}`);
+      }
+    },
+  };
+}
+
+export const llama = llamaFamily({
+  name: "llama",
+  architecture: "LlamaForCausalLM",
+  create: (config, backend) => new LlamaForCausalLM(config, backend),
+  read: (c) => ({ qkvBias: c.attention_bias, oBias: c.attention_bias, mlpBias: c.mlp_bias, slidingWindow: null }),
+  write: (c) => {
+    if (c.qkvBias !== c.oBias) throw new Error(`[config] llama with qkvBias ${c.qkvBias} but oBias ${c.oBias}: HF attention_bias sets both`);
+    return { attention_bias: c.qkvBias, mlp_bias: c.mlpBias };
+  },
+});

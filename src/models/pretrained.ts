@@ -4,38 +4,25 @@
 // built without init (parameters allocated, never filled), then weights load tensor by tensor
 // straight into the parameters (F16/BF16 widened to f32): on wasm the file is read into the
 // parameter's own bytes in the linear memory, elsewhere through a 64 MB staging buffer, so loading
-// holds one copy of the weights. Not a downloader: the folder must be local.
-// Reference: transformers PreTrainedModel.from_pretrained / save_pretrained (file names, tied weights).
+// holds one copy of the weights. Checkpoint names map to parameters through the model's family
+// (./registry.ts). Not a downloader: the folder must be local. Saving is ./save.ts.
+// Reference: transformers PreTrainedModel.from_pretrained (file names, tied weights, unexpected keys).
 
-import { copyFile, mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { open, readFile, stat, type FileHandle } from "node:fs/promises";
+import { basename, join } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
 import { withoutInit, type Tensor } from "../tensor/tensor.ts";
-import { readSafetensors, writeSafetensors, type SafetensorsFile, type SafetensorsTensor, type SafetensorsTensorInfo } from "../io/safetensors.ts";
+import { readSafetensors, type SafetensorsFile, type SafetensorsTensorInfo } from "../io/safetensors.ts";
 import { bf16ArrayToF32, f16ArrayToF32 } from "../io/half.ts";
-import { writeJsonAtomic } from "../io/atomic.ts";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
-import { loadModelConfig, toHFConfig, type GPT2Config, type ModelConfig } from "./config.ts";
-import { GPT } from "./gpt.ts";
+import { loadModelConfig } from "./config.ts";
 import { parseGenerationConfig } from "./generate.ts";
-import { LlamaForCausalLM } from "./llama.ts";
-import { createModel, type PretrainedModel } from "./index.ts";
+import type { ModelFamily } from "./family.ts";
+import { familyByName, type ModelConfig, type PretrainedModel } from "./registry.ts";
+import { rememberOrigin, type GenerationConfig } from "./save.ts";
 
-/** generation_config.json as Hugging Face writes it (the fields generation reads; others kept as-is). */
-export interface GenerationConfig {
-  bos_token_id?: number | number[] | null;
-  eos_token_id?: number | number[] | null;
-  pad_token_id?: number | null;
-  max_new_tokens?: number;
-  max_length?: number;
-  do_sample?: boolean;
-  temperature?: number;
-  top_k?: number;
-  top_p?: number;
-  repetition_penalty?: number;
-  [field: string]: unknown;
-}
+export { savePretrained, type GenerationConfig, type SaveOptions } from "./save.ts";
 
 export interface LoadOptions {
   /** where the weights live (default: the default backend) */
@@ -59,22 +46,8 @@ export interface Pretrained {
   unexpectedKeys: string[];
 }
 
-export interface SaveOptions {
-  /** copy the tokenizer files from this folder (default: the folder the model was loaded from, if any) */
-  tokenizerDir?: string;
-  /** written as generation_config.json (default: the one loaded with the model, if any) */
-  generationConfig?: GenerationConfig;
-}
-
 const SINGLE = "model.safetensors";
 const INDEX = "model.safetensors.index.json";
-const TOKENIZER_FILES = [
-  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-  "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
-];
-
-/** What a loaded model came with, so that savePretrained writes it back. */
-const origins = new WeakMap<PretrainedModel, { dir: string; config: ModelConfig; generationConfig?: GenerationConfig }>();
 
 /**
  * Loads a local Hugging Face folder: the model (weights checked name by name and shape by shape),
@@ -86,43 +59,19 @@ export async function loadPretrained(dir: string, { backend, tokenizer = true, o
   const checkpoint = await openCheckpoint(dir);
   // every parameter is overwritten from the checkpoint (copyWeights checks that each one is covered):
   // no init values (seconds per GB of normals, then a host copy and an upload), no RNG draws
-  const model = withoutInit(() => createModel(config, backend));
+  const family = familyByName(config.family);
+  const model = withoutInit(() => family.create(config, backend));
   try {
-    const { unexpectedKeys } = await copyWeights(model, checkpoint, dir, onWarning);
+    const { unexpectedKeys } = await copyWeights(model, family, config, checkpoint, dir, onWarning);
     const generationConfig = await readGenerationConfig(join(dir, "generation_config.json"), config.vocabSize);
     const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
     const tok = tokenizer && hasTokenizer ? await loadTokenizer(dir) : undefined;
     if (tok) checkTokenizerFits(tok, config, dir);
-    origins.set(model, { dir, config, generationConfig });
+    rememberOrigin(model, { dir, config, generationConfig });
     return { model: model.eval(), config, tokenizer: tok, generationConfig, unexpectedKeys };
   } catch (e) {
     model.dispose(); // nothing half-loaded stays on the device
     throw e;
-  }
-}
-
-/**
- * Writes `model` as a Hugging Face folder: config.json (HF field names, torch_dtype "float32"),
- * model.safetensors (F32; a tied head saved once, under the embedding's name, as transformers
- * does), generation_config.json and the tokenizer files when known.
- */
-export async function savePretrained(model: PretrainedModel, dir: string, options: SaveOptions = {}): Promise<void> {
-  const origin = origins.get(model);
-  const config = modelConfigOf(model, origin?.config);
-  const hfConfig = toHFConfig(config); // throws before anything is written if HF cannot express it
-  await mkdir(dir, { recursive: true });
-  const tensors: Record<string, SafetensorsTensor> = {};
-  for (const [name, t] of model.namedParameters()) {
-    // read back from the device one tensor at a time, as the file is written: one copy of the weights
-    tensors[name] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
-  }
-  await writeSafetensors(join(dir, SINGLE), tensors, { format: "pt" });
-  await writeJsonAtomic(join(dir, "config.json"), hfConfig);
-  const generationConfig = options.generationConfig ?? origin?.generationConfig;
-  if (generationConfig) await writeJsonAtomic(join(dir, "generation_config.json"), generationConfig);
-  const tokenizerDir = options.tokenizerDir ?? origin?.dir;
-  if (tokenizerDir && resolve(tokenizerDir) !== resolve(dir)) {
-    for (const file of TOKENIZER_FILES) if (await exists(join(tokenizerDir, file))) await copyFile(join(tokenizerDir, file), join(dir, file));
   }
 }
 
@@ -172,17 +121,20 @@ async function openCheckpoint(dir: string): Promise<Checkpoint> {
 export async function loadWeights(
   model: PretrainedModel, dir: string, { onWarning }: Pick<LoadOptions, "onWarning"> = {},
 ): Promise<{ unexpectedKeys: string[] }> {
-  return copyWeights(model, await openCheckpoint(dir), dir, onWarning);
+  const family = model.family as ModelFamily<ModelConfig, PretrainedModel>;
+  return copyWeights(model, family, family.configOf(model), await openCheckpoint(dir), dir, onWarning);
 }
 
+/** Checkpoint tensors into `model`'s parameters, named through `family` (every parameter must be covered). */
 async function copyWeights(
-  model: PretrainedModel, checkpoint: Checkpoint, dir: string, onWarning: (message: string) => void = console.warn,
+  model: PretrainedModel, family: ModelFamily<ModelConfig, PretrainedModel>, config: ModelConfig, checkpoint: Checkpoint, dir: string,
+  onWarning: (message: string) => void = console.warn,
 ): Promise<{ unexpectedKeys: string[] }> {
   const params = model.stateDict(); // name -> parameter
   const targets = new Map<string, string>(); // checkpoint name -> parameter name
   const unexpected: string[] = [];
   for (const name of checkpoint.keys()) {
-    const param = model instanceof GPT ? GPT.checkpointName(name) : LlamaForCausalLM.checkpointName(name, model.config);
+    const param = family.fromHFName(name, config);
     if (param === null) continue;
     if (!params.has(param)) unexpected.push(name);
     else targets.set(name, param);
@@ -320,12 +272,6 @@ function toF32InPlace(dtype: string, buffer: ArrayBufferLike, byteOffset: number
   }
 }
 
-/** The ModelConfig a model was built from (GPT keeps only GPTConfig's fields: token ids come from the load). */
-function modelConfigOf(model: PretrainedModel, loaded?: ModelConfig): ModelConfig {
-  if (model instanceof LlamaForCausalLM) return model.config;
-  const base = loaded?.family === "gpt2" ? loaded : { bosTokenId: null, eosTokenId: null, torchDtype: null };
-  return { ...base, ...model.config, family: "gpt2" } satisfies GPT2Config;
-}
 
 /**
  * Every id the tokenizer can emit must have a row in the embedding: a tokenizer smaller than the
