@@ -1,5 +1,5 @@
 // kiln's public API: re-exports only.
-export { createBackend, backends, BackendRegistry, type BackendChoice } from "./backend/registry.ts";
+export { createComputeBackend, backends, ComputeBackendRegistry, type BackendChoice } from "./backend/registry.ts";
 export type { Backend, BackendName, BackendOptions, DeviceBuffer, MemoryStats } from "./backend/backend.ts";
 export { KERNELS, KERNEL_NAMES, type KernelName } from "./backend/kernels.ts";
 export { init } from "./init.ts";
@@ -61,3 +61,9 @@ export { maskedCrossEntropy, sequenceLogps, dpoLoss, logSigmoid, shiftLabels, IG
 export { createServer, type KilnServer, type ModelEntry, type ServerOptions } from "./serve/server.ts";
 export { loadServedModel, type LoadedModelEntry } from "./serve/load.ts";
 export { Batcher, QueueFullError, type BatcherOptions, type SequenceRequest, type SequenceResult, type ServableModel } from "./serve/batcher.ts";
+export { createBackend, BackendRegistry, FinetuneBackend, DeviceManager, type BackendConfig } from "./finetune/backend.ts";
+export { ModelInterface } from "./finetune/model.ts";
+export { SftTrainer } from "./finetune/sft.ts";
+export { DpoTrainer } from "./finetune/dpo.ts";
+export { SftConfig, DpoConfig } from "./finetune/config.ts";
+export type { FinetuneResult } from "./finetune/run.ts";

@@ -8,7 +8,7 @@ const ROOT = join(import.meta.dir, "..");
 describe("public API", () => {
   test("exports every layer's entry points", () => {
     const names = [
-      "createBackend", "backends", "init", "tensor", "randn", "scope", "keep", "noGrad", "checkGradients", "checkGradientsAsync",
+      "createComputeBackend", "backends", "init", "tensor", "randn", "scope", "keep", "noGrad", "checkGradients", "checkGradientsAsync",
       "Module", "Linear", "Embedding", "LayerNorm", "RMSNorm", "AdamW", "clipGradNorm", "warmupCosine",
       "GPT", "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "KVCache", "createModel",
       "loadPretrained", "savePretrained", "loadModelConfig", "generate", "stream",
@@ -19,12 +19,12 @@ describe("public API", () => {
     expect(missing).toEqual([]);
   });
 
-  test("createBackend(name, { seed }) seeds the RNG as kiln.seed does", async () => {
-    const backend = await kiln.createBackend("wasm", { seed: 7 });
+  test("createComputeBackend(name, { seed }) seeds the RNG as kiln.seed does", async () => {
+    const backend = await kiln.createComputeBackend("wasm", { seed: 7 });
     const a = await kiln.randn([5], { backend }).data();
     kiln.seed(7);
     const b = await kiln.randn([5], { backend }).data();
-    await kiln.createBackend("wasm", { seed: 8 }).then((other) => other.dispose());
+    await kiln.createComputeBackend("wasm", { seed: 8 }).then((other) => other.dispose());
     const c = await kiln.randn([5], { backend }).data();
     expect(Array.from(a)).toEqual(Array.from(b));
     expect(Array.from(c)).not.toEqual(Array.from(a));
@@ -32,7 +32,7 @@ describe("public API", () => {
   });
 
   test("loadPretrained + generate through the public API give the fixture's greedy tokens", async () => {
-    const backend = await kiln.createBackend("wasm", { seed: 0 });
+    const backend = await kiln.createComputeBackend("wasm", { seed: 0 });
     const dir = join(ROOT, "tests/fixtures/hf/llama");
     const ref = await kiln.readSafetensors(join(dir, "reference.safetensors"));
     const [B, T] = ref.info("input_ids").shape;

@@ -2,7 +2,7 @@
 // adapter (a software one is accepted here). KILN_TEST_WEBGPU=1 makes WebGPU mandatory: failing
 // to create it throws, so CI fails instead of silently skipping. getBackend() caches instances.
 import type { Backend } from "../src/backend/backend.ts";
-import { createBackend } from "../src/backend/registry.ts";
+import { createComputeBackend } from "../src/backend/registry.ts";
 
 const cache = new Map<string, Promise<Backend>>();
 
@@ -14,8 +14,8 @@ export function getBackend(name: string): Promise<Backend> {
   let b = cache.get(name);
   if (!b) {
     b = name === WASM_NO_BLAS
-      ? createBackend("wasm", { blas: "off" })
-      : createBackend(name, name === "webgpu" ? { device: "cpu" } : {});
+      ? createComputeBackend("wasm", { blas: "off" })
+      : createComputeBackend(name, name === "webgpu" ? { device: "cpu" } : {});
     cache.set(name, b);
   }
   return b;

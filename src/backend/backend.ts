@@ -17,7 +17,7 @@
 //   writes a buffer another one writes) in any order or at the same time (wasm: one thread each,
 //   instead of splitting each launch over the threads); callers without it run() them in turn.
 // - flush() resolves when everything queued has finished. stats() reports memory.
-// This is a private API for kernel authors; users see Tensor and createBackend().
+// This is a private API for kernel authors; users see Tensor and createComputeBackend().
 
 import type { KernelName, KernelParams } from "./kernels.ts";
 

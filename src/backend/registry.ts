@@ -1,4 +1,4 @@
-// Choosing a backend: a registry of named factories, and createBackend("wasm" | "webgpu" | "auto").
+// Choosing a backend: a registry of named factories, and createComputeBackend("wasm" | "webgpu" | "auto").
 // Backends are imported lazily, so a program that never asks for WebGPU never loads its driver.
 // "auto" takes WebGPU when a real GPU adapter exists (never a software one), else WASM, and says
 // which it took (backend.name, backend.device).
@@ -9,7 +9,7 @@ import { seed as seedRng } from "../tensor/random.ts";
 /** Makes a backend, or returns null when this machine cannot run it (no adapter, say). */
 export type BackendFactory = (options: BackendOptions & { auto?: boolean }) => Promise<Backend | null>;
 
-export class BackendRegistry {
+export class ComputeBackendRegistry {
   readonly #factories = new Map<string, BackendFactory>();
 
   register(name: string, factory: BackendFactory): void {
@@ -49,7 +49,7 @@ function unavailableHint(name: string): string {
 }
 
 /** The process-wide registry with kiln's two backends. */
-export const backends = new BackendRegistry();
+export const backends = new ComputeBackendRegistry();
 backends.register("wasm", async (options) => (await import("./wasm/index.ts")).createWasmBackend(options));
 backends.register("webgpu", async (options) => {
   const mod = await import("./webgpu/index.ts").catch(() => null);
@@ -59,10 +59,10 @@ backends.register("webgpu", async (options) => {
 export type BackendChoice = "wasm" | "webgpu" | "auto";
 
 /**
- * createBackend("auto") prefers a real GPU through WebGPU, then WASM. `seed` seeds kiln's random
+ * createComputeBackend("auto") prefers a real GPU through WebGPU, then WASM. `seed` seeds kiln's random
  * number generator (initialisation, dropout, sampling), as kiln.seed(n) does.
  */
-export async function createBackend(name: BackendChoice | string = "auto", options: BackendOptions & { seed?: number } = {}): Promise<Backend> {
+export async function createComputeBackend(name: BackendChoice | string = "auto", options: BackendOptions & { seed?: number } = {}): Promise<Backend> {
   const { seed, ...rest } = options;
   const backend = await (name === "auto" ? backends.auto(["webgpu", "wasm"], rest) : backends.create(name, rest));
   if (seed !== undefined) seedRng(seed);

@@ -30,6 +30,7 @@ options:
   --repetition-penalty <x>    > 1 discourages tokens already in the text (HF semantics)
   --stop <text>               stop string, repeatable: the text ends before it
   --seed <n>                  sampling seed: same seed, same text (default 0)
+  --adapter <dir>             apply a LoRA adapter (PEFT folder: adapter_config.json + adapter_model.safetensors)
   --stream                    print the text as it is generated
   --no-cache                  recompute the whole context at every step (slow; for checking)
   --backend <name>            auto | wasm | webgpu (default: $KILN_BACKEND or auto)
@@ -50,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
       args: argv,
       options: {
         model: { type: "string" }, prompt: { type: "string" }, stop: { type: "string", multiple: true },
-        stream: { type: "boolean" }, "no-cache": { type: "boolean" }, backend: { type: "string" }, device: { type: "string" },
+        stream: { type: "boolean" }, "no-cache": { type: "boolean" }, backend: { type: "string" }, device: { type: "string" }, adapter: { type: "string" },
         help: { type: "boolean", short: "h" },
         ...Object.fromEntries(Object.keys(NUMBER_FLAGS).map((k) => [k, { type: "string" as const }])),
       },
@@ -101,6 +102,10 @@ async function run(values: Record<string, string | boolean | string[] | undefine
     const { model, tokenizer, generationConfig } = await loadModelFolder(dir);
     if (!tokenizer) throw new UsageError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): kiln generate needs one to encode the prompt`);
     options.generationConfig = generationConfig;
+    if (values.adapter) {
+      const { loadAdapter } = await import("../io/peft.ts");
+      await loadAdapter(model as import("../models/index.ts").PretrainedModel, values.adapter as string);
+    }
     let result: GenerateResult;
     if (values.stream) {
       const it = stream(model, tokenizer, prompt, options);

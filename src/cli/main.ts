@@ -7,6 +7,10 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   tokenizer: { file: "./tokenizer.ts", help: "train a byte-level BPE tokenizer (kiln tokenizer train --help)" },
   generate: { file: "./generate.ts", help: "continue a prompt with a Hugging Face model folder or a kiln run folder" },
   serve: { file: "./serve.ts", help: "serve a model folder with an OpenAI-compatible HTTP API (kiln serve --help)" },
+  sft: { file: "./sft.ts", help: "LoRA supervised fine-tuning of a Hugging Face model folder (kiln sft --help)" },
+  dpo: { file: "./dpo.ts", help: "LoRA preference tuning (DPO) of a Hugging Face model folder (kiln dpo --help)" },
+  "compare-backends": { file: "./compare_backends.ts", help: "the same short LoRA SFT on wasm and WebGPU, compared step by step" },
+  pipeline: { file: "./pipeline.ts", help: "curriculum fine-tuning: per topic SFT then DPO (kiln pipeline run <config.yaml>)" },
 };
 
 const [command, ...rest] = process.argv.slice(2);

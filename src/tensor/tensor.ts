@@ -37,7 +37,7 @@ export function withBackend<T>(backend: Backend, fn: () => T): T {
 export function defaultBackend(): Backend {
   const backend = callBackend.getStore() ?? processBackend;
   if (!backend) {
-    throw new Error("no backend: call `await kiln.init()` (or useBackend(await createBackend(...))) first");
+    throw new Error("no backend: call `await kiln.init()` (or useBackend(await createComputeBackend(...))) first");
   }
   return backend;
 }

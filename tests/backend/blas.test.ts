@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import { blasCandidates, findBlas, parseBlasSetting } from "../../src/backend/wasm/blas.ts";
 import { TokenDataset } from "../../src/data/dataset.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
@@ -28,8 +28,8 @@ async function runWith(blas: string, args: string[]): Promise<{ code: number; ou
 }
 
 const DEVICE_SCRIPT = `
-import { createBackend } from "./src/backend/registry.ts";
-const b = await createBackend("wasm");
+import { createComputeBackend } from "./src/backend/registry.ts";
+const b = await createComputeBackend("wasm");
 const x = b.alloc(4 * 4 * 4), out = b.alloc(4 * 4 * 4);
 b.upload(x, Float32Array.from({ length: 16 }, (_, i) => i));
 b.run("matmul", [x, x, null], [out], { batch: 1, M: 4, N: 4, K: 4, transA: 1, transB: 0, strideA: 0, strideB: 0, hasBias: 0 });
@@ -58,7 +58,7 @@ describe("KILN_BLAS", () => {
 
   test.skipIf(!found && !required)("a native BLAS is found here, and backend.device names it", async () => {
     expect(found?.name ?? "none").toMatch(/^(OpenBLAS|BLIS|MKL|Accelerate)|\.so|\.dll|\.dylib/);
-    const backend = await createBackend("wasm", { blas: "auto" });
+    const backend = await createComputeBackend("wasm", { blas: "auto" });
     expect(backend.device).toContain(`+ ${found!.name}`);
     backend.dispose();
   });
@@ -79,7 +79,7 @@ describe("KILN_BLAS", () => {
 
   test("a library that cannot be used is one clear line and exit code 2 in the CLI", async () => {
     for (const bad of ["/nonexistent/libopenblas.so.0", "libm.so.6"]) { // missing; present but no cblas_sgemm
-      await expect(createBackend("wasm", { blas: bad })).rejects.toThrow(`KILN_BLAS=${bad}: cannot load a CBLAS library`);
+      await expect(createComputeBackend("wasm", { blas: bad })).rejects.toThrow(`KILN_BLAS=${bad}: cannot load a CBLAS library`);
       const cli = await runWith(bad, ["src/cli/main.ts", "train", "--backend", "wasm", "--iters", "1", "--out", "/nonexistent/run"]);
       expect(cli.code).toBe(2);
       expect(cli.err.split("\n")).toEqual([expect.stringContaining(`kiln train: KILN_BLAS=${bad}: cannot load`)]);
@@ -93,7 +93,7 @@ describe.skipIf(!found && !required)("training on the native BLAS", () => {
     const tokenizer = CharTokenizer.fromText(text);
     const data = new TokenDataset(Int32Array.from(tokenizer.encode(text)), 64);
     const losses = async (blas: string) => {
-      const backend = await createBackend("wasm", { blas });
+      const backend = await createComputeBackend("wasm", { blas });
       useBackend(backend);
       seed(1337);
       const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0.1 });

@@ -8,7 +8,7 @@
 // (withWorkerChunk): the outcome no longer depends on timing. The backends here run without a native
 // BLAS (its matrix products are not wasm kernel chunks; tests/backend/blas.test.ts covers them).
 import { afterAll, describe, expect, test } from "bun:test";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
 import { PARALLEL_MIN_WORK } from "../../src/backend/wasm/parallel.ts";
 import { PARALLEL_MIN_FLOPS } from "../../src/backend/wasm/matmul.ts";
@@ -53,7 +53,7 @@ async function withWorkerChunk<T>(backend: WasmBackend, fn: () => Promise<T> | T
 }
 
 describe("wasm row-parallel kernels", async () => {
-  const backend = (await createBackend("wasm", { threads: 2, blas: "off" })) as WasmBackend;
+  const backend = (await createComputeBackend("wasm", { threads: 2, blas: "off" })) as WasmBackend;
   const pool = threadPool(backend.unsafeRuntime);
   afterAll(() => backend.dispose());
 
@@ -88,7 +88,7 @@ describe("wasm row-parallel kernels", async () => {
   });
 
   // runSplit: sizes well above SPLIT_MIN_NS for each kernel's cost, odd sizes for the tails
-  const single = await createBackend("wasm", { threads: 1, blas: "off" });
+  const single = await createComputeBackend("wasm", { threads: 1, blas: "off" });
   afterAll(() => single.dispose());
   const n = 1_500_007;
   const big = 3_100_000; // the longest input below (copy from a fused qkv)
@@ -137,7 +137,7 @@ describe("wasm row-parallel kernels", async () => {
   });
 
   test("runGroup on four threads (each matmul split in two) is bit for bit run() one by one", async () => {
-    const four = (await createBackend("wasm", { threads: 4, blas: "off" })) as WasmBackend;
+    const four = (await createComputeBackend("wasm", { threads: 4, blas: "off" })) as WasmBackend;
     try {
       await groupMatchesRun(four);
     } finally {

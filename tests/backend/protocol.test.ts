@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { KERNEL_NAMES } from "../../src/backend/kernels.ts";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import { HEAP_BASE, loadKernelModule } from "../../src/backend/wasm/module.ts";
 import { readFileSync } from "node:fs";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
@@ -29,7 +29,7 @@ describe("wasm module ABI", async () => {
 
 describe("registry", () => {
   test("an unknown backend name is a clear error", async () => {
-    await expect(createBackend("nope")).rejects.toThrow(/unknown backend "nope".*"wasm"/);
+    await expect(createComputeBackend("nope")).rejects.toThrow(/unknown backend "nope".*"wasm"/);
   });
   test("wasm says what it runs on", async () => {
     const b = await getBackend("wasm");
@@ -105,7 +105,7 @@ describe("wasm backend instances", () => {
 
   test("a buffer of another backend instance is rejected with a clear error", async () => {
     const a = await getBackend("wasm");
-    const other = await createBackend("wasm", { threads: 1 });
+    const other = await createComputeBackend("wasm", { threads: 1 });
     others.push(other);
     const x = other.alloc(16), out = a.alloc(16);
     expect(() => a.run("relu", [x], [out], { n: 4 })).toThrow(/\[relu\] a buffer of backend "wasm" was passed to backend "wasm"/);
@@ -125,7 +125,7 @@ describe("wasm backend instances", () => {
   });
 
   test("allocating and freeing the same sizes 2000 times reuses the pool: no growth", async () => {
-    const b = (await createBackend("wasm", { threads: 1 })) as WasmBackend;
+    const b = (await createComputeBackend("wasm", { threads: 1 })) as WasmBackend;
     others.push(b);
     const memory = b.unsafeRuntime.memory;
     const sizes = [4, 100, 3000, 65536, 1 << 20, 3 * (1 << 20) + 12, 100];
@@ -146,7 +146,7 @@ describe("wasm backend instances", () => {
   });
 
   test("the memory grows past its initial size and views survive the growth", async () => {
-    const b = (await createBackend("wasm", { threads: 1 })) as WasmBackend;
+    const b = (await createComputeBackend("wasm", { threads: 1 })) as WasmBackend;
     others.push(b);
     const first = b.alloc(8);
     b.upload(first, new Float32Array([3, 4]));
@@ -160,7 +160,7 @@ describe("wasm backend instances", () => {
   });
 
   test("a disposed backend refuses work", async () => {
-    const b = await createBackend("wasm", { threads: 1 });
+    const b = await createComputeBackend("wasm", { threads: 1 });
     b.dispose();
     expect(() => b.alloc(4)).toThrow(/disposed/);
   });

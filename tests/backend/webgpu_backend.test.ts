@@ -1,5 +1,5 @@
 // WebGPU-specific behaviour beyond the shared conformance suite: the adapter rules of
-// createBackend("auto"), pooling, in-place launches, and clear errors (the kernel variants are
+// createComputeBackend("auto"), pooling, in-place launches, and clear errors (the kernel variants are
 // in webgpu_variants.test.ts). Skipped without an adapter (KILN_TEST_WEBGPU=1 makes the adapter
 // mandatory).
 import { describe, expect, test } from "bun:test";

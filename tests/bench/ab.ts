@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import { TokenDataset } from "../../src/data/dataset.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { GPT } from "../../src/models/gpt.ts";
@@ -32,7 +32,7 @@ const data = new TokenDataset(Int32Array.from(tokenizer.encode(text)), 64);
 const args = TrainArgs.parse({});
 
 const variants = await Promise.all((values.blas ?? "").split(",").map(async (blas) => {
-  const backend = await createBackend("wasm", { blas, ...(values.threads ? { threads: Number(values.threads) } : {}) });
+  const backend = await createComputeBackend("wasm", { blas, ...(values.threads ? { threads: Number(values.threads) } : {}) });
   useBackend(backend);
   seed(1337);
   const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import type { Backend } from "../../src/backend/backend.ts";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import { parseModelConfig, type LlamaConfig } from "../../src/models/config.ts";
 import { LlamaForCausalLM } from "../../src/models/llama.ts";
 import { generate } from "../../src/models/generate.ts";
@@ -121,7 +121,7 @@ if (import.meta.main) {
       reps: { type: "string", default: "3" }, prompt: { type: "string", default: "128" }, new: { type: "string", default: "128" },
     },
   });
-  const backend = await createBackend(values.backend!, values.backend === "webgpu" ? { device: "cpu" } : {});
+  const backend = await createComputeBackend(values.backend!, values.backend === "webgpu" ? { device: "cpu" } : {});
   console.error(`${backend.name}: ${backend.device}`);
   const figures = await benchGenerate(backend, {
     wanted: (n) => !values.filter || n.includes(values.filter),

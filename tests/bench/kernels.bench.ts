@@ -8,14 +8,14 @@
 import { parseArgs } from "node:util";
 import type { DeviceBuffer } from "../../src/backend/backend.ts";
 import type { KernelName, KernelParams } from "../../src/backend/kernels.ts";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import { ints, uniform } from "../backend/harness.ts";
 
 const { values } = parseArgs({
   options: { filter: { type: "string" }, ms: { type: "string", default: "300" }, threads: { type: "string", default: "1" } },
 });
 const threads = Number(values.threads);
-const backend = await createBackend("wasm", { threads });
+const backend = await createComputeBackend("wasm", { threads });
 if (threads > 1) {
   const { threadPool } = await import("../../src/backend/wasm/threads.ts");
   const pool = threadPool((backend as import("../../src/backend/wasm/index.ts").WasmBackend).unsafeRuntime);

@@ -105,10 +105,10 @@ export async function writeFolder(dir: string, dtype: "F32" | "BF16"): Promise<n
 
 /** In the child: build + load, timed, with peak RSS (ru_maxrss) before and after. */
 async function childLoad(dir: string, backendName: string, dtype: string): Promise<void> {
-  const { createBackend } = await import("../../src/backend/registry.ts");
+  const { createComputeBackend } = await import("../../src/backend/registry.ts");
   const { useBackend } = await import("../../src/tensor/tensor.ts");
   const { loadPretrained, loadWeights } = await import("../../src/models/index.ts");
-  const backend = await createBackend(backendName, backendName === "webgpu" ? { device: "cpu" } : {});
+  const backend = await createComputeBackend(backendName, backendName === "webgpu" ? { device: "cpu" } : {});
   useBackend(backend);
   const rssBeforeBytes = process.resourceUsage().maxRSS * 1024;
   let t = performance.now();

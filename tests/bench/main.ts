@@ -13,7 +13,7 @@
 
 import { parseArgs } from "node:util";
 import type { Backend } from "../../src/backend/backend.ts";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import { blasSetting, findBlas } from "../../src/backend/wasm/blas.ts";
 import { GPT } from "../../src/models/gpt.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
@@ -176,16 +176,16 @@ async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAI
 // ---- run ----
 const runs: { label: string; make: () => Promise<Backend> }[] = [];
 if (values.backend === "all" || values.backend === "wasm") {
-  runs.push({ label: "wasm", make: () => createBackend("wasm") });
-  runs.push({ label: "wasm/1t", make: () => createBackend("wasm", { threads: 1 }) });
+  runs.push({ label: "wasm", make: () => createComputeBackend("wasm") });
+  runs.push({ label: "wasm/1t", make: () => createComputeBackend("wasm", { threads: 1 }) });
   // where a native BLAS runs the matmuls (KILN_BLAS), the same figures without it
   if (await findBlas(blasSetting())) {
-    runs.push({ label: "wasm/noblas", make: () => createBackend("wasm", { blas: "off" }) });
-    runs.push({ label: "wasm/noblas/1t", make: () => createBackend("wasm", { blas: "off", threads: 1 }) });
+    runs.push({ label: "wasm/noblas", make: () => createComputeBackend("wasm", { blas: "off" }) });
+    runs.push({ label: "wasm/noblas/1t", make: () => createComputeBackend("wasm", { blas: "off", threads: 1 }) });
   }
 }
 if (values.backend === "all" || values.backend === "webgpu") {
-  runs.push({ label: "webgpu", make: () => createBackend("webgpu", { device: "cpu" }) });
+  runs.push({ label: "webgpu", make: () => createComputeBackend("webgpu", { device: "cpu" }) });
 }
 for (const r of runs) {
   let backend: Backend;

@@ -36,13 +36,13 @@ interface Variant {
   name: string;
   k: Kiln;
   memory: typeof import("../../src/tensor/memory.ts");
-  backend: Awaited<ReturnType<Kiln["createBackend"]>>;
+  backend: Awaited<ReturnType<Kiln["createComputeBackend"]>>;
 }
 
 async function load(name: string, root: string): Promise<Variant> {
   const k: Kiln = await import(join(resolve(root), "src", "index.ts"));
   const memory = await import(join(resolve(root), "src", "tensor", "memory.ts")); // the same module instance index.ts uses
-  const backend = await k.createBackend("wasm", { threads: 1 });
+  const backend = await k.createComputeBackend("wasm", { threads: 1 });
   return { name, k, memory, backend };
 }
 

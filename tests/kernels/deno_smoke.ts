@@ -2,10 +2,10 @@
 // and usable under Bun: creates the named backend through the registry, runs matmul, softmax and
 // cross_entropy on a small problem, checks the results against plain float64 math, prints one line
 // and exits 0 (1 on a mismatch). On Deno, "webgpu" is navigator.gpu (wgpu).
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 
 const name = (globalThis as { Deno?: { args: string[] } }).Deno?.args[0] ?? process.argv[2] ?? "wasm";
-const backend = await createBackend(name, { device: "cpu" });
+const backend = await createComputeBackend(name, { device: "cpu" });
 const M = 5, K = 7, N = 3;
 const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i));
 const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i));

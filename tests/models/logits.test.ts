@@ -1,7 +1,7 @@
 // forward(ids, { logitsToKeep }) projects only the last positions, with the same values as the full pass.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend } from "../../src/backend/registry.ts";
 import { loadPretrained } from "../../src/models/index.ts";
 import { fromArray } from "../../src/tensor/tensor.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
@@ -9,7 +9,7 @@ import { noGrad } from "../../src/autograd/tape.ts";
 const HF = join(import.meta.dir, "../fixtures/hf");
 
 describe("logitsToKeep", async () => {
-  const backend = await createBackend("wasm");
+  const backend = await createComputeBackend("wasm");
   for (const family of ["gpt2", "llama"]) {
     test(`${family}: last k positions equal the full pass's; 0 and k >= T keep all; bad k is an error`, async () => {
       const { model } = await loadPretrained(join(HF, family), { backend });

@@ -12,7 +12,7 @@ let other: k.Backend;
 beforeAll(async () => {
   backend = await getBackend("wasm");
   k.useBackend(backend);
-  other = await k.createBackend("wasm"); // a second instance of the same kind
+  other = await k.createComputeBackend("wasm"); // a second instance of the same kind
 });
 afterAll(() => other.dispose());
 

@@ -1,7 +1,7 @@
 // Getting a WebGPU device, and the adapter rules. On Bun: the bun:ffi driver over a native
 // webgpu.h library (ffi/library.ts says which); elsewhere: navigator.gpu. A "null" (Dawn) backend
 // is never an adapter; a CPU adapter (lavapipe) is taken only when asked for by name, never by
-// createBackend("auto"). Also which optional features to request (KILN_WEBGPU_FEATURES) and the
+// createComputeBackend("auto"). Also which optional features to request (KILN_WEBGPU_FEATURES) and the
 // kernel variants for the adapter (chooseTuning).
 import type { AcquireOptions, AdapterInfo, GpuDriver, GpuFeatures } from "./driver.ts";
 import type { Tuning } from "./launch.ts";

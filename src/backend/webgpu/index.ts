@@ -1,6 +1,6 @@
 // The WebGPU backend's entry point for the registry (../registry.ts): createWebGPUBackend.
 // By name it accepts any real adapter, software (lavapipe) included; with { auto: true } only a
-// GPU (createBackend("auto") must not pick a CPU adapter over wasm). Null when there is none.
+// GPU (createComputeBackend("auto") must not pick a CPU adapter over wasm). Null when there is none.
 // WebGPU-only options: which optional features to use (default KILN_WEBGPU_FEATURES) and f16.
 import type { Backend, BackendOptions } from "../backend.ts";
 import { acquireDriver, chooseTuning, requestedFeatures } from "./device.ts";
@@ -12,7 +12,7 @@ export { WebGPUBackend } from "./webgpu_backend.ts";
 export type { Tuning } from "./launch.ts";
 
 export interface WebGPUOptions extends BackendOptions {
-  /** only a GPU adapter (createBackend("auto")) */
+  /** only a GPU adapter (createComputeBackend("auto")) */
   auto?: boolean;
   /** optional features to use where the adapter has them (default: KILN_WEBGPU_FEATURES, "all");
    *  { subgroups: false } runs every row reduction on its shared-memory fallback */
