@@ -6,9 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { Module } from "../../src/nn/module.ts";
 import { Dropout, Embedding, LayerNorm, Linear, RMSNorm } from "../../src/nn/layers.ts";
 import { GPT } from "../../src/models/gpt.ts";
-import { LlamaForCausalLM } from "../../src/models/llama.ts";
-import { MistralForCausalLM } from "../../src/models/mistral.ts";
-import { Qwen2ForCausalLM } from "../../src/models/qwen2.ts";
+import { FAMILIES, familyByName, type FamilyName, type ModelConfig } from "../../src/models/registry.ts";
 import { Tensor, fromArray, randn, useBackend } from "../../src/tensor/tensor.ts";
 import { Rng } from "../../src/tensor/random.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
@@ -20,13 +18,18 @@ const llama = {
   slidingWindow: null, attentionDropout: 0,
 };
 
-/** Every model class, built tiny. */
+/** A tiny config per registered family: a family added to the registry must add one here (typed). */
+const TINY: Record<FamilyName, ModelConfig> = {
+  gpt2: { family: "gpt2", vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 8, dropout: 0.1, layerNormEps: 1e-5 },
+  llama: { ...llama, family: "llama" },
+  qwen2: { ...llama, family: "qwen2", qkvBias: true, tieWordEmbeddings: true },
+  mistral: { ...llama, family: "mistral", slidingWindow: 16 },
+};
+
+/** Every model class (each registered family's, built tiny), and the layers. */
 const MODELS: [string, () => Module][] = [
-  ["GPT", () => new GPT({ vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 8, dropout: 0.1 })],
-  ["LlamaForCausalLM", () => new LlamaForCausalLM({ ...llama, family: "llama" })],
-  ["LlamaForCausalLM (tied)", () => new LlamaForCausalLM({ ...llama, family: "llama", tieWordEmbeddings: true })],
-  ["Qwen2ForCausalLM", () => new Qwen2ForCausalLM({ ...llama, family: "qwen2", qkvBias: true })],
-  ["MistralForCausalLM", () => new MistralForCausalLM({ ...llama, family: "mistral", slidingWindow: 16 })],
+  ...FAMILIES.map((f): [string, () => Module] => [f.architecture, () => familyByName(f.name).create(TINY[f.name as FamilyName])]),
+  ["LlamaForCausalLM (tied)", () => familyByName("llama").create({ ...llama, family: "llama", tieWordEmbeddings: true })],
   ["layers", () => {
     class All extends Module {
       readonly a = new Linear(2, 2);
@@ -72,7 +75,7 @@ describe.each(backendNames)("train/eval on %s", (name) => {
       for (const m of all) expect(m.training, `${m.constructor.name} after eval()`).toBe(false);
       model.train();
       for (const m of all) expect(m.training, `${m.constructor.name} after train()`).toBe(true);
-      if (label === "GPT") expect([...all].filter((m) => m instanceof Dropout).length).toBe(1 + 2 * 2);
+      if (label === "GPT2LMHeadModel") expect([...all].filter((m) => m instanceof Dropout).length).toBe(1 + 2 * 2);
       model.dispose();
     });
   }
