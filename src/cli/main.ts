@@ -5,6 +5,7 @@ import { UserError } from "../util/errors.ts";
 const COMMANDS: Record<string, { file: string; help: string }> = {
   train: { file: "./train.ts", help: "train a character-level GPT on a text file (default: Tiny Shakespeare)" },
   tokenizer: { file: "./tokenizer.ts", help: "train a byte-level BPE tokenizer (kiln tokenizer train --help)" },
+  runs: { file: "./runs.ts", help: "list run folders with their step, losses and status (running, finished, interrupted, crashed)" },
   generate: { file: "./generate.ts", help: "continue a prompt with a Hugging Face model folder or a kiln run folder" },
   serve: { file: "./serve.ts", help: "serve a model folder with an OpenAI-compatible HTTP API (kiln serve --help)" },
   sft: { file: "./sft.ts", help: "LoRA supervised fine-tuning of a Hugging Face model folder (kiln sft --help)" },

@@ -53,6 +53,18 @@ const NUMBER_FLAGS = {
   "checkpoint-interval": ["train", "checkpointInterval"], seed: ["train", "seed"], "sample-tokens": ["sample", "tokens"],
 } as const;
 
+/** The help, with every numeric flag's default (from the config schema, so it cannot drift). */
+function helpText(): string {
+  const defaults = parseRunConfig({}) as unknown as Record<string, Record<string, unknown>>;
+  const items = Object.entries(NUMBER_FLAGS).map(([flag, [section, key]]) => `--${flag} ${defaults[section][key]}`);
+  const lines: string[] = [];
+  for (const item of items) {
+    if (lines.length && lines[lines.length - 1].length + item.length < 94) lines[lines.length - 1] += `  ${item}`;
+    else lines.push(`  ${item}`);
+  }
+  return `${HELP}\n\ndefaults:\n${lines.join("\n")}`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -67,11 +79,11 @@ export async function main(argv: string[]): Promise<number> {
       strict: true,
     }));
   } catch (e) {
-    console.error(`kiln train: ${(e as Error).message}\n\n${HELP}`);
+    console.error(`kiln train: ${(e as Error).message}\n\n${helpText()}`);
     return 2;
   }
   if (values.help) {
-    console.log(HELP);
+    console.log(helpText());
     return 0;
   }
   try {
@@ -119,23 +131,36 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
     throw new ConfigError(`--resume-from needs --resume and a step number (got ${JSON.stringify(values["resume-from"])})`);
   if (resume) checkResumedModel(saved, config);
   const text = await readTextFile(config.data, { encoding: values.encoding as string | undefined, what: "--data" });
+  const tokenizer = resume
+    ? CharTokenizer.fromJSON(await readFile(join(resume, "tokenizer.json"), "utf8").catch(() => {
+      throw new RunFolderError(`--resume ${resume}: not a run folder (no tokenizer.json)`);
+    }))
+    : CharTokenizer.fromText(text);
+  const tokens = Int32Array.from(tokenizer.encode(text));
+  const dataset = new TokenDataset(tokens, config.model.blockSize); // too little text: an error before any folder exists
+
   // the run folder: created exclusively (or resumed, or replaced with --overwrite) and locked for the run
   const folder = await RunFolder.open({
     path: resume ?? config.out,
     mode: resume ? "resume" : values.overwrite ? "overwrite" : "new",
     name: basename(config.data).replace(/\.[^.]*$/, ""),
   });
+  let code: number;
   try {
-    return await train(folder, config, text, { resume, resumeFrom, saved });
-  } finally {
-    await folder.release();
+    code = await train(folder, config, { tokenizer, tokens, dataset }, { resume, resumeFrom, saved });
+  } catch (e) {
+    // a bug or a crash keeps the lock, so `kiln runs` can tell the run crashed (the next --resume takes it over)
+    if (e instanceof UserError) await folder.release();
+    throw e;
   }
+  await folder.release();
+  return code;
 }
 
 async function train(
   folder: RunFolder,
   config: RunConfig,
-  text: string,
+  { tokenizer, tokens, dataset }: { tokenizer: CharTokenizer; tokens: Int32Array; dataset: TokenDataset },
   { resume, resumeFrom, saved }: { resume?: string; resumeFrom?: number; saved: Record<string, unknown> },
 ): Promise<number> {
   const outDir = folder.path;
@@ -149,11 +174,6 @@ async function train(
     }
     await recordResumeChanges(outDir, saved, config);
   }
-  const tokenizer = resume
-    ? CharTokenizer.fromJSON(await readFile(join(resume, "tokenizer.json"), "utf8"))
-    : CharTokenizer.fromText(text);
-  const tokens = Int32Array.from(tokenizer.encode(text));
-  const dataset = new TokenDataset(tokens, config.model.blockSize);
 
   // 3. backend, model, trainer
   const backend = await init(config.backend.type, {
@@ -193,10 +213,11 @@ async function train(
     backend.dispose();
     return 1;
   }
-  console.log(`done: ${result.steps} steps in ${result.seconds.toFixed(1)} s (${Math.round(result.tokensPerS).toLocaleString("en-US")} tokens/s); ` +
+  console.log(`done: ${result.steps} steps in ${result.seconds.toFixed(1)} s (${Math.round(result.tokensPerS).toLocaleString("en-US")} tokens/s training; ` +
+    `evaluation ${result.evalSeconds.toFixed(1)} s, checkpoints ${result.checkpointSeconds.toFixed(1)} s); ` +
     `train loss ${result.trainLoss.toFixed(4)}, val loss ${result.valLoss?.toFixed(4)} (mean of ${config.train.finalEvalIters} batches)`);
   if (config.sample.tokens > 0) {
-    const prompt = tokenizer.encode(config.sample.prompt.split("").filter((c) => tokenizer.tokenToId(c) !== undefined).join("") || text[0]);
+    const prompt = tokenizer.encode(config.sample.prompt.split("").filter((c) => tokenizer.tokenToId(c) !== undefined).join("") || tokenizer.decode([tokens[0]]));
     const ids = await sample(model, prompt, {
       maxNewTokens: config.sample.tokens, temperature: config.sample.temperature, topK: config.sample.topK, rng: new Rng(config.train.seed + 2),
     });

@@ -151,10 +151,18 @@ async function lock(path: string): Promise<void> {
 }
 
 async function checkNotLocked(path: string): Promise<void> {
-  const text = await readFile(join(path, LOCK), "utf8").catch(() => "");
+  const holder = await lockHolder(path);
+  if (holder?.alive && holder.pid !== process.pid)
+    throw new RunFolderError(`${path} is in use by process ${holder.pid} (its ${LOCK} file); wait for it to finish or stop it`);
+}
+
+/** The process named by a run folder's lock file, and whether it still runs; null when unlocked. */
+export async function lockHolder(path: string): Promise<{ pid: number; alive: boolean } | null> {
+  const text = await readFile(join(path, LOCK), "utf8").catch(() => null);
+  if (text === null) return null;
   const pid = Number.parseInt(text, 10);
-  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
-    throw new RunFolderError(`${path} is in use by process ${pid} (its ${LOCK} file); wait for it to finish or stop it`);
+  if (!Number.isInteger(pid) || pid <= 0) return { pid: 0, alive: false };
+  return { pid, alive: alive(pid) };
 }
 
 function alive(pid: number): boolean {

@@ -69,8 +69,14 @@ export interface TrainingResult {
   bestValLoss?: number;
   /** training losses of the steps run in this call, in order */
   losses: number[];
+  /** wall time of fit(), evaluation and checkpoints included */
   seconds: number;
+  /** training throughput: tokens per second of the time not spent evaluating or checkpointing */
   tokensPerS: number;
+  /** time spent in evaluations (periodic and final) */
+  evalSeconds: number;
+  /** time spent writing checkpoints */
+  checkpointSeconds: number;
   checkpoint?: string;
 }
 
@@ -205,6 +211,8 @@ export class Trainer<B = Batch> {
     let tokens = 0;
     const phase = { data: 0, forward: 0, backward: 0, optimizer: 0 };
     let windowStart = performance.now();
+    let evalMs = 0;
+    let saveMs = 0;
     let windowSteps = 0;
     let windowTokens = 0;
     {
@@ -245,7 +253,8 @@ export class Trainer<B = Batch> {
           const isLog = p.step % a.logInterval === 0 || p.step === a.iters;
           const rate = (windowTokens * 1000) / Math.max(now - windowStart, 1e-6);
           const msPerIter = (now - windowStart) / Math.max(windowSteps, 1);
-          this.#progress?.update({ step: p.step, total: a.iters, loss, tokensPerS: rate, msPerIter, lr: p.lr }, isLog);
+          const deviceBytes = this.optimizer.params[0]?.backend.stats().allocatedBytes;
+          this.#progress?.update({ step: p.step, total: a.iters, loss, tokensPerS: rate, msPerIter, lr: p.lr, deviceBytes }, isLog);
           await this.#emit("onBatchEnd", p.batch, { step: p.step, loss, lr: p.lr, msPerIter, tokensPerS: rate, metrics });
           const record: MetricRecord = { step: p.step, loss, lr: p.lr, ...metrics };
           if (isLog) {
@@ -263,7 +272,11 @@ export class Trainer<B = Batch> {
             windowTokens = 0;
           }
           if (a.evalInterval > 0 && p.step % a.evalInterval === 0 && p.step < a.iters) {
+            const te = performance.now();
             const valLoss = await this.evaluate("val", a.evalIters);
+            const evalTime = performance.now() - te;
+            evalMs += evalTime;
+            windowStart += evalTime; // the throughput window counts training only
             record.val_loss = valLoss;
             this.#progress?.line(`step ${p.step}: val loss ${valLoss.toFixed(4)}`);
             await this.#emit("onValidationEnd", { step: p.step, valLoss });
@@ -277,7 +290,13 @@ export class Trainer<B = Batch> {
           }
           await this.metrics.log(record);
           const isCheckpoint = a.checkpointInterval > 0 && p.step % a.checkpointInterval === 0;
-          if (ckptDir && (isCheckpoint || (this.#stopRequested && p.step === this.step))) lastCheckpoint = await this.#checkpoint(ckptDir);
+          if (ckptDir && (isCheckpoint || (this.#stopRequested && p.step === this.step))) {
+            const tc = performance.now();
+            lastCheckpoint = await this.#checkpoint(ckptDir);
+            const saveTime = performance.now() - tc;
+            saveMs += saveTime;
+            windowStart += saveTime;
+          }
         }
         for (const p of pending.splice(0)) disposePending(p);
         if (this.#stopRequested && !stop) {
@@ -288,18 +307,25 @@ export class Trainer<B = Batch> {
       this.#progress?.end();
       let valLoss: number | undefined;
       if (stoppedBy === "done" || stoppedBy === "early_stop") {
+        const te = performance.now();
         valLoss = await this.evaluate("val", a.finalEvalIters);
+        evalMs += performance.now() - te;
         bestVal = Math.min(bestVal, valLoss);
         await this.metrics.log({ step: this.step, val_loss: valLoss, final: true });
         await this.#emit("onValidationEnd", { step: this.step, valLoss });
-        if (ckptDir && lastCheckpointStep(lastCheckpoint) !== this.step) lastCheckpoint = await this.#checkpoint(ckptDir);
+        if (ckptDir && lastCheckpointStep(lastCheckpoint) !== this.step) {
+          const tc = performance.now();
+          lastCheckpoint = await this.#checkpoint(ckptDir);
+          saveMs += performance.now() - tc;
+        }
       }
       if (this.#outDir) await writeLossPlot(join(this.#outDir, "loss.svg"), this.metrics.records, "kiln training loss");
       const seconds = (performance.now() - t0) / 1000;
       const result: TrainingResult = {
         steps: this.step, stoppedBy, trainLoss: lastLoss, valLoss,
         bestValLoss: Number.isFinite(bestVal) ? bestVal : undefined,
-        losses, seconds, tokensPerS: tokens / Math.max(seconds, 1e-9), checkpoint: lastCheckpoint,
+        losses, seconds, tokensPerS: tokens / Math.max(seconds - (evalMs + saveMs) / 1000, 1e-9),
+        evalSeconds: evalMs / 1000, checkpointSeconds: saveMs / 1000, checkpoint: lastCheckpoint,
       };
       await this.#emit("onTrainEnd", result);
       return result;

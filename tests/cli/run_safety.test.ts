@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CharTokenizer } from "../../src/data/tokenizer.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const MAIN = join(ROOT, "src", "cli", "main.ts");
@@ -128,10 +129,14 @@ describe("kiln train errors a user can read", () => {
     const empty = fresh();
     await mkdir(empty);
     await writeFile(join(empty, "config.json"), JSON.stringify({ data }));
+    await writeFile(join(empty, "tokenizer.json"), JSON.stringify(CharTokenizer.fromText(TEXT).toJSON()));
     expectUserError(await kiln(["train", "--resume", empty, ...SMALL]), "the run has no checkpoint yet");
     const yaml = join(tmp, "bad.yaml");
     await writeFile(yaml, "train:\n  iters: [1, 2\n");
     expectUserError(await kiln(["train", "--config", yaml]), `cannot parse ${yaml}`);
+    const json = join(tmp, "bad.json");
+    await writeFile(json, '{"train": {"iters": 5}\n "model": {}}');
+    expectUserError(await kiln(["train", "--config", json]), `cannot parse ${json} (line 2, column 2)`);
   }, 60_000);
 
   test("a corrupt latest checkpoint names the intact one, and --resume-from continues from it", async () => {
@@ -145,6 +150,28 @@ describe("kiln train errors a user can read", () => {
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
     expect(JSON.parse(await readFile(join(out, "checkpoints", "latest.json"), "utf8")).step).toBe(6);
+  }, 60_000);
+
+  test("kiln runs lists step, losses and status: finished, interrupted, crashed, running", async () => {
+    const root = fresh();
+    await mkdir(root);
+    const finished = join(root, "a-finished");
+    expect((await kiln(["train", "--data", data, "--out", finished, "--iters", "2", ...SMALL])).code).toBe(0);
+    const interrupted = join(root, "b-interrupted");
+    await kiln(["train", "--data", data, "--out", interrupted, "--iters", "100000", "--log-interval", "1", ...SMALL], { signal: { after: /step 2\//, name: "SIGINT" } });
+    const crashed = join(root, "c-crashed");
+    await kiln(["train", "--data", data, "--out", crashed, "--iters", "100000", "--log-interval", "1", "--checkpoint-interval", "1", ...SMALL], { signal: { after: /step 3\//, name: "SIGKILL" as "SIGINT" } });
+    const r = await kiln(["runs", "--root", root]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^run\s+status\s+step\s+train loss\s+val loss/);
+    expect(lines.find((l) => l.startsWith(finished))).toMatch(/finished\s+2\/2\s+\d+\.\d{4}\s+\d+\.\d{4}/);
+    expect(lines.find((l) => l.startsWith(interrupted))).toMatch(/interrupted\s+\d+\/100000/);
+    expect(lines.find((l) => l.startsWith(crashed))).toMatch(/crashed\s+\d+\/100000/);
+    const json = JSON.parse((await kiln(["runs", "--root", root, "--json"])).stdout);
+    expect(json.map((x: { status: string }) => x.status).sort()).toEqual(["crashed", "finished", "interrupted"]);
+    await writeFile(join(finished, ".lock"), `${process.pid}\n`); // a live process holds it
+    expect((await kiln(["runs", finished])).stdout).toContain("running");
   }, 60_000);
 
   test("--version", async () => {
