@@ -1,24 +1,44 @@
 // One forward pass over several independent sequences (continuous batching): row i of the batch
-// continues its own KVCache (batch 1, its own length). The projections and MLPs of the step run
-// batched [B, T, C]; what reads a row's own history runs per row: positions (learned or RoPE)
-// start at that row's length, and attention stores the row's keys/values in its cache and attends
-// over that cache's prefix. No padding, no mask: each row sees exactly its own positions.
-// Not the cache itself (kv_cache.ts) nor the scheduling of sequences (src/serve/batcher.ts).
+// continues its own history, at its own length. The projections and MLPs of the step run batched
+// [B, T, C]; positions (learned or RoPE) start at each row's length, and attention sees each row's
+// own keys and values. Two backings: a batch-1 KVCache per row (attention runs per row, over that
+// cache's prefix: launches grow with B), or slots of a KVPool (one scatter, one gather and one
+// attention for all rows, empty positions masked by the pool's validity column).
+// Not the caches themselves (kv_cache.ts, kv_pool.ts) nor the scheduling (src/serve/batcher.ts).
 // Reference: vLLM / Orca iteration-level batching (per-sequence KV, batched dense layers).
 
 import type { Backend } from "../backend/backend.ts";
-import { fromArray, type Tensor } from "../tensor/tensor.ts";
+import { fromArray, full, type Tensor } from "../tensor/tensor.ts";
 import * as ops from "../ops/index.ts";
 import type { KVCache } from "./kv_cache.ts";
+import type { KVPool } from "./kv_pool.ts";
 
 /** What a model's forward accepts as `cache`: one cache for the whole batch, or one per row. */
 export type AnyKVCache = KVCache | BatchedKVCache;
 
 export class BatchedKVCache {
+  /** per-row caches (absent with a pool) */
   readonly caches: readonly KVCache[];
+  /** the pool and each row's slot (absent with per-row caches) */
+  readonly pool: KVPool | null = null;
+  readonly slots: readonly number[] = [];
 
-  /** `caches[i]` holds row i's history; each is a batch-1 cache, all on one backend, none shared. */
-  constructor(caches: readonly KVCache[]) {
+  /**
+   * `caches[i]` holds row i's history (each a batch-1 cache, all on one backend, none shared); or
+   * `{ pool, slots }`: row i lives in slot slots[i] of the pool.
+   */
+  constructor(rows: readonly KVCache[] | { pool: KVPool; slots: readonly number[] }) {
+    if (!Array.isArray(rows)) {
+      const { pool, slots } = rows as { pool: KVPool; slots: readonly number[] };
+      if (pool.disposed) throw new Error("[batched_kv_cache] the pool is disposed");
+      if (slots.length === 0) throw new Error("[batched_kv_cache] needs at least one slot");
+      if (new Set(slots).size !== slots.length) throw new Error(`[batched_kv_cache] a slot appears twice in ${slots.join(", ")}`);
+      this.pool = pool;
+      this.slots = [...slots];
+      this.caches = [];
+      return;
+    }
+    const caches = rows as readonly KVCache[];
     if (caches.length === 0) throw new Error("[batched_kv_cache] needs at least one cache");
     const first = caches[0];
     for (const [i, c] of caches.entries()) {
@@ -33,19 +53,24 @@ export class BatchedKVCache {
   }
 
   get batch(): number {
-    return this.caches.length;
+    return this.pool ? this.slots.length : this.caches.length;
+  }
+
+  /** Each row's stored length (where its next position is). */
+  offsets(): number[] {
+    return this.pool ? this.slots.map((s) => this.pool!.lengths[s]) : this.caches.map((c) => c.length);
   }
 
   /** The longest row's length: what a model checks its context limit against. */
   get length(): number {
-    return Math.max(...this.caches.map((c) => c.length));
+    return Math.max(...this.offsets());
   }
 
   /** Position ids [B, T] (i32): row i at caches[i].length.. (for learned position embeddings). */
   positionIds(T: number, backend: Backend): Tensor {
     const ids = new Int32Array(this.batch * T);
-    this.caches.forEach((c, i) => {
-      for (let t = 0; t < T; t++) ids[i * T + t] = c.length + t;
+    this.offsets().forEach((offset, i) => {
+      for (let t = 0; t < T; t++) ids[i * T + t] = offset + t;
     });
     return fromArray(ids, [this.batch, T], { dtype: "i32", backend }); // [B, T]
   }
@@ -57,7 +82,7 @@ export class BatchedKVCache {
    */
   rope(x: Tensor, theta: number): Tensor {
     this.#checkRows(x);
-    const offsets = this.caches.map((c) => c.length);
+    const offsets = this.offsets();
     if (offsets.every((o) => o === offsets[0])) return ops.rope(x, { theta, offset: offsets[0] }); // [B, T, H, D]
     const [B, T, , D] = x.shape;
     const half = D / 2;
@@ -86,6 +111,7 @@ export class BatchedKVCache {
    */
   attend(layer: number, q: Tensor, k: Tensor, v: Tensor): Tensor {
     for (const t of [q, k, v]) this.#checkRows(t);
+    if (this.pool) return this.#attendPool(this.pool, layer, q, k, v);
     if (this.batch === 1) return attendOne(this.caches[0], layer, q, k, v);
     const rows = this.caches.map((c, i) => attendOne(c, layer, ops.narrow(q, 0, i, 1), ops.narrow(k, 0, i, 1), ops.narrow(v, 0, i, 1)));
     return ops.cat(rows, 0); // [B, T, H, D]
@@ -93,7 +119,29 @@ export class BatchedKVCache {
 
   /** Commits T new positions in every row (once per forward pass, after every layer). */
   advance(T: number): void {
-    for (const c of this.caches) c.advance(T);
+    if (this.pool) for (const s of this.slots) this.pool.lengths[s] += T;
+    else for (const c of this.caches) c.advance(T);
+  }
+
+  /**
+   * All rows at once: store the new keys/values in their slots, gather each row's positions
+   * 0..S−1 (S = the longest row after this step; a shorter row's extra positions are empty and
+   * get weight 0), attend with the query's validity column of ones, drop the value's extra column.
+   */
+  #attendPool(pool: KVPool, layer: number, q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const [B, T, H, D] = q.shape;
+    const offsets = this.offsets();
+    pool.write(layer, this.slots, k, v);
+    if (T > 1 && offsets.some((o) => o > 0)) {
+      throw new Error("[batched_kv_cache] a pool takes several new positions per row only as a first chunk (a prefill)");
+    }
+    // a prefill attends over its own new positions; nothing else is stored yet
+    if (T > 1) return ops.attention(q, k, v, { causal: true }); // [B, T, H, D]
+    const S = Math.max(...offsets) + 1;
+    const all = pool.read(layer, this.slots, S); // [B, S, Hkv, D+1] each
+    const qx = ops.cat([q, full([B, T, H, 1], 1, { backend: q.backend })], 3); // [B, 1, H, D+1]
+    const y = ops.attention(qx, all.k, all.v, { causal: false, scale: 1 / Math.sqrt(D) }); // [B, 1, H, D+1]
+    return ops.narrow(y, 3, 0, D); // [B, 1, H, D]
   }
 
   #checkRows(x: Tensor): void {

@@ -1,8 +1,9 @@
 // Continuous batching for one model: sequences wait in a bounded queue, join the running batch
-// between decode steps (after a prefill of their prompt into their own KV cache), and leave it as
-// soon as they finish, are cancelled or time out (their cache is freed at once). Each decode step
-// is ONE forward pass over every running sequence (a BatchedKVCache routes each row to its cache)
-// and one read-back of the [B, V] logits; tokens are then chosen per sequence on the host.
+// between decode steps (after a prefill of their prompt into a slot of the KV pool), and leave it
+// as soon as they finish, are cancelled or time out (their slot is emptied and freed at once). Each
+// decode step is ONE forward pass over every running sequence (a BatchedKVCache over their slots:
+// one KV scatter, gather and attention per layer for the whole batch) and one read-back of the
+// [B, V] logits; tokens are then chosen per sequence on the host.
 // All model work runs on this one loop, so concurrent requests never interleave inside a forward.
 // Not here: HTTP, JSON or the OpenAI shapes (openai.ts). Reference: Orca (OSDI '22) iteration-level
 // scheduling; vLLM's scheduler (waiting / running queues).
@@ -14,6 +15,7 @@ import { noGrad } from "../autograd/tape.ts";
 import type { Tokenizer } from "../data/tokenizer.ts";
 import type { KVCache } from "../models/kv_cache.ts";
 import { BatchedKVCache, type AnyKVCache } from "../models/batched_kv_cache.ts";
+import { KVPool } from "../models/kv_pool.ts";
 import { StreamingDetokenizer } from "../models/detokenizer.ts";
 import { chooseToken, type TokenChoiceParams, type TokenLogprob } from "./token_choice.ts";
 import type { ServerMetrics } from "./metrics.ts";
@@ -68,7 +70,8 @@ export class QueueFullError extends Error {}
 interface Sequence {
   req: SequenceRequest;
   sink: SequenceSink;
-  cache: KVCache | null;
+  /** its slot in the KV pool while it runs */
+  slot: number | null;
   context: number[];
   tokens: number[];
   counts: Map<number, number>;
@@ -101,6 +104,8 @@ export class Batcher {
   /** the decode loop runs (it stops when there is no work; submit starts it again) */
   #active = false;
   #loop: Promise<void> = Promise.resolve();
+  /** maxBatch slots of the model's context, made on first use, freed by close() */
+  #pool: KVPool | null = null;
   #closed = false;
 
   constructor(model: ServableModel, tokenizer: Tokenizer, { maxBatch = 8, maxQueue = 64, metrics }: BatcherOptions = {}) {
@@ -120,6 +125,11 @@ export class Batcher {
 
   get running(): number {
     return this.#running.length;
+  }
+
+  /** KV-pool slots not held by a running sequence */
+  get freeSlots(): number {
+    return this.#pool?.freeSlots ?? this.maxBatch;
   }
 
   get contextLength(): number {
@@ -145,7 +155,7 @@ export class Batcher {
       for (const id of req.promptIds) if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`[serve] prompt token ${id} is outside the vocabulary [0, ${vocabSize})`);
       return new Promise<SequenceResult>((resolve, reject) => {
         const seq: Sequence = {
-          req, sink, cache: null, context: [...req.promptIds], tokens: [], counts: new Map(), logprobs: [],
+          req, sink, slot: null, context: [...req.promptIds], tokens: [], counts: new Map(), logprobs: [],
           detok: new StreamingDetokenizer(this.#tokenizer, { anchor: req.promptIds[req.promptIds.length - 1], stopStrings: req.stopStrings }),
           stopTokens: new Set(req.stopTokens), submittedAt: performance.now(), ttftMs: NaN, resolve, reject, done: false,
         };
@@ -165,6 +175,8 @@ export class Batcher {
     this.#running = [];
     this.#poke();
     await this.#loop;
+    this.#pool?.dispose();
+    this.#pool = null;
   }
 
   #poke(): void {
@@ -210,8 +222,7 @@ export class Batcher {
       for (const s of seqs) {
         if (s.done) continue;
         s.done = true;
-        s.cache?.dispose();
-        s.cache = null;
+        this.#freeSlot(s, true);
         this.#metrics?.sequences.inc({ reason: "error" });
         s.reject(e);
       }
@@ -220,8 +231,9 @@ export class Batcher {
 
   async #prefill(s: Sequence): Promise<void> {
     const ids = s.req.promptIds;
-    s.cache = this.#model.newCache(1, Math.max(ids.length + s.req.maxTokens - 1, ids.length));
-    const logits = await this.#forward([ids], s.cache); // [1, V]
+    const pool = this.#ensurePool();
+    s.slot = pool.acquire();
+    const logits = await this.#forward([ids], new BatchedKVCache({ pool, slots: [s.slot] })); // [1, V]
     this.#metrics?.promptTokens.inc({}, ids.length);
     this.#step(s, logits);
   }
@@ -229,11 +241,29 @@ export class Batcher {
   async #decode(batch: Sequence[]): Promise<void> {
     const t0 = performance.now();
     const V = this.#model.config.vocabSize;
-    const cache = new BatchedKVCache(batch.map((s) => s.cache!));
+    const cache = new BatchedKVCache({ pool: this.#pool!, slots: batch.map((s) => s.slot!) });
     const logits = await this.#forward(batch.map((s) => [s.context[s.context.length - 1]]), cache); // [B, V]
     batch.forEach((s, i) => this.#step(s, logits.subarray(i * V, (i + 1) * V)));
     this.#metrics?.batchSize.observe(batch.length);
     this.#metrics?.stepSeconds.observe((performance.now() - t0) / 1000);
+  }
+
+  /** The KV pool: maxBatch slots as long as the context (shapes from a throwaway cache). */
+  #ensurePool(): KVPool {
+    if (this.#pool) return this.#pool;
+    const probe = this.#model.newCache(1, 1);
+    const { layers, kvHeads, headDim, backend } = probe;
+    probe.dispose();
+    this.#pool = new KVPool({ layers, slots: this.maxBatch, maxLength: this.#model.config.blockSize, kvHeads, headDim, backend });
+    return this.#pool;
+  }
+
+  /** Empties and frees s's slot; after a failed forward the whole slot (it may be half-written). */
+  #freeSlot(s: Sequence, failed: boolean): void {
+    if (s.slot === null || !this.#pool) return;
+    const slot = s.slot;
+    s.slot = null;
+    this.#pool.release(slot, failed ? this.#pool.maxLength : undefined);
   }
 
   /** One forward in its own memory scope; the last position's logits of each row, [B·V]. */
@@ -289,8 +319,7 @@ export class Batcher {
   #finish(s: Sequence, reason: FinishReason): void {
     if (s.done) return;
     s.done = true;
-    s.cache?.dispose(); // the sequence's memory goes back now, not at the next GC
-    s.cache = null;
+    this.#freeSlot(s, false); // the sequence's memory goes back now, not at the next GC
     const rest = reason === "cancelled" ? "" : s.detok.finish();
     const result: SequenceResult = { text: s.detok.text, tokens: s.tokens, promptTokens: s.req.promptIds.length, finishReason: reason, ttftMs: s.ttftMs, ...(s.req.logprobs !== null ? { logprobs: s.logprobs } : {}) };
     this.#metrics?.sequences.inc({ reason });

@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { loadPretrained, type PretrainedModel } from "../../src/models/index.ts";
 import { BatchedKVCache } from "../../src/models/batched_kv_cache.ts";
 import type { KVCache } from "../../src/models/kv_cache.ts";
+import { KVPool } from "../../src/models/kv_pool.ts";
 import { fromArray, useBackend, type Tensor } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
@@ -50,6 +51,50 @@ describe.each(backendNames)("batched_kv_cache on %s", (name) => {
         }
       }
       for (const c of caches) c.dispose();
+      model.dispose();
+    });
+  }
+
+  for (const family of ["gpt2", "llama"]) {
+    test(`${family} on a KVPool: slots in any order, a released slot reused, match full recompute (1e-4)`, async () => {
+      const backend = await getBackend(name);
+      useBackend(backend);
+      const { model } = await loadPretrained(FIXTURES + family, { backend, tokenizer: false });
+      const V = model.config.vocabSize;
+      const probe = model.newCache(1, 1);
+      const pool = new KVPool({ layers: probe.layers, slots: 4, maxLength: 24, kvHeads: probe.kvHeads, headDim: probe.headDim, backend });
+      probe.dispose();
+      const rng = new Rng(5);
+      const seqs = new Map<number, number[]>(); // slot -> tokens
+      const admit = async (n: number) => {
+        const slot = pool.acquire();
+        const s = Array.from({ length: n }, () => Math.floor(rng.next() * V));
+        seqs.set(slot, s);
+        await lastRow(model, [s], new BatchedKVCache({ pool, slots: [slot] })); // prefill
+        expect(pool.lengths[slot]).toBe(n);
+      };
+      for (const n of [3, 7, 1]) await admit(n);
+      for (let step = 0; step < 6; step++) {
+        if (step === 3) {
+          pool.release(1); // the 7-token sequence leaves; a new one takes its slot
+          seqs.delete(1);
+          await admit(2);
+          expect(seqs.has(1)).toBe(true);
+        }
+        const slots = [...seqs.keys()].reverse();
+        const next = slots.map(() => Math.floor(rng.next() * V));
+        const bytes = backend.stats().allocatedBytes;
+        const got = await lastRow(model, next.map((t) => [t]), new BatchedKVCache({ pool, slots }));
+        expect(backend.stats().allocatedBytes).toBe(bytes); // a step leaves nothing behind
+        for (const [i, slot] of slots.entries()) {
+          const s = seqs.get(slot)!;
+          s.push(next[i]);
+          expect(pool.lengths[slot]).toBe(s.length);
+          const want = await lastRow(model, [s]);
+          expect(got.subarray(i * V, (i + 1) * V), `slot ${slot} step ${step}`).toBeAllClose(want, { atol: 1e-4, rtol: 1e-4 });
+        }
+      }
+      pool.dispose();
       model.dispose();
     });
   }

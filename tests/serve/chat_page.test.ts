@@ -98,5 +98,5 @@ describe.skipIf(!CHROMIUM)("examples/server.ts chat page in headless Chromium", 
     expect(state.done).toBe("yes");
     expect(state.text).toBe(want.choices[0].message.content);
     expect(Number(state.chunks)).toBeGreaterThan(1); // it arrived in pieces, not at once
-  });
+  }, 60_000); // a browser start on a busy machine
 });
