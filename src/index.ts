@@ -28,7 +28,7 @@ export { gradNormSq, clipGradNorm } from "./optim/clip.ts";
 export { warmupCosine } from "./optim/schedule.ts";
 export { GPT, GPTConfig } from "./models/gpt.ts";
 export {
-  LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM, KVCache, BatchedKVCache, createModel, MODEL_CLASSES,
+  LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM, KVCache, BatchedKVCache, KVPool, createModel, MODEL_CLASSES,
   loadModelConfig, parseModelConfig, toHFConfig, loadPretrained, loadWeights, savePretrained,
   type KVCacheOptions, type ModelConfig, type GPT2Config, type LlamaConfig, type PretrainedModel,
   type GenerationConfig, type LoadOptions, type Pretrained, type SaveOptions,

@@ -13,6 +13,7 @@ export { MistralForCausalLM } from "./mistral.ts";
 export { Qwen2ForCausalLM } from "./qwen2.ts";
 export { KVCache, type KVCacheOptions } from "./kv_cache.ts";
 export { BatchedKVCache, type AnyKVCache } from "./batched_kv_cache.ts";
+export { KVPool, type KVPoolOptions } from "./kv_pool.ts";
 export { SUPPORTED_ARCHITECTURES, loadModelConfig, parseModelConfig, toHFConfig, type GPT2Config, type LlamaConfig, type ModelConfig } from "./config.ts";
 export { loadPretrained, loadWeights, savePretrained, type GenerationConfig, type LoadOptions, type Pretrained, type SaveOptions } from "./pretrained.ts";
 export { FAMILIES, createModel, familyByArchitecture, familyByName, type FamilyName, type PretrainedModel } from "./registry.ts";

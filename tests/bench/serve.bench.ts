@@ -7,7 +7,7 @@
 //                 (--lora-modules): adapters decode in their own batch, so this shows the cost
 //   load          N clients (default 32) for S seconds (default 30) mixing plain, streaming,
 //                 cancelled-after-the-first-chunk and malformed requests: status counts, 5xx,
-//                 unanswered requests, RSS and backend memory after warm-up vs after the run
+//                 unanswered requests, RSS and backend memory after a 5 s warm-up of the same mix vs after the run
 // Options: --backend wasm|webgpu  --device <d>  --hidden 256 --layers 4 --context 512
 //          --clients 8 --requests 3 --tokens 64 --rounds 5 (1-client and C-client phases alternate;
 //          medians, and the median of the paired speed-ups, so a busy machine skews both alike)  --load-clients 32 --load-seconds 30  --json
@@ -161,9 +161,11 @@ try {
   const loraFig = { name: "serve/lora", clients: num("clients"), half_on_adapter_tok_s: +mixed.tokensPerS.toFixed(1), all_on_base_tok_s: decode.many_clients_tok_s, ttft_p50_ms: +mixed.ttftP50.toFixed(1), ttft_p99_ms: +mixed.ttftP99.toFixed(1) };
   console.log(o.json ? JSON.stringify(loraFig) : loraFig);
   if (num("load-seconds") > 0) {
+    await load(num("load-clients"), 5); // warm-up: the same mix, so that "after warm-up" has seen it all
+    await Bun.sleep(2000);
     const warm = await metrics();
     const r = await load(num("load-clients"), num("load-seconds"));
-    await Bun.sleep(500); // cancelled sequences leave at the next step
+    await Bun.sleep(2000); // cancelled sequences leave at the next step; the heap settles as after the warm-up
     const after = await metrics();
     const loadFig = {
       name: "serve/load", clients: num("load-clients"), seconds: num("load-seconds"), ...r,
