@@ -46,7 +46,7 @@ export { readSafetensors, writeSafetensors, SafetensorsError, SafetensorsFile, t
 export { writeFileAtomic, writeJsonAtomic } from "./io/atomic.ts";
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint } from "./io/checkpoint.ts";
 export {
-  Trainer, defaultOptimizer, type TrainerOptions, type TrainingResult, type Hooks, type StepInfo, type LossFn, type LossOutput, type BatchSource,
+  Trainer, defaultOptimizer, type TrainerOptions, type TrainingResult, type Hooks, type BatchOutputs, type LossFn, type LossOutput, type BatchSource,
 } from "./train/trainer.ts";
 export { TrainArgs } from "./train/args.ts";
 // fine-tuning: LoRA, PEFT adapters, SFT/DPO losses

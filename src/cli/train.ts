@@ -213,9 +213,9 @@ async function train(
     backend.dispose();
     return 1;
   }
-  console.log(`done: ${result.steps} steps in ${result.seconds.toFixed(1)} s (${Math.round(result.tokensPerS).toLocaleString("en-US")} tokens/s training; ` +
+  console.log(`done: ${result.steps} steps in ${result.trainingTime.toFixed(1)} s (${Math.round(result.tokensPerS).toLocaleString("en-US")} tokens/s training; ` +
     `evaluation ${result.evalSeconds.toFixed(1)} s, checkpoints ${result.checkpointSeconds.toFixed(1)} s); ` +
-    `train loss ${result.trainLoss.toFixed(4)}, val loss ${result.valLoss?.toFixed(4)} (mean of ${config.train.finalEvalIters} batches)`);
+    `train loss ${result.finalLoss.toFixed(4)}, val loss ${result.finalValLoss?.toFixed(4)} (mean of ${config.train.finalEvalIters} batches)`);
   if (config.sample.tokens > 0) {
     const prompt = tokenizer.encode(config.sample.prompt.split("").filter((c) => tokenizer.tokenToId(c) !== undefined).join("") || tokenizer.decode([tokens[0]]));
     const ids = await sample(model, prompt, {

@@ -1,432 +1,380 @@
-// The Trainer: kiln's one training loop. It owns gradient accumulation, the lr schedule, the
-// optimizer step with global-norm clipping, evaluation, early stopping, checkpoints (atomic, exact
-// resume), stopping on request (interrupt() or an AbortSignal; signal handlers belong to the CLI),
-// NaN detection, per-phase timings, metrics and a list of hooks. What is trained, the shape of a
-// batch and how the loss is computed are injected (mlx-lm's train(..., loss=...) idea), so SFT and
-// DPO reuse it. Its RNG streams (batches, dropout) are its own: it never writes Rng.global.
+// Trainer: one model, one dataset, on the engine (GenericTrainer, the one training loop). Two ways in:
+// - the task API (PyTorch Lightning / HF Trainer / Keras fit): new Trainer({ model, trainingConfig,
+//   taskSpec?, hooks? }).train(trainData, valData?, { resumeFrom? }) — a DataLoader per dataset, a
+//   loss and metrics from the task (inferred from the batch when not given), AdamW, warmup + cosine;
+// - the step API `kiln train` uses (nanoGPT): new Trainer({ model, data, args }).fit() — random
+//   windows from a BatchSource for args.iters steps, evaluation every evalInterval steps.
+// Both return the one TrainingResult. The Trainer's RNG streams are its own (it never writes
+// Rng.global); stopping is interrupt() or an AbortSignal (signal handlers belong to the CLI).
 
-import { join } from "node:path";
-import { readFile } from "node:fs/promises";
+import type { z } from "zod";
 import type { Module } from "../nn/module.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { scope } from "../tensor/memory.ts";
-import { Rng, withRng } from "../tensor/random.ts";
-import { noGrad } from "../autograd/tape.ts";
-import { withTraining } from "../tensor/mode.ts";
+import { Rng } from "../tensor/random.ts";
+import * as ops from "../ops/index.ts";
 import { AdamW } from "../optim/adamw.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
-import { gradNormSq } from "../optim/clip.ts";
 import { warmupCosine } from "../optim/schedule.ts";
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
-import { TrainArgs } from "./args.ts";
-import { MetricsLog, parseMetrics, writeLossPlot, type MetricRecord } from "./metrics.ts";
-import { Progress } from "./progress.ts";
 import type { Batch, Split } from "../data/dataset.ts";
-import type { z } from "zod";
+import { TrainArgs } from "./args.ts";
+import { ConfigError } from "./config.ts";
+import { GenericTrainer, GenericTrainerConfig, type Loader, type StepOutput } from "./engine.ts";
+import { EarlyStopping, type BatchOutputs, type TrainerHooks } from "./hooks.ts";
+import { Progress } from "./progress.ts";
+import { DataLoader, type Dataset, type TensorBatch } from "./data_loader.ts";
+import { TrainingConfig, inferTask, type TaskSpec, type TaskType } from "./training_config.ts";
+import type { TrainingResult } from "./result.ts";
+import type { MetricRecord } from "./metrics.ts";
 
-/** Where batches come from: the TokenDataset, or anything with the same method; a batch may have any shape. */
+export type { TrainingResult } from "./result.ts";
+export type { BatchOutputs } from "./hooks.ts";
+
+/** Where batches come from in the step API: the TokenDataset, or anything with the same method; a batch may have any shape. */
 export interface BatchSource<B = Batch> {
   batch(split: Split, batchSize: number, rng: Rng): B;
 }
 
 /** What a loss function returns: the scalar to minimise, and scalars to log beside it (mean over micro-batches). */
-export interface LossOutput {
-  loss: Tensor;
-  metrics?: Record<string, Tensor | number>;
-}
-
+export type LossOutput = StepOutput;
 export type LossFn<B = Batch> = (model: Module, batch: B) => Tensor | LossOutput;
 
-export interface StepInfo {
-  step: number;
-  loss: number;
-  lr: number;
-  msPerIter: number;
-  tokensPerS: number;
-  /** the loss function's metrics, averaged over the step's micro-batches */
-  metrics: Record<string, number>;
-}
+/** Hooks with the Trainer as `trainer`; pass a list of objects, each implementing any of them. */
+export type Hooks<B = Batch> = TrainerHooks<Trainer<B>, B>;
 
-/** Hooks (the engine's names, DESIGN.md); pass a list of objects, each implementing any of them. */
-export interface Hooks<B = Batch> {
-  onTrainBegin(trainer: Trainer<B>, info: { step: number; iters: number }): void | Promise<void>;
-  /** after each optimizer step, once its loss is read; `batch` is the step's last micro-batch */
-  onBatchEnd(trainer: Trainer<B>, batch: B, outputs: StepInfo): void | Promise<void>;
-  onValidationEnd(trainer: Trainer<B>, info: { step: number; valLoss: number }): void | Promise<void>;
-  onCheckpoint(trainer: Trainer<B>, info: { step: number; path: string }): void | Promise<void>;
-  onTrainEnd(trainer: Trainer<B>, result: TrainingResult): void | Promise<void>;
-}
-
-export interface TrainingResult {
-  /** optimizer steps completed (including those before a resume) */
-  steps: number;
-  /** why the loop ended */
-  stoppedBy: "done" | "interrupt" | "nan" | "early_stop";
-  /** the last training loss read */
-  trainLoss: number;
-  /** the final evaluation's mean val loss (finalEvalIters batches), when evaluated */
-  valLoss?: number;
-  bestValLoss?: number;
-  /** training losses of the steps run in this call, in order */
-  losses: number[];
-  /** wall time of fit(), evaluation and checkpoints included */
-  seconds: number;
-  /** training throughput: tokens per second of the time not spent evaluating or checkpointing */
-  tokensPerS: number;
-  /** time spent in evaluations (periodic and final) */
-  evalSeconds: number;
-  /** time spent writing checkpoints */
-  checkpointSeconds: number;
-  checkpoint?: string;
-}
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type TrainData = Dataset | readonly unknown[] | Iterable<unknown> | AsyncIterable<unknown> | DataLoader<any, TensorBatch>;
 
 export interface TrainerOptions<B = Batch> {
   model: Module;
-  data: BatchSource<B>;
+  /** task API: the run's settings */
+  trainingConfig?: TrainingConfig;
+  /** task API: what is learned (default: inferred from the first batch, and printed) */
+  taskSpec?: TaskSpec;
+  /** step API: the batch source and the nanoGPT-style settings */
+  data?: BatchSource<B>;
   args?: z.input<typeof TrainArgs>;
-  /** default: model.loss(batch.x, batch.y) */
+  /** step API: default model.loss(batch.x, batch.y) */
   loss?: LossFn<B>;
-  /** default: AdamW with nanoGPT groups over the trainable parameters (weight decay on rank >= 2 tensors only) */
+  /** default: AdamW over the trainable parameters, weight decay on rank >= 2 tensors only */
   optimizer?: Optimizer;
-  /** tokens in a batch, for tokens/s (default: batch.x.size when the batch has a tensor x) */
+  /** tokens in a batch, for tokens/s (default: batch.x.size) */
   tokens?: (batch: B) => number;
-  /** run folder for checkpoints/, metrics.jsonl and loss.svg (null: keep nothing on disk) */
+  /** run folder: checkpoints/, metrics.jsonl, loss.svg, metrics_summary.* (null: nothing on disk) */
   outDir?: string | null;
   hooks?: Partial<Hooks<B>>[];
   /** progress display (false: silent) */
   progress?: Progress | false;
-  /** continue from the newest checkpoint in outDir/checkpoints */
+  /** step API: continue from the newest checkpoint in outDir/checkpoints */
   resume?: boolean;
-  /** aborting it stops the loop after the current step, as interrupt() does */
+  /** aborting it stops the loop after the current step (and checkpoints), as interrupt() does */
   signal?: AbortSignal;
-  /** with resume: continue from the checkpoint of this step instead of the newest */
+  /** step API, with resume: continue from the checkpoint of this step instead of the newest */
   resumeFrom?: number;
 }
 
 export class Trainer<B = Batch> {
-  readonly args: TrainArgs;
   readonly model: Module;
   readonly optimizer: Optimizer;
-  readonly data: BatchSource<B>;
-  readonly metrics: MetricsLog;
-  /** batch sampling RNG (its state is checkpointed) */
+  /** step API settings (defaults when the task API is used) */
+  readonly args: TrainArgs;
+  readonly trainingConfig?: TrainingConfig;
+  /** batch sampling RNG of the step API (checkpointed) */
   readonly rng: Rng;
-  /** the RNG dropout draws from during training steps (checkpointed; Rng.global is never touched) */
-  readonly dropoutRng: Rng;
-  step = 0;
-  #interrupted = false;
-  readonly #loss: LossFn<B>;
-  readonly #tokens: (batch: B) => number;
-  readonly #hooks: Partial<Hooks<B>>[];
+  /** the engine running this trainer (its globalStep, profiler, summary, loggers) */
+  engine!: GenericTrainer<B>;
+  readonly #options: TrainerOptions<B>;
   readonly #progress: Progress | null;
-  readonly #outDir: string | null;
-  readonly #resume: boolean;
-  readonly #signal?: AbortSignal;
-  readonly #resumeFrom: number | undefined;
+  #interrupted = false;
 
   constructor(options: TrainerOptions<B>) {
-    this.args = TrainArgs.parse(options.args ?? {});
+    if (options.hooks !== undefined && !Array.isArray(options.hooks)) throw new ConfigError("hooks must be a list: wrap it in a list: [hooks]");
+    if (options.trainingConfig && options.data) throw new ConfigError("Trainer takes trainingConfig (then train(data)) or data + args (then fit()), not both");
+    if (options.trainingConfig !== undefined && !(options.trainingConfig instanceof TrainingConfig)) {
+      throw new ConfigError("trainingConfig must be a TrainingConfig: new TrainingConfig({ learningRate, batchSize, epochs, ... })");
+    }
+    this.#options = options;
     this.model = options.model;
-    this.data = options.data;
-    this.#loss = options.loss ?? (defaultLoss as unknown as LossFn<B>);
-    this.#tokens = options.tokens ?? defaultTokens;
-    this.optimizer = options.optimizer ?? defaultOptimizer(this.model, this.args);
+    this.trainingConfig = options.trainingConfig;
+    this.args = TrainArgs.parse(options.args ?? {});
     this.rng = new Rng(this.args.seed + 1);
-    this.dropoutRng = new Rng(this.args.seed + 3);
-    if (options.hooks !== undefined && !Array.isArray(options.hooks)) throw new Error("[train] hooks must be a list: wrap it in a list: [hooks]");
-    this.#hooks = options.hooks ?? [];
+    const tc = options.trainingConfig;
+    this.optimizer = options.optimizer ?? defaultOptimizer(this.model, tc ? { ...this.args, lr: tc.learningRate, weightDecay: tc.weightDecay } : this.args);
     this.#progress = options.progress === false ? null : options.progress ?? new Progress();
-    this.#outDir = options.outDir ?? null;
-    this.#resume = !!options.resume;
-    this.#signal = options.signal;
-    this.#resumeFrom = options.resumeFrom;
-    this.metrics = new MetricsLog(this.#outDir ? join(this.#outDir, "metrics.jsonl") : null);
+    if (options.data) this.engine = this.#stepEngine();
+  }
+
+  /** optimizer steps so far */
+  get step(): number {
+    return this.engine?.globalStep ?? 0;
+  }
+
+  /** the RNG dropout draws from during training steps (checkpointed) */
+  get dropoutRng(): Rng {
+    return this.engine.dropoutRng;
+  }
+
+  /** the run's metric records (metrics.jsonl's lines) */
+  get metrics(): { records: readonly MetricRecord[] } {
+    return { records: this.engine?.loggers.records ?? [] };
   }
 
   get checkpointDir(): string | null {
-    return this.#outDir ? join(this.#outDir, "checkpoints") : null;
+    return this.engine?.checkpointDir ?? null;
   }
 
   /** Asks the loop to stop after the current step, save a checkpoint and return ("interrupt"). */
   interrupt(): void {
     this.#interrupted = true;
+    this.engine?.stop("interrupt");
   }
 
-  get #stopRequested(): boolean {
-    return this.#interrupted || !!this.#signal?.aborted;
+  /** A hook may stop training (reason recorded in result.stoppedBy). */
+  stop(reason: "early_stop" | "hook" | "interrupt" = "hook"): void {
+    this.engine?.stop(reason);
   }
 
-  async #emit<K extends keyof Hooks<B>>(name: K, ...args: Parameters<Hooks<B>[K]> extends [unknown, ...infer R] ? R : never): Promise<void> {
-    for (const h of this.#hooks) await (h[name] as ((...a: unknown[]) => unknown) | undefined)?.call(h, this, ...args);
+  get globalStep(): number {
+    return this.step;
+  }
+  get epoch(): number {
+    return this.engine?.epoch ?? 0;
   }
 
-  /** The learning rate at step `it`. */
+  /** Step API: the learning rate at step `it` (nanoGPT's get_lr, or constant). */
   lrAt(it: number): number {
     const a = this.args;
     if (a.schedule === "constant") return a.lr;
     return warmupCosine(it, { lr: a.lr, minLr: a.minLr, warmupSteps: a.warmupIters, decaySteps: a.decayIters ?? a.iters });
   }
 
-  /** Mean loss over `iters` batches of `split` (each batch's mean loss, averaged), without gradients, in eval mode, with a deterministic RNG. */
+  /** Step API: mean loss over `iters` batches of `split` (each batch's mean loss, averaged), without gradients, in eval mode. */
   async evaluate(split: Split, iters: number): Promise<number> {
+    const data = this.#options.data!;
+    const bs = this.args.batchSize;
     const rng = new Rng((this.args.seed * 7919 + this.step * 31 + (split === "val" ? 1 : 2)) >>> 0);
-    const losses: Tensor[] = [];
-    try {
-      // eval mode for this call only (the model's flag is not written) and an RNG of its own:
-      // evaluation never moves another stream
-      for (let i = 0; i < iters; i++) {
-        losses.push(withTraining(false, () => withRng(rng, () => scope(() => noGrad(() => lossOf(this.#loss(this.model, this.data.batch(split, this.args.batchSize, rng))).loss)))));
-      }
-      // one read per loss, after all batches are queued (a GPU keeps working meanwhile)
-      let total = 0;
-      for (const l of losses) total += (await l.data())[0];
-      return total / iters;
-    } finally {
-      for (const l of losses) l.dispose();
-    }
+    const loader: Loader<B> = { *iterate() { for (let i = 0; i < iters; i++) yield data.batch(split, bs, rng); } };
+    return (await this.engine.validate([loader], [split]))["val/loss"];
   }
 
-  /** Runs the loop to args.iters (or until interrupted, NaN, or early stop). */
+  /** Step API: runs to args.iters steps (or until interrupted, NaN, or early stop). */
   async fit(): Promise<TrainingResult> {
-    const a = this.args;
-    const ckptDir = this.checkpointDir;
-    let previous: MetricRecord[] = [];
-    if (this.#resume) {
-      if (!ckptDir || !(await hasCheckpoint(ckptDir))) throw new Error(`[train] nothing to resume: no checkpoint in ${ckptDir ?? "(no run folder)"}`);
-      const state = await loadCheckpoint(ckptDir, { model: this.model, optimizer: this.optimizer, step: this.#resumeFrom });
-      this.step = state.step;
-      this.rng.setState(state.rng as ReturnType<Rng["getState"]>);
-      if (state.dropoutRng) this.dropoutRng.setState(state.dropoutRng as ReturnType<Rng["getState"]>);
-      const text = await readFile(join(this.#outDir!, "metrics.jsonl"), "utf8").catch(() => "");
-      previous = parseMetrics(text);
-    }
-    await this.metrics.open(previous, this.step);
-    const t0 = performance.now();
-    const losses: number[] = [];
-    let stoppedBy: TrainingResult["stoppedBy"] = "done";
-    let lastLoss = NaN;
-    let bestVal = Infinity;
-    let sinceBest = 0;
-    let lastCheckpoint: string | undefined;
-    let tokens = 0;
-    const phase = { data: 0, forward: 0, backward: 0, optimizer: 0 };
-    let windowStart = performance.now();
-    let evalMs = 0;
-    let saveMs = 0;
-    let windowSteps = 0;
-    let windowTokens = 0;
-    {
-      await this.#emit("onTrainBegin", { step: this.step, iters: a.iters });
-      // On a backend that reads synchronously (wasm) every step's loss is read at once; on a GPU,
-      // losses stay on the device and are read in one go at log, eval and checkpoint steps, so
-      // the host never waits for the device between steps.
-      const deferReads = !this.optimizer.params[0]?.backend.downloadSync;
-      const pending: { step: number; lr: number; losses: Tensor[]; metrics: Record<string, Tensor | number>[]; batch: B }[] = [];
-      let stop = false;
-      while (this.step < a.iters && !stop) {
-        const lr = this.lrAt(this.step);
-        const { losses: stepLosses, metrics: stepMetrics, batch, stepTokens } = this.#trainStep(lr, phase);
-        this.step++;
-        tokens += stepTokens;
-        windowSteps++;
-        windowTokens += stepTokens;
-        pending.push({ step: this.step, lr, losses: stepLosses, metrics: stepMetrics, batch });
-        const must = (n: number) => n > 0 && this.step % n === 0;
-        if (deferReads && !(must(a.logInterval) || must(a.evalInterval) || must(a.checkpointInterval) || this.#stopRequested || this.step === a.iters)) continue;
-
-        for (const p of pending.splice(0)) {
-          using _ = { [Symbol.dispose]: () => disposePending(p) };
-          let loss = 0;
-          for (const l of p.losses) loss += (await l.data())[0];
-          loss /= p.losses.length;
-          const metrics = await meanMetrics(p.metrics);
-          losses.push(loss);
-          lastLoss = loss;
-          if (!Number.isFinite(loss)) {
-            stoppedBy = "nan";
-            stop = true;
-            this.#progress?.line(`[train] loss became ${loss} at step ${p.step}: stopping. ` +
-              (lastCheckpoint ?? (ckptDir && (await hasCheckpoint(ckptDir))) ? `The last good checkpoint in ${ckptDir} is kept.` : "No checkpoint was written."));
-            break;
-          }
-          const now = performance.now();
-          const isLog = p.step % a.logInterval === 0 || p.step === a.iters;
-          const rate = (windowTokens * 1000) / Math.max(now - windowStart, 1e-6);
-          const msPerIter = (now - windowStart) / Math.max(windowSteps, 1);
-          const deviceBytes = this.optimizer.params[0]?.backend.stats().allocatedBytes;
-          this.#progress?.update({ step: p.step, total: a.iters, loss, tokensPerS: rate, msPerIter, lr: p.lr, deviceBytes }, isLog);
-          await this.#emit("onBatchEnd", p.batch, { step: p.step, loss, lr: p.lr, msPerIter, tokensPerS: rate, metrics });
-          const record: MetricRecord = { step: p.step, loss, lr: p.lr, ...metrics };
-          if (isLog) {
-            Object.assign(record, {
-              tokens_per_s: Math.round(rate),
-              ms_per_iter: +msPerIter.toFixed(3),
-              ms_data: +(phase.data / windowSteps).toFixed(3),
-              ms_forward: +(phase.forward / windowSteps).toFixed(3),
-              ms_backward: +(phase.backward / windowSteps).toFixed(3),
-              ms_optimizer: +(phase.optimizer / windowSteps).toFixed(3),
-            });
-            phase.data = phase.forward = phase.backward = phase.optimizer = 0;
-            windowStart = performance.now();
-            windowSteps = 0;
-            windowTokens = 0;
-          }
-          if (a.evalInterval > 0 && p.step % a.evalInterval === 0 && p.step < a.iters) {
-            const te = performance.now();
-            const valLoss = await this.evaluate("val", a.evalIters);
-            const evalTime = performance.now() - te;
-            evalMs += evalTime;
-            windowStart += evalTime; // the throughput window counts training only
-            record.val_loss = valLoss;
-            this.#progress?.line(`step ${p.step}: val loss ${valLoss.toFixed(4)}`);
-            await this.#emit("onValidationEnd", { step: p.step, valLoss });
-            if (valLoss < bestVal) {
-              bestVal = valLoss;
-              sinceBest = 0;
-            } else if (a.earlyStopPatience > 0 && ++sinceBest >= a.earlyStopPatience) {
-              stoppedBy = "early_stop";
-              stop = true;
-            }
-          }
-          await this.metrics.log(record);
-          const isCheckpoint = a.checkpointInterval > 0 && p.step % a.checkpointInterval === 0;
-          if (ckptDir && (isCheckpoint || (this.#stopRequested && p.step === this.step))) {
-            const tc = performance.now();
-            lastCheckpoint = await this.#checkpoint(ckptDir);
-            const saveTime = performance.now() - tc;
-            saveMs += saveTime;
-            windowStart += saveTime;
-          }
-        }
-        for (const p of pending.splice(0)) disposePending(p);
-        if (this.#stopRequested && !stop) {
-          stoppedBy = "interrupt";
-          stop = true;
-        }
-      }
-      this.#progress?.end();
-      let valLoss: number | undefined;
-      if (stoppedBy === "done" || stoppedBy === "early_stop") {
-        const te = performance.now();
-        valLoss = await this.evaluate("val", a.finalEvalIters);
-        evalMs += performance.now() - te;
-        bestVal = Math.min(bestVal, valLoss);
-        await this.metrics.log({ step: this.step, val_loss: valLoss, final: true });
-        await this.#emit("onValidationEnd", { step: this.step, valLoss });
-        if (ckptDir && lastCheckpointStep(lastCheckpoint) !== this.step) {
-          const tc = performance.now();
-          lastCheckpoint = await this.#checkpoint(ckptDir);
-          saveMs += performance.now() - tc;
-        }
-      }
-      if (this.#outDir) await writeLossPlot(join(this.#outDir, "loss.svg"), this.metrics.records, "kiln training loss");
-      const seconds = (performance.now() - t0) / 1000;
-      const result: TrainingResult = {
-        steps: this.step, stoppedBy, trainLoss: lastLoss, valLoss,
-        bestValLoss: Number.isFinite(bestVal) ? bestVal : undefined,
-        losses, seconds, tokensPerS: tokens / Math.max(seconds - (evalMs + saveMs) / 1000, 1e-9),
-        evalSeconds: evalMs / 1000, checkpointSeconds: saveMs / 1000, checkpoint: lastCheckpoint,
-      };
-      await this.#emit("onTrainEnd", result);
-      return result;
-    }
-  }
-
-  /** Queues one optimizer step (gradAccum micro-batches); returns the micro-batch losses and metrics, unread. */
-  #trainStep(lr: number, phase: { data: number; forward: number; backward: number; optimizer: number }) {
-    const a = this.args;
-    let stepTokens = 0;
-    const out = withRng(this.dropoutRng, () => scope(() => {
-      const losses: Tensor[] = [];
-      const metrics: Record<string, Tensor | number>[] = [];
-      let batch!: B;
-      for (let micro = 0; micro < a.gradAccum; micro++) {
-        let t = performance.now();
-        batch = this.data.batch("train", a.batchSize, this.rng);
-        stepTokens += this.#tokens(batch);
-        phase.data += performance.now() - t;
-        t = performance.now();
-        const { loss, metrics: m } = lossOf(this.#loss(this.model, batch));
-        phase.forward += performance.now() - t;
-        t = performance.now();
-        // mean over micro-batches: each contributes 1/N of its gradient
-        (a.gradAccum > 1 ? loss.mul(1 / a.gradAccum) : loss).backward();
-        phase.backward += performance.now() - t;
-        losses.push(loss.detach());
-        if (m) metrics.push(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, typeof v === "number" ? v : v.detach()])));
-      }
-      const t = performance.now();
-      this.optimizer.lr = lr;
-      const params = this.optimizer.params;
-      if (a.gradClip > 0) this.optimizer.step({ gradNormSq: gradNormSq(params), maxNorm: a.gradClip });
-      else this.optimizer.step();
-      this.optimizer.zeroGrad();
-      phase.optimizer += performance.now() - t;
-      return { losses, metrics, batch };
-    }));
-    return { ...out, stepTokens };
-  }
-
-  async #checkpoint(dir: string): Promise<string> {
-    const path = await saveCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      state: { step: this.step, rng: this.rng.getState(), dropoutRng: this.dropoutRng.getState() },
+    if (!this.#options.data) throw new ConfigError("fit() is the step API (Trainer({ model, data, args })); with a trainingConfig call train(trainData, valData)");
+    const o = this.#options;
+    const result = await this.engine.fit({
+      trainLoaders: [this.#trainWindows()],
+      valLoaders: [this.#valWindows()],
+      maxSteps: this.args.iters,
+      resumeFrom: o.resume ? (o.outDir ?? undefined) : undefined,
+      resumeStep: o.resumeFrom,
+      signal: o.signal,
+    }).catch((e) => {
+      if (o.resume && !o.outDir) throw new ConfigError("[train] nothing to resume: no run folder (outDir)");
+      throw e;
     });
-    await this.#emit("onCheckpoint", { step: this.step, path });
-    return path;
+    this.#progress?.end();
+    return result;
+  }
+
+  /** Task API: trains on trainData (a Dataset, array, stream or DataLoader) for trainingConfig.epochs. */
+  async train(trainData: TrainData, valData?: TrainData, { resumeFrom, signal }: { resumeFrom?: string; signal?: AbortSignal } = {}): Promise<TrainingResult> {
+    const tc = this.trainingConfig;
+    if (!tc) throw new ConfigError("train() needs a trainingConfig: new Trainer({ model, trainingConfig: new TrainingConfig({ learningRate, batchSize, epochs }) })");
+    const pad = this.#options.taskSpec?.padTokenId ?? tc.padTokenId;
+    const toLoader = (d: TrainData, shuffle: boolean) => (d instanceof DataLoader ? d : new DataLoader(d as Dataset, { batchSize: tc.batchSize, shuffle: shuffle && isIndexable(d), seed: tc.randomSeed, padTokenId: pad }));
+    const train = toLoader(trainData, true);
+    const val = valData ? toLoader(valData, false) : undefined;
+    const task = this.#options.taskSpec ?? (await this.#inferTask(train));
+    const lossFn = taskLoss(task);
+    const batchesPerEpoch = train.length;
+    const totalSteps = tc.maxSteps ?? (batchesPerEpoch !== undefined ? Math.ceil((batchesPerEpoch * tc.epochs) / tc.gradientAccumulationSteps) : undefined);
+    if (tc.useLrSchedule && totalSteps === undefined) throw new ConfigError("useLrSchedule needs a known run length: set maxSteps (the training data is a stream)");
+    const schedule = tc.useLrSchedule
+      ? (step: number) => warmupCosine(step, { lr: tc.learningRate, minLr: tc.learningRate / 10, warmupSteps: tc.warmupSteps, decaySteps: totalSteps! })
+      : null;
+    const loggers = (Array.isArray(tc.logger) ? tc.logger : [tc.logger]).filter((l): l is "jsonl" | "csv" | "html" => ["jsonl", "csv", "html"].includes(l));
+    const config = new GenericTrainerConfig({
+      trainLoaderConfig: { dataloaderNames: ["train"] },
+      valLoaderConfig: val ? { dataloaderNames: ["validation"] } : undefined,
+      logScalarsEveryNSteps: tc.loggingInterval,
+      gradientAccumulationSteps: tc.gradientAccumulationSteps,
+      maxGradNorm: tc.maxGradNorm,
+      maxEpochs: tc.epochs,
+      maxSteps: tc.maxSteps,
+      checkpointEveryNEpochs: tc.checkpointInterval,
+      keepLast: tc.keepLast,
+      randomSeed: tc.randomSeed,
+      outDir: this.#options.outDir ?? undefined,
+      loggers: loggers.length ? loggers : ["jsonl"],
+      performance: { useAmp: tc.useAmp },
+    });
+    const hooks: Partial<Hooks<B>>[] = [...(this.#options.hooks ?? [])];
+    let early: EarlyStopping | undefined;
+    if (tc.earlyStopping) hooks.push((early = new EarlyStopping(tc.earlyStopping)) as Partial<Hooks<B>>);
+    if (this.#progress) hooks.push(progressHook(this.#progress, tc.loggingInterval) as Partial<Hooks<B>>);
+    this.engine = new GenericTrainer<B>({
+      config, model: this.model, optimizers: [this.optimizer], schedulers: [schedule], hooks: hooks as TrainerHooks<never, B>[],
+      hookTarget: this, tokens: this.#options.tokens, log: this.#progress ? (line) => this.#progress!.line(line) : false,
+    });
+    this.engine.setTrainingStep((_t, batch) => lossFn(this.model, batch as TensorBatch));
+    if (this.#interrupted) this.engine.stop("interrupt");
+    const result = await this.engine.fit({ trainLoaders: [train as unknown as Loader<B>], valLoaders: val ? [val as unknown as Loader<B>] : undefined, resumeFrom, signal });
+    if (early?.bestEpoch !== undefined) result.bestEpoch = early.bestEpoch;
+    this.#progress?.end();
+    return result;
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async #inferTask(train: DataLoader<any, TensorBatch>): Promise<TaskSpec> {
+    let first: TensorBatch | undefined;
+    for await (const b of train.iterate(0, 0)) {
+      first = b;
+      break;
+    }
+    if (!first) throw new ConfigError("the training data is empty");
+    const type = inferTask(first);
+    for (const t of Object.values(first)) t.dispose();
+    const why = { language_modeling: "integer targets shaped like the inputs", classification: "one integer target per row", regression: "float targets" }[type];
+    this.#progress?.line(`task: ${type} (inferred from the batch: ${why}; pass taskSpec to choose)`);
+    return { type };
+  }
+
+  #stepEngine(): GenericTrainer<B> {
+    const a = this.args;
+    const o = this.#options;
+    const config = new GenericTrainerConfig({
+      trainLoaderConfig: { dataloaderNames: ["train"] },
+      valLoaderConfig: { dataloaderNames: ["val"] },
+      logScalarsEveryNSteps: a.logInterval,
+      gradientAccumulationSteps: a.gradAccum,
+      maxGradNorm: a.gradClip,
+      maxSteps: a.iters,
+      valEveryNSteps: a.evalInterval,
+      checkpointEveryNSteps: a.checkpointInterval,
+      checkpointEveryNEpochs: 0,
+      randomSeed: a.seed,
+      outDir: o.outDir ?? undefined,
+    });
+    const hooks: Partial<Hooks<B>>[] = [...(o.hooks ?? [])];
+    if (a.earlyStopPatience > 0) hooks.push(new EarlyStopping({ patience: a.earlyStopPatience }) as Partial<Hooks<B>>);
+    if (this.#progress) hooks.push(stepProgressHook(this.#progress, a) as Partial<Hooks<B>>);
+    const engine = new GenericTrainer<B>({
+      config, model: this.model, optimizers: [this.optimizer], schedulers: [(step) => this.lrAt(step)], hooks: hooks as TrainerHooks<never, B>[],
+      hookTarget: this, tokens: o.tokens, log: this.#progress ? (line) => this.#progress!.line(line) : false,
+    });
+    const loss = o.loss ?? (defaultLoss as unknown as LossFn<B>);
+    engine.setTrainingStep((_t, batch) => loss(this.model, batch));
+    engine.attachState({ save: () => ({ rng: this.rng.getState() }), load: (s) => this.rng.setState(s.rng as ReturnType<Rng["getState"]>) });
+    return engine;
+  }
+
+  /** Endless random training windows, drawn with the Trainer's batch RNG. */
+  #trainWindows(): Loader<B> {
+    const data = this.#options.data!;
+    const bs = this.args.batchSize;
+    const rng = this.rng;
+    return { prefetch: false, *iterate() { for (;;) yield data.batch("train", bs, rng); } };
+  }
+
+  /** evalIters random val windows per evaluation (finalEvalIters at the end), seeded by the step. */
+  #valWindows(): Loader<B> {
+    const data = this.#options.data!;
+    const a = this.args;
+    const trainer = this;
+    return {
+      *iterate(step: number) {
+        const n = step === -1 ? a.finalEvalIters : a.evalIters;
+        const rng = new Rng((a.seed * 7919 + trainer.step * 31 + 1) >>> 0);
+        for (let i = 0; i < n; i++) yield data.batch("val", a.batchSize, rng);
+      },
+    };
   }
 }
 
-function lastCheckpointStep(path: string | undefined): number {
-  const m = path?.match(/step-(\d+)(\.\d+)?$/);
-  return m ? Number(m[1]) : -1;
+/** The default loss and metrics of a task. */
+export function taskLoss(task: TaskSpec): (model: Module, batch: TensorBatch) => Tensor | StepOutput {
+  if (task.type === "custom" || task.loss) {
+    if (!task.loss) throw new ConfigError('TaskSpec type "custom" needs a loss(model, batch)');
+    return task.loss;
+  }
+  const forward = (model: Module, x: Tensor) => {
+    const f = (model as Module & { forward?: (x: Tensor) => Tensor }).forward;
+    if (typeof f !== "function") throw new ConfigError("the model has no forward(x): pass a TaskSpec with a loss");
+    return f.call(model, x);
+  };
+  const need = (b: TensorBatch) => {
+    if (!b.x || !b.y) throw new ConfigError(`task ${task.type} needs batches { x, y } (got ${Object.keys(b).join(", ")}): pass a TaskSpec with a loss`);
+    return b as { x: Tensor; y: Tensor };
+  };
+  const kinds: Record<TaskType, (model: Module, batch: TensorBatch) => StepOutput> = {
+    language_modeling: (model, batch) => {
+      const { x, y } = need(batch);
+      return { loss: ops.crossEntropy(forward(model, x), y) };
+    },
+    classification: (model, batch) => {
+      const { x, y } = need(batch);
+      const logits = forward(model, x); // [B, C]
+      return { loss: ops.crossEntropy(logits, y), metrics: { accuracy: accuracy(logits, y) } };
+    },
+    regression: (model, batch) => {
+      const { x, y } = need(batch);
+      const pred = ops.reshape(forward(model, x), y.shape as number[]);
+      const err = ops.sub(pred, y);
+      return { loss: ops.mean(ops.mul(err, err)) };
+    },
+  };
+  return kinds[task.type as TaskType];
+}
+
+/**
+ * Share of rows whose target has the highest logit (ties count as hits), on the device:
+ * a hit has ce(target) == logsumexp(logits - max), i.e. d = ce - lse0 == 0.
+ */
+export function accuracy(logits: Tensor, targets: Tensor): Tensor {
+  const m = ops.max(logits, -1, true); // [B, 1]
+  const lse0 = ops.log(ops.sum(ops.exp(ops.sub(logits, m)), -1)); // [B]
+  const d = ops.sub(ops.crossEntropy(logits, targets, { reduction: "none" }), lse0); // [B], >= 0
+  return ops.mean(ops.relu(ops.affine(d, -1e4, 1))); // 1 where d < 1e-4
+}
+
+function progressHook(progress: Progress, every: number): Partial<TrainerHooks<unknown>> {
+  return {
+    onBatchEnd: (_t, _b, o: BatchOutputs) => {
+      if (o.step % every === 0) progress.line(`step ${o.step}  loss ${o.loss.toFixed(4)}  lr ${o.lr.toExponential(2)}  ${o.msPerIter.toFixed(1)} ms/it`);
+    },
+    onEpochEnd: (_t, epoch, row) => {
+      progress.line(`epoch ${epoch + 1}: ` + Object.entries(row).filter(([k]) => k !== "epoch").map(([k, v]) => `${k} ${Number.isInteger(v) ? v : (v as number).toFixed(4)}`).join("  "));
+    },
+  };
+}
+
+function stepProgressHook(progress: Progress, a: TrainArgs): Partial<TrainerHooks<unknown>> {
+  return {
+    onBatchEnd: (t, _b, o: BatchOutputs) => {
+      const deviceBytes = (t as Trainer).optimizer.params[0]?.backend.stats().allocatedBytes;
+      progress.update({ step: o.step, total: a.iters, loss: o.loss, tokensPerS: o.tokensPerS, msPerIter: o.msPerIter, lr: o.lr, deviceBytes }, o.step % a.logInterval === 0 || o.step === a.iters);
+    },
+    onValidationEnd: (t, metrics) => {
+      progress.line(`step ${(t as { step: number }).step}: val loss ${metrics["val/loss"].toFixed(4)}`);
+    },
+  };
 }
 
 /** model.loss(x, y): the next-token loss of a language model. */
 function defaultLoss(model: Module, batch: Batch): Tensor {
   const lm = model as Module & { loss?: (x: Tensor, y: Tensor) => Tensor };
-  if (typeof lm.loss !== "function") throw new Error("[train] the model has no loss(x, y): pass `loss` to the Trainer");
+  if (typeof lm.loss !== "function") throw new ConfigError("[train] the model has no loss(x, y): pass `loss` to the Trainer");
   if (!batch || typeof batch !== "object" || !("x" in batch) || !("y" in batch)) {
-    throw new Error("[train] the default loss needs batches { x, y }: pass `loss` to the Trainer for other batch shapes");
+    throw new ConfigError("[train] the default loss needs batches { x, y }: pass `loss` to the Trainer for other batch shapes");
   }
   return lm.loss(batch.x, batch.y);
 }
 
-function defaultTokens(batch: unknown): number {
-  const x = (batch as { x?: unknown } | null)?.x;
-  return x && typeof x === "object" && "size" in x ? (x as Tensor).size : 0;
-}
-
-function lossOf(out: Tensor | LossOutput): LossOutput {
-  return "loss" in out && !("shape" in out) ? out : { loss: out as Tensor };
-}
-
-async function meanMetrics(list: Record<string, Tensor | number>[]): Promise<Record<string, number>> {
-  const sums: Record<string, number> = {};
-  for (const m of list) {
-    for (const [k, v] of Object.entries(m)) sums[k] = (sums[k] ?? 0) + (typeof v === "number" ? v : (await v.data())[0]);
-  }
-  for (const k of Object.keys(sums)) sums[k] /= list.length;
-  return sums;
-}
-
-function disposePending(p: { losses: Tensor[]; metrics: Record<string, Tensor | number>[]; batch: unknown }): void {
-  for (const l of p.losses) if (!l.disposed) l.dispose();
-  for (const m of p.metrics) for (const v of Object.values(m)) if (typeof v !== "number" && !v.disposed) v.dispose();
-  disposeTensors(p.batch);
-}
-
-/** Disposes the tensors a batch holds (a tensor, or an array/object of them). */
-function disposeTensors(value: unknown, depth = 0): void {
-  if (!value || typeof value !== "object" || depth > 3) return;
-  if ("dispose" in value && "disposed" in value) {
-    if (!(value as Tensor).disposed) (value as Tensor).dispose();
-  } else for (const v of Object.values(value)) disposeTensors(v, depth + 1);
+function isIndexable(d: unknown): boolean {
+  return Array.isArray(d) || (!!d && typeof d === "object" && "get" in d && "length" in d);
 }
 
 /** AdamW as nanoGPT configures it, over the trainable parameters: weight decay only on tensors of rank >= 2. */
-export function defaultOptimizer(model: Module, args: TrainArgs): AdamW {
+export function defaultOptimizer(model: Module, args: Pick<TrainArgs, "lr" | "weightDecay" | "beta1" | "beta2" | "eps">): AdamW {
   const params = model.trainableParameters();
   return new AdamW(
     [

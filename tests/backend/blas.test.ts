@@ -106,7 +106,7 @@ describe.skipIf(!found && !required)("training on the native BLAS", () => {
       model.dispose();
       const device = backend.device;
       backend.dispose();
-      return { device, losses: result.losses };
+      return { device, losses: result.lossHistory };
     };
     const withBlas = await losses("auto");
     const without = await losses("off");

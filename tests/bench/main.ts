@@ -154,10 +154,11 @@ async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAI
   });
   const result = await trainer.fit();
   for (const r of trainer.metrics.records.slice(warmup)) {
-    if (typeof r.ms_forward === "number") {
-      phases.forward.push(r.ms_forward);
-      phases.backward.push(r.ms_backward as number);
-      phases.optimizer.push(r.ms_optimizer as number);
+    const key = (p: string) => `profile/train/dl_train/time_${p}_ms`;
+    if (typeof r[key("forward")] === "number") {
+      phases.forward.push(r[key("forward")] as number);
+      phases.backward.push(r[key("backward")] as number);
+      phases.optimizer.push(r[key("optimizer")] as number);
     }
   }
   const ms = median(samples);
@@ -167,7 +168,7 @@ async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAI
     tokens_per_s: Math.round((batchSize * blockSize * 1000) / ms),
     ms_forward: +median(phases.forward).toFixed(2), ms_backward: +median(phases.backward).toFixed(2), ms_optimizer: +median(phases.optimizer).toFixed(2),
     peak_rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), peak_device_mb: Math.round(backend.stats().peakBytes / 2 ** 20),
-    loss: +result.trainLoss.toFixed(4),
+    loss: +result.finalLoss.toFixed(4),
   });
   model.dispose();
   trainer.optimizer.dispose();

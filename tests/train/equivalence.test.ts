@@ -28,7 +28,7 @@ async function losses(backendName: string): Promise<number[]> {
   const result = await trainer.fit();
   trainer.optimizer.dispose();
   model.dispose();
-  return result.losses;
+  return result.lossHistory;
 }
 
 describe.skipIf(!backendNames.includes("webgpu"))("wasm and webgpu", () => {

@@ -56,8 +56,8 @@ describe("trainer maths vs PyTorch", () => {
     });
     const result = await trainer.fit();
     // the logged loss is the mean of the micro-batch losses
-    expect(result.losses[0]).toBeCloseTo((REF.accum2.micro_losses[0] + REF.accum2.micro_losses[1]) / 2, 5);
-    expect(result.losses[0]).toBeCloseTo(REF.full_batch.loss, 5);
+    expect(result.lossHistory[0]).toBeCloseTo((REF.accum2.micro_losses[0] + REF.accum2.micro_losses[1]) / 2, 5);
+    expect(result.lossHistory[0]).toBeCloseTo(REF.full_batch.loss, 5);
     await expectParams(model, REF.accum2.after_sgd, 1e-6);
     model.dispose();
   });

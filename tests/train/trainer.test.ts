@@ -46,8 +46,8 @@ describe("trainer", () => {
     first.model.dispose();
     const second = await run({ outDir: dir, resume: true });
     expect(second.result.steps).toBe(12);
-    expect([...first.result.losses, ...second.result.losses]).toEqual(full.result.losses);
-    expect(second.result.valLoss).toBe(full.result.valLoss!);
+    expect([...first.result.lossHistory, ...second.result.lossHistory]).toEqual(full.result.lossHistory);
+    expect(second.result.finalValLoss).toBe(full.result.finalValLoss!);
     const metrics = parseMetrics(await readFile(join(dir, "metrics.jsonl"), "utf8"));
     expect(metrics.filter((r) => r.loss !== undefined).map((r) => r.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     full.model.dispose();
@@ -58,7 +58,7 @@ describe("trainer", () => {
     const dir = await mkdtemp(join(tmpdir(), "kiln-run-"));
     const { result, model } = await run({ outDir: dir, args: { ...ARGS, iters: 30, decayIters: 30, lr: 3e-3 } }, makeModel());
     expect(result.stoppedBy).toBe("done");
-    expect(result.losses[result.losses.length - 1]).toBeLessThan(result.losses[0] - 0.5);
+    expect(result.lossHistory[result.lossHistory.length - 1]).toBeLessThan(result.lossHistory[0] - 0.5);
     const files = await readdir(dir);
     expect(files).toEqual(expect.arrayContaining(["metrics.jsonl", "loss.svg", "checkpoints"]));
     expect(await readFile(join(dir, "loss.svg"), "utf8")).toContain("<path");
