@@ -79,7 +79,7 @@ export interface GenericTrainerOptions<B> {
   log?: ((line: string) => void) | false;
 }
 
-type Pending<B> = { step: number; lr: number; losses: Tensor[]; metrics: Record<string, Tensor | number>[]; gradNormSq: Tensor | null; batch: B; info: { batchIdx: number; dataloaderIdx: number } };
+type Pending<B> = { step: number; lr: number; skipped: boolean; losses: Tensor[]; metrics: Record<string, Tensor | number>[]; gradNormSq: Tensor | null; batch: B; info: { batchIdx: number; dataloaderIdx: number } };
 
 export class GenericTrainer<B = unknown> {
   readonly config: GenericTrainerConfig;
@@ -254,7 +254,7 @@ export class GenericTrainer<B = unknown> {
           epochLosses.push(loss);
           for (const [k, v] of Object.entries(metrics)) (epochMetrics[k] ??= []).push(v);
           if (gradNorm !== undefined) this.gradNormHistory.push(gradNorm);
-          if (!Number.isFinite(loss)) {
+          if (!Number.isFinite(loss) && !p.skipped) {
             this.#stopReason = "nan";
             const where = lastCheckpoint ?? (this.checkpointDir && (await hasCheckpoint(this.checkpointDir)) ? this.checkpointDir : undefined);
             this.#log?.(`[train] loss became ${loss} at step ${p.step}: stopping. ${where ? `The last good checkpoint in ${this.checkpointDir} is kept.` : "No checkpoint was written."}`);
@@ -505,6 +505,7 @@ export class GenericTrainer<B = unknown> {
     const map = c.optimizerLoaders;
     const stepping = map ? [...new Set([...micro.loaders].flatMap((i) => map[this.#names[i]] ?? []))] : this.optimizers.map((_, i) => i);
     let normSq: Tensor | null = null;
+    let skipped = false;
     if (c.automaticOptimization) {
       const params = stepping.flatMap((i) => this.optimizers[i].params);
       let finite = true;
@@ -515,6 +516,7 @@ export class GenericTrainer<B = unknown> {
       } else if (c.maxGradNorm > 0 && params.some((p) => p.grad)) {
         normSq = gradNormSq(params);
       }
+      skipped = !finite;
       if (finite) {
         for (const i of stepping) {
           const opt = this.optimizers[i];
@@ -530,7 +532,7 @@ export class GenericTrainer<B = unknown> {
     this.profiler.add(name, "optimizer", performance.now() - t);
     const lr = this.lrOf(0);
     this.globalStep++;
-    pending.push({ step: this.globalStep, lr, losses: micro.losses, metrics: micro.metrics, gradNormSq: normSq, batch: last.batch, info: last });
+    pending.push({ step: this.globalStep, lr, skipped, losses: micro.losses, metrics: micro.metrics, gradNormSq: normSq, batch: last.batch, info: last });
     this.profiler.step();
   }
 

@@ -333,7 +333,8 @@ export function accuracy(logits: Tensor, targets: Tensor): Tensor {
   const m = ops.max(logits, -1, true); // [B, 1]
   const lse0 = ops.log(ops.sum(ops.exp(ops.sub(logits, m)), -1)); // [B]
   const d = ops.sub(ops.crossEntropy(logits, targets, { reduction: "none" }), lse0); // [B], >= 0
-  return ops.mean(ops.relu(ops.affine(d, -1e4, 1))); // 1 where d < 1e-4
+  const hit = ops.affine(ops.relu(ops.affine(ops.relu(ops.affine(d, -1e4, 1)), -1, 1)), -1, 1); // min(1, relu(1 - 1e4·d))
+  return ops.mean(hit);
 }
 
 function progressHook(progress: Progress, every: number): Partial<TrainerHooks<unknown>> {
