@@ -40,7 +40,7 @@ const sft = backend.createSftTrainer(model, {
   lora_dropout: 0.05, target_modules: "all-linear", logging_steps: 20, lr_scheduler_type: "constant",
 });
 const sftResult = await sft.train(qa.map(([q, a]) => ({ messages: [...chat(q), { role: "assistant", content: a }] })));
-console.log(`SFT: ${sftResult.steps} steps, loss ${sftResult.losses![0].toFixed(3)} -> ${sftResult.final_loss!.toFixed(3)} in ${sftResult.training_time_seconds.toFixed(1)} s`);
+console.log(`SFT: ${sftResult.steps} steps, loss ${sftResult.lossHistory![0].toFixed(3)} -> ${sftResult.final_loss!.toFixed(3)} in ${sftResult.training_time_seconds.toFixed(1)} s`);
 console.log(`after SFT: ${probe} -> ${JSON.stringify(await ask(probe))}`);
 
 // Preference: the right speaker over a wrong one.
@@ -48,7 +48,7 @@ const pairs = qa.map(([q, a], i) => ({ prompt: chat(q), chosen: [{ role: "assist
 const dpo = backend.createDpoTrainer(model, { learning_rate: 1e-3, max_steps: quick ? 2 : 30, per_device_batch_size: 3, beta: 0.1, logging_steps: 10, lr_scheduler_type: "constant" });
 const dpoResult = await dpo.train(pairs);
 const m = dpoResult.metrics;
-console.log(`DPO: loss ${dpoResult.losses![0].toFixed(3)} -> ${dpoResult.final_loss!.toFixed(3)}, rewards/accuracies ${m["rewards/accuracies"].toFixed(2)}, rewards/margins ${m["rewards/margins"].toFixed(3)}`);
+console.log(`DPO: loss ${dpoResult.lossHistory![0].toFixed(3)} -> ${dpoResult.final_loss!.toFixed(3)}, rewards/accuracies ${m["rewards/accuracies"].toFixed(2)}, rewards/margins ${m["rewards/margins"].toFixed(3)}`);
 console.log(`after DPO: ${probe} -> ${JSON.stringify(await ask(probe))}`);
 
 console.log(`adapter: ${await model.saveAdapter("runs/finetune-example/adapter")}`);

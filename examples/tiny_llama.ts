@@ -57,7 +57,7 @@ async function make(dir: string, { steps, vocabSize, hidden, layers, text, log }
     outDir: null,
   });
   const result = await trainer.fit();
-  log(`pretrained ${result.steps} steps: val loss ${result.valLoss?.toFixed(3)}`);
+  log(`pretrained ${result.steps} steps: val loss ${result.finalValLoss?.toFixed(3)}`);
   await model.savePretrained(dir, { tokenizerDir: dir, generationConfig: { eos_token_id: [imEnd, endOfText], pad_token_id: endOfText, max_new_tokens: 64 } });
   await toBfloat16(join(dir, "model.safetensors"));
   const config = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));

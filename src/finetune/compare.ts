@@ -42,7 +42,7 @@ export async function compareBackends({ model, backends = ["wasm", "webgpu"], da
     if (!r.success) throw new Error(`[compare] SFT on ${name} failed: ${r.error_message}`);
     const weights = new Map<string, Float32Array>();
     for (const [n, p] of adapterParameters(m.module)) weights.set(n, (await p.data()) as Float32Array);
-    runs.push({ name: backend.name, device: backend.compute.device, losses: r.losses ?? [], weights });
+    runs.push({ name: backend.name, device: backend.compute.device, losses: r.lossHistory ?? [], weights });
     m.module.dispose();
   }
   const [a, b] = runs;

@@ -280,6 +280,6 @@ async function restoreAdapter(model: ModelInterface, dir: string): Promise<void>
 
 /** A result as stored in the state file: the numbers, not the per-step loss lists. */
 function stripHeavy(r: TopicResult): TopicResult {
-  const slim = (f?: FinetuneResult) => f && { ...f, losses: undefined };
+  const slim = (f?: FinetuneResult) => f && { ...f, lossHistory: undefined };
   return { ...r, sft: slim(r.sft), dpo: slim(r.dpo) };
 }

@@ -108,18 +108,18 @@ async function run<B>(o: RunOptions<B>): Promise<FinetuneResult> {
     });
     const r = await trainer.fit();
     const window = Math.max(1, o.args.logInterval ?? 10);
-    const tail = r.losses.slice(-window);
+    const tail = r.lossHistory.slice(-window);
     const finalLoss = tail.length ? tail.reduce((s, l) => s + l, 0) / tail.length : null;
     const ok = r.stoppedBy !== "nan";
     return {
       ...r,
       success: ok,
       final_loss: finalLoss,
-      training_time_seconds: r.seconds,
+      training_time_seconds: r.trainingTime,
       samples_trained: r.steps * o.samplesPerStep,
       adapter_path: null,
-      error_message: ok ? null : `the loss became ${r.trainLoss} (NaN or infinite)${r.checkpoint ? `; the last checkpoint is ${r.checkpoint}` : ""}`,
-      metrics: { ...o.metrics, ...lastMetrics, ...(o.hasEval && r.valLoss !== undefined ? { eval_loss: r.valLoss } : {}) },
+      error_message: ok ? null : `the loss became ${r.finalLoss} (NaN or infinite)${r.checkpointPath ? `; the last checkpoint is ${r.checkpointPath}` : ""}`,
+      metrics: { ...o.metrics, ...lastMetrics, ...(o.hasEval && r.finalValLoss !== undefined ? { eval_loss: r.finalValLoss } : {}) },
     };
   } catch (e) {
     return {

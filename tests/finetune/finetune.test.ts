@@ -78,7 +78,7 @@ describe.each(backendNames)("SFT then DPO on %s", (name) => {
     expect(result.steps).toBe(30);
     const after = await sftLoss(model);
     expect(after).toBeLessThan(before * 0.5);
-    expect(result.final_loss!).toBeLessThan(result.losses![0]);
+    expect(result.final_loss!).toBeLessThan(result.lossHistory![0]);
 
     const dir = await sft.saveAdapter(join(tmp, `sft-${name}`));
     expect((await readAdapterConfig(dir)).target_modules).toEqual(["q_proj", "v_proj"]);
@@ -92,7 +92,7 @@ describe.each(backendNames)("SFT then DPO on %s", (name) => {
     const r = await dpo.train(PAIRS);
     expect(r.error_message).toBeNull();
     expect(r.success).toBe(true);
-    expect(Math.abs(r.losses![0] - Math.LN2)).toBeLessThan(1e-5); // policy = reference at the start
+    expect(Math.abs(r.lossHistory![0] - Math.LN2)).toBeLessThan(1e-5); // policy = reference at the start
     expect(r.final_loss!).toBeLessThan(Math.LN2 - 0.01);
     for (const k of ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]) expect(Number.isFinite(r.metrics[k])).toBe(true);
     expect(r.metrics["rewards/margins"]).toBeGreaterThan(0);
@@ -122,7 +122,7 @@ describe("SFT on the engine against PyTorch", () => {
       tokens: (b) => b.x.size, outDir: null, resume: false, progress: false, samplesPerStep: B, hasEval: false,
     });
     expect(result.success).toBe(true);
-    info.step_losses.forEach((want: number, i: number) => expect(Math.abs(result.losses![i] - want)).toBeLessThan(1e-4));
+    info.step_losses.forEach((want: number, i: number) => expect(Math.abs(result.lossHistory![i] - want)).toBeLessThan(1e-4));
     model.module.dispose();
   });
 });

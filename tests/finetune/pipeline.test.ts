@@ -66,7 +66,7 @@ describe("DPOPipeline", () => {
       expect((await readAdapterConfig(r.adapter_path)).r).toBe(4);
     }
     // the first topic's eval: the trained completion beats the untrained one
-    expect(results[0].eval_loss!).toBeLessThan(results[0].sft!.losses![0]);
+    expect(results[0].eval_loss!).toBeLessThan(results[0].sft!.lossHistory![0]);
 
     // a crash after topic 1: its record stays, topic 2's is lost
     const statePath = join(out, "pipeline_state.json");
@@ -78,7 +78,7 @@ describe("DPOPipeline", () => {
     expect(again[1].resumed).toBeUndefined();
     expect(again[1].sft!.success).toBe(true);
     // topic 2 continued the restored topic-1 adapter: its first SFT loss is topic 1's trained level, as in the first run
-    expect(Math.abs(again[1].sft!.losses![0] - results[1].sft!.losses![0])).toBeLessThan(1e-3);
+    expect(Math.abs(again[1].sft!.lossHistory![0] - results[1].sft!.lossHistory![0])).toBeLessThan(1e-3);
     expect((await stat(join(out, "topics", "02-rivers", "adapter", "adapter_model.safetensors"))).size).toBeGreaterThan(0);
   });
 
