@@ -6,42 +6,8 @@
 // inference, not for training (f32 gradients). Tensors stay f32 in memory.
 //   matmul_f16_tiled  same bindings, grid and 64×64 tiles as matmul_tiled (kernels/matmul.wgsl):
 //                     a@0 b@1 bias@2 out@3 Params@4; tiles of f16 in shared memory (half the bytes)
+// Params, bindings, load_a/load_b/store_row and TRANS_A/TRANS_B: kernels/matmul_common.wgsl.
 // Reference: out[b, m, n] = Σ_k A[b, m, k]·B[b, k, n] (+ bias[n]).
-
-override TRANS_A: u32 = 0u;
-override TRANS_B: u32 = 0u;
-
-struct Params { batch: u32, M: u32, N: u32, K: u32, transA: u32, transB: u32, strideA: u32, strideB: u32, hasBias: u32 }
-
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
-
-fn load_a(base: u32, m: u32, k: u32) -> f32 {
-  if (TRANS_A == 1u) { return a[base + k * p.M + m]; }
-  return a[base + m * p.K + k];
-}
-
-fn load_b(base: u32, k: u32, n: u32) -> f32 {
-  if (TRANS_B == 1u) { return b[base + n * p.K + k]; }
-  return b[base + k * p.N + n];
-}
-
-/** Writes row m, columns n0..n0+3 of the output (those inside N), adding the bias. */
-fn store_row(batch: u32, m: u32, n0: u32, v: vec4<f32>) {
-  if (m >= p.M) { return; }
-  let row = (batch * p.M + m) * p.N;
-  for (var j = 0u; j < 4u; j++) {
-    let n = n0 + j;
-    if (n < p.N) {
-      var r = v[j];
-      if (p.hasBias == 1u) { r += bias[n]; }
-      out[row + n] = r;
-    }
-  }
-}
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;

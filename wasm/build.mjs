@@ -1,7 +1,7 @@
 // Builds the AssemblyScript kernels (wasm/assembly/index.ts) into wasm/build/kernels.wasm.
 // Runs on `npm install` (the "prepare" script) and `bun run build:wasm`. Flags: SIMD on,
 // threads + shared imported memory (Workers share one linear memory), stub runtime (kernels
-// never allocate), -O3. See ../shared/probes/wasm-kernels/RESULTS.md for why these flags.
+// never allocate), -O3.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";

@@ -8,25 +8,30 @@
 // ABI: matmul_f32(a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias,
 //                 r0, r1, n0, n1, scratch)
 //   pointers are byte offsets; the call computes rows [r0, r1) of the flattened [batch·M] output rows
-//   and columns [n0, n1) (so threads can split the work); scratch: MATMUL_SCRATCH_BYTES (see below)
-//   bytes of this thread's own memory, 16-byte aligned.
+//   and columns [n0, n1) (so threads can split the work); scratch: matmul_scratch_bytes() bytes of
+//   this thread's own memory, 16-byte aligned.
 
 import { micro_6x8 } from "./matmul_micro";
 import { MR, NR, tileMul, transpose4 } from "./tile";
 
-// Register tile and cache blocks (../shared/probes/wasm-kernels/RESULTS.md: blocking is within ±5 %
-// over a wide range at these sizes; a KC×NC packed B block of 512 KiB stays in L2).
+// Register tile and cache blocks (the speed changes little over a wide range of block sizes around
+// these; a KC×NC packed B block of 512 KiB stays in L2).
 const KC = 256;
 const MC = 96;   // multiple of MR
 const NC = 512;  // multiple of NR
 
-// Scratch layout (bytes). MATMUL_SCRATCH_BYTES in src/backend/wasm/matmul.ts must be ≥ SCRATCH_END.
+// Scratch layout (bytes); the host reads its size from matmul_scratch_bytes().
 const S_ZEROS = 0;                                   // NR zero floats (init of the accumulators)
 const S_BIAS = 32;                                   // NR floats: bias of a partial strip, zero padded
 const S_TILE = 64;                                   // MR×NR floats: edge tiles go through here
 const S_BP = 256;                                    // packed B block: KC × NC floats
 const S_AP = S_BP + KC * NC * 4;                     // packed A block: (MC + MR) × KC floats (+ slack)
-// SCRATCH_END = S_AP + (MC + MR) * KC * 4 + 64 = 634,944 bytes
+const SCRATCH_END = S_AP + (MC + MR) * KC * 4 + 64; // 634,944 bytes
+
+/** Bytes of scratch one matmul_f32 call needs (the host gives each thread a block at least this big). */
+export function matmul_scratch_bytes(): i32 {
+  return SCRATCH_END;
+}
 
 // At most three rows (decoding tokens): packing B would cost more than the product, so each row is
 // a vector·matrix product reading B in place (memory-bound). The row is first copied to scratch.

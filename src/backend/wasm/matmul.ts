@@ -7,11 +7,9 @@
 import type { KernelParams } from "../kernels.ts";
 import type { WasmRuntime } from "./module.ts";
 import { BLAS_MATMUL } from "./blas_matmul.ts";
-import { SCRATCH_BYTES, threadPool } from "./threads.ts";
+import { threadPool } from "./threads.ts";
 import { unitRanges } from "./parallel.ts";
 
-/** Scratch one matmul_f32 call needs (wasm/assembly/matmul.ts: SCRATCH_END = 634,944 bytes). */
-export const MATMUL_SCRATCH_BYTES = 634_944;
 /**
  * Calls below this many flops (~0.2 ms on one thread) run on the main thread alone: waking a worker
  * and waking the main thread again cost 10–70 µs each on a busy 2-core box, more than a split saves.
@@ -24,8 +22,6 @@ export const CHUNKS_PER_THREAD = 2;
 
 const MR = 6; // register tile of the kernel: row chunks start at multiples of MR,
 const NR = 8; // column chunks at multiples of NR
-
-if (MATMUL_SCRATCH_BYTES > SCRATCH_BYTES) throw new Error("[matmul] scratch blocks are too small");
 
 /** Argument slot of matmul_f32's scratch pointer. */
 export const MATMUL_SCRATCH_ARG = 17;

@@ -2,7 +2,7 @@
 // and exposes them as a WasmRuntime: the typed exports, zero-copy views on the memory, and the
 // allocator (./allocator.ts). Not a Backend: ./index.ts builds the Backend on top of this.
 // The module is compiled once per process; each runtime owns its memory (JSC keeps at most 8
-// fast, guard-paged wasm memories per process: see shared/probes/wasm-kernels/RESULTS.md).
+// fast, guard-paged wasm memories per process).
 
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,8 @@ export type KernelExport = (...args: number[]) => void;
 export interface KernelExports {
   readonly memory?: WebAssembly.Memory;
   abi_version(): number;
+  /** bytes of scratch one matmul_f32 call needs */
+  matmul_scratch_bytes(): number;
   readonly [name: string]: KernelExport | WebAssembly.Memory | (() => number) | undefined;
 }
 

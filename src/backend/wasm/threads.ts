@@ -5,7 +5,7 @@
 // polls for at most MAIN_SPIN_MS, then sleeps in Atomics.wait until all are done; an idle worker
 // polls for the next job for at most WORKER_SPIN_MS, then sleeps. Both polls are bounded, so an
 // oversubscribed box loses at most that much per job.
-// Not a scheduler for async work: run() is synchronous. Measured basis: shared/probes/wasm-kernels.
+// Not a scheduler for async work: run() is synchronous.
 
 import { BLAS_MATMUL, blasMatmul } from "./blas_matmul.ts";
 import type { KernelExport, WasmRuntime } from "./module.ts";
@@ -13,15 +13,12 @@ import type { KernelExport, WasmRuntime } from "./module.ts";
 /** Bytes of per-thread kernel scratch (packing space); each participant owns one block. */
 export const SCRATCH_BYTES = 1 << 20;
 /**
- * How long the main thread polls for the workers' last chunks before it sleeps. Bounded, so an
- * oversubscribed machine loses at most this per job. Baby-GPT step, in-process A/B alternating every
- * step (busy 2-vCPU VM): 0.2 ms polling was 0.6–5.2 ms faster per step in 5 of 5 runs (87–116 ms).
+ * How long the main thread polls for the workers' last chunks before it sleeps: a futex wake-up
+ * costs more than a short poll on a VM (README "Performance" has the measurement). Bounded, so an
+ * oversubscribed machine loses at most this per job.
  */
 const MAIN_SPIN_MS = 0.2;
-/**
- * How long a worker polls for the next job before it sleeps (bounded likewise). Same A/B: 0.3 ms
- * was 1.3–10.6 ms faster per step in 5 of 5 runs (88–119 ms); 0.1 ms, 0.8–1.2 ms.
- */
+/** How long a worker polls for the next job before it sleeps (bounded likewise; README "Performance"). */
 const WORKER_SPIN_MS = 0.3;
 /** At most this many chunks per call (4 bits of the claim word). */
 export const MAX_CHUNKS = 15;
@@ -274,6 +271,8 @@ export function threadPool(rt: WasmRuntime): WasmThreadPool {
 }
 
 function allocScratch(rt: WasmRuntime): number {
+  const need = rt.exports.matmul_scratch_bytes();
+  if (need > SCRATCH_BYTES) throw new Error(`[wasm] matmul_f32 needs ${need} bytes of scratch, each thread has ${SCRATCH_BYTES}`);
   return rt.allocator.alloc(SCRATCH_BYTES, false); // 64-byte aligned, kept out of memory stats
 }
 
