@@ -5,6 +5,7 @@
 
 import type { Backend, BackendOptions } from "./backend.ts";
 import { seed as seedRng } from "../tensor/random.ts";
+import { debugLevel } from "../util/env.ts";
 
 /** Makes a backend, or returns null when this machine cannot run it (no adapter, say). */
 export type BackendFactory = (options: BackendOptions & { auto?: boolean }) => Promise<Backend | null>;
@@ -51,10 +52,28 @@ function unavailableHint(name: string): string {
 /** The process-wide registry with kiln's two backends. */
 export const backends = new ComputeBackendRegistry();
 backends.register("wasm", async (options) => (await import("./wasm/index.ts")).createWasmBackend(options));
-backends.register("webgpu", async (options) => {
-  const mod = await import("./webgpu/index.ts").catch(() => null);
-  return mod ? mod.createWebGPUBackend(options) : null;
-});
+backends.register("webgpu", webgpuFactory(() => import("./webgpu/index.ts")));
+
+/**
+ * The WebGPU factory, its module imported on first use. A module that fails to load (a broken
+ * install, a syntax error) is an error naming the cause when WebGPU was asked for by name; for
+ * "auto" it only means WebGPU is not available (KILN_DEBUG=1 prints why).
+ */
+export function webgpuFactory(load: () => Promise<typeof import("./webgpu/index.ts")>): BackendFactory {
+  return async (options) => {
+    let mod;
+    try {
+      mod = await load();
+    } catch (e) {
+      if (options.auto) {
+        if (debugLevel() >= 1) console.error(`[webgpu] unavailable: its module failed to load: ${(e as Error).message}`);
+        return null;
+      }
+      throw new Error(`backend "webgpu" failed to load: ${(e as Error).message}`, { cause: e });
+    }
+    return mod.createWebGPUBackend(options);
+  };
+}
 
 export type BackendChoice = "wasm" | "webgpu" | "auto";
 

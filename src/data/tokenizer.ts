@@ -3,6 +3,7 @@
 // tokenizer folders (tokenizer.json + tokenizer_config.json). Not a trainer: see bpe_train.ts.
 // Reference: nanoGPT data/shakespeare_char/prepare.py (char vocab = sorted unique characters).
 import { join } from "node:path";
+import { readJson } from "../io/files.ts";
 import { BPETokenizer, UnsupportedTokenizerError } from "./bpe.ts";
 import { HFTokenizer } from "./hf_tokenizer.ts";
 import { TokenizerFileError, validateTokenizerJSON } from "./tokenizer_check.ts";
@@ -153,15 +154,14 @@ export function tokenizerFromJSON(
  * template), or the older GPT-2 layout vocab.json + merges.txt. Example: `await loadTokenizer("models/gpt2")`.
  */
 export async function loadTokenizer(dir: string, implementation: TokenizerImplementation = "auto"): Promise<Tokenizer> {
-  const config = await readJsonIfExists(join(dir, "tokenizer_config.json"));
-  const json = await readJsonIfExists(join(dir, "tokenizer.json"));
+  const config = await readJson<any>(join(dir, "tokenizer_config.json"), "tokenizer");
+  const json = await readJson<any>(join(dir, "tokenizer.json"), "tokenizer");
   if (json !== undefined) return tokenizerFromJSON(json, config ?? {}, implementation, join(dir, "tokenizer.json"));
-  const vocab = await readJsonIfExists(join(dir, "vocab.json"));
+  const vocab = await readJson<any>(join(dir, "vocab.json"), "tokenizer");
   const mergesFile = Bun.file(join(dir, "merges.txt"));
   if (vocab === undefined || !(await mergesFile.exists()))
     throw new Error(`[tokenizer] ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
   const files = `${join(dir, "vocab.json")} + merges.txt`;
-  if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) throw new Error(`[tokenizer] ${files}: vocab.json is not an object of token -> id`);
   return tokenizerFromJSON(gpt2FilesToJSON(vocab, await mergesFile.text(), config ?? {}), config ?? {}, implementation, files);
 }
 
@@ -189,12 +189,3 @@ export function gpt2FilesToJSON(vocab: Record<string, number>, mergesTxt: string
   };
 }
 
-async function readJsonIfExists(path: string): Promise<any> {
-  const f = Bun.file(path);
-  if (!(await f.exists())) return undefined;
-  try {
-    return await f.json();
-  } catch (e) {
-    throw new Error(`[tokenizer] ${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}

@@ -9,7 +9,7 @@
 // then are older folders removed. So a crash or a kill at any moment leaves latest.json naming a
 // complete checkpoint, and the folder it names is never deleted before its successor is in place.
 
-import { access, mkdir, readdir, rename, rm, readFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { UserError, describeFsError, isUserFsError } from "../util/errors.ts";
@@ -18,6 +18,7 @@ import type { Optimizer, OptimizerStateDict, ParamState } from "../optim/optimiz
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "./safetensors.ts";
 import { writeJsonAtomic } from "./atomic.ts";
+import { exists, readJson } from "./files.ts";
 
 export const CHECKPOINT_FILES = ["model.safetensors", "optimizer.safetensors", "state.json"] as const;
 /** The checkpoints folder inside a run folder. */
@@ -178,7 +179,7 @@ export async function loadCheckpoint(
   for (const info of weights.tensors) values.set(info.name, { shape: info.shape, data: (await weights.read(info.name)) as Float32Array });
   model.loadStateDict(values);
 
-  const state = JSON.parse(await readFile(join(dir, "state.json"), "utf8")) as CheckpointState;
+  const state = (await readJson<CheckpointState>(join(dir, "state.json"), "checkpoint"))!; // present: its checksum matched
   if (optimizers.length) {
     const file = await readSafetensors(join(dir, "optimizer.safetensors"));
     const saved = (state.optimizers as SavedOptimizer[] | undefined) ?? [];
@@ -268,6 +269,3 @@ async function fileHash(path: string): Promise<string> {
   return createHash("sha256").update(await readFile(path)).digest("hex");
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}

@@ -8,13 +8,14 @@
 // (./registry.ts). Not a downloader: the folder must be local. Saving is ./save.ts.
 // Reference: transformers PreTrainedModel.from_pretrained (file names, tied weights, unexpected keys).
 
-import { open, readFile, stat, type FileHandle } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
 import { withoutInit, type Tensor } from "../tensor/tensor.ts";
 import { readSafetensors, type SafetensorsFile, type SafetensorsTensorInfo } from "../io/safetensors.ts";
 import { bf16ArrayToF32, f16ArrayToF32 } from "../io/half.ts";
+import { exists, readJson } from "../io/files.ts";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
 import { loadModelConfig } from "./config.ts";
 import { parseGenerationConfig } from "./generate.ts";
@@ -89,7 +90,7 @@ async function openCheckpoint(dir: string): Promise<Checkpoint> {
     return out;
   }
   const indexPath = join(dir, INDEX);
-  const index = await readJson<{ weight_map?: unknown }>(indexPath);
+  const index = await readJson<{ weight_map?: unknown }>(indexPath, "pretrained");
   if (index === undefined) throw new Error(`[pretrained] ${dir} has neither ${SINGLE} nor ${INDEX}`);
   const map = index.weight_map;
   if (typeof map !== "object" || map === null || Array.isArray(map)) throw new Error(`[pretrained] ${indexPath}: "weight_map" is not an object`);
@@ -287,7 +288,7 @@ function checkTokenizerFits(tok: Tokenizer, config: ModelConfig, dir: string): v
 
 /** generation_config.json, checked field by field (generate.ts's schema) and its token ids against the vocabulary. */
 async function readGenerationConfig(path: string, vocabSize: number): Promise<GenerationConfig | undefined> {
-  const raw = await readJson<GenerationConfig>(path);
+  const raw = await readJson<GenerationConfig>(path, "pretrained");
   if (raw === undefined) return undefined;
   try {
     parseGenerationConfig(raw);
@@ -311,24 +312,3 @@ function preview(names: readonly string[], n = 8): string {
   return names.slice(0, n).join(", ") + (names.length > n ? `, ... (${names.length - n} more)` : "");
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-async function readJson<T>(path: string): Promise<T | undefined> {
-  if (!(await exists(path))) return undefined;
-  const text = await readFile(path, "utf8");
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`[pretrained] ${path} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw new Error(`[pretrained] ${path} is not a JSON object (got ${Array.isArray(value) ? "a list" : JSON.stringify(value)})`);
-  return value as T;
-}

@@ -1,5 +1,5 @@
 // Every environment variable kiln reads, registered with its name, description and default.
-// `kiln env` (and the README) list them; code reads them only through this file.
+// The README lists them; code reads them through this file.
 
 import { UserError } from "./errors.ts";
 
@@ -11,7 +11,11 @@ export interface EnvVar {
 
 export const ENV_VARS: readonly EnvVar[] = [
   { name: "KILN_BACKEND", description: "default backend for the CLI: auto | wasm | webgpu", default: "auto" },
-  { name: "KILN_DEBUG", description: "1 = op timing, 2 = kernel launch log, 3 = print WGSL source, 4 = tape dump", default: "0" },
+  {
+    name: "KILN_DEBUG",
+    description: "1 = time per kernel at exit, stack traces, why WebGPU is unavailable; 2 = also log every kernel launch; 3 = also print each WGSL module",
+    default: "0",
+  },
   { name: "KILN_THREADS", description: "worker threads of the wasm backend (1 disables threading)", default: "all cores, at most 4" },
   {
     name: "KILN_BLAS",

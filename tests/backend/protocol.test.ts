@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { KERNEL_NAMES } from "../../src/backend/kernels.ts";
-import { createComputeBackend } from "../../src/backend/registry.ts";
+import { createComputeBackend, webgpuFactory } from "../../src/backend/registry.ts";
 import { HEAP_BASE, loadKernelModule } from "../../src/backend/wasm/module.ts";
 import { readFileSync } from "node:fs";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
@@ -30,6 +30,11 @@ describe("wasm module ABI", async () => {
 describe("registry", () => {
   test("an unknown backend name is a clear error", async () => {
     await expect(createComputeBackend("nope")).rejects.toThrow(/unknown backend "nope".*"wasm"/);
+  });
+  test("a WebGPU module that fails to load is its own error by name, and only 'not available' for auto", async () => {
+    const broken = webgpuFactory(() => Promise.reject(new SyntaxError("Unexpected token '}' in webgpu_backend.ts")));
+    await expect(broken({})).rejects.toThrow(`backend "webgpu" failed to load: Unexpected token '}' in webgpu_backend.ts`);
+    expect(await broken({ auto: true })).toBeNull();
   });
   test("wasm says what it runs on", async () => {
     const b = await getBackend("wasm");
