@@ -36,7 +36,7 @@ const probe = qa[0][0];
 console.log(`before: ${probe} -> ${JSON.stringify(await ask(probe))}`);
 
 const sft = backend.createSftTrainer(model, {
-  learning_rate: 3e-3, num_epochs: quick ? 1 : 40, per_device_batch_size: 3, lora_r: 8, lora_alpha: 16,
+  learning_rate: 3e-3, num_epochs: quick ? 1 : 60, per_device_batch_size: 3, lora_r: 8, lora_alpha: 16,
   lora_dropout: 0.05, target_modules: "all-linear", logging_steps: 20, lr_scheduler_type: "constant",
 });
 const sftResult = await sft.train(qa.map(([q, a]) => ({ messages: [...chat(q), { role: "assistant", content: a }] })));
@@ -45,7 +45,7 @@ console.log(`after SFT: ${probe} -> ${JSON.stringify(await ask(probe))}`);
 
 // Preference: the right speaker over a wrong one.
 const pairs = qa.map(([q, a], i) => ({ prompt: chat(q), chosen: [{ role: "assistant", content: a }], rejected: [{ role: "assistant", content: qa[(i + 1) % qa.length][1] }] }));
-const dpo = backend.createDpoTrainer(model, { learning_rate: 1e-3, max_steps: quick ? 2 : 30, per_device_batch_size: 3, beta: 0.1, logging_steps: 10, lr_scheduler_type: "constant" });
+const dpo = backend.createDpoTrainer(model, { learning_rate: 3e-4, max_steps: quick ? 2 : 20, per_device_batch_size: 3, beta: 0.1, logging_steps: 10, lr_scheduler_type: "constant" });
 const dpoResult = await dpo.train(pairs);
 const m = dpoResult.metrics;
 console.log(`DPO: loss ${dpoResult.lossHistory![0].toFixed(3)} -> ${dpoResult.final_loss!.toFixed(3)}, rewards/accuracies ${m["rewards/accuracies"].toFixed(2)}, rewards/margins ${m["rewards/margins"].toFixed(3)}`);

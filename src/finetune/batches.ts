@@ -5,7 +5,7 @@
 
 import type { Backend } from "../backend/backend.ts";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
-import type { Rng } from "../tensor/random.ts";
+import { Rng } from "../tensor/random.ts";
 import { IGNORE_INDEX, shiftLabels } from "../train/losses.ts";
 import type { PreferenceExample, SftExample } from "./data.ts";
 
@@ -84,34 +84,39 @@ export function collatePreferences(examples: readonly PreferenceExample[], index
 }
 
 /**
- * Hands out index batches: each epoch visits every example once, in an order shuffled by the RNG
- * the trainer passes (its state is checkpointed). Evaluation ("val") goes through its own list in
- * order, from the start at each evaluation (each one brings a fresh RNG).
+ * Hands out index batches: epoch e visits every example once, in an order shuffled by a seeded RNG
+ * of its own (seed, e), so the position alone — examples handed out so far — fixes what comes next
+ * and a resumed run (skipTo) continues exactly, mid-epoch too. Evaluation ("val") goes through its
+ * own list in order, from the start at each evaluation (each one brings a fresh RNG).
  */
 export class EpochSampler {
+  #consumed = 0;
+  #orderEpoch = -1;
   #order: number[] = [];
-  #at = 0;
   #valRng: Rng | null = null;
   #valAt = 0;
-  epoch = 0;
 
-  constructor(readonly size: number, readonly valSize = 0, readonly shuffle = true) {
+  constructor(readonly size: number, readonly valSize = 0, readonly seed = 0, readonly shuffle = true) {
     if (size === 0) throw new Error("[finetune] the training data has no examples");
   }
 
-  next(batchSize: number, rng: Rng): number[] {
+  /** the epoch the next example belongs to (0-based) */
+  get epoch(): number {
+    return Math.floor(this.#consumed / this.size);
+  }
+
+  /** Continue as if `consumed` examples had been handed out (resume). */
+  skipTo(consumed: number): void {
+    this.#consumed = consumed;
+  }
+
+  next(batchSize: number): number[] {
     const out: number[] = [];
-    while (out.length < Math.min(batchSize, this.size)) {
-      if (this.#at >= this.#order.length) {
-        this.#order = Array.from({ length: this.size }, (_, i) => i);
-        if (this.shuffle) for (let i = this.size - 1; i > 0; i--) {
-          const j = rng.int(i + 1);
-          [this.#order[i], this.#order[j]] = [this.#order[j], this.#order[i]];
-        }
-        this.#at = 0;
-        this.epoch++;
-      }
-      out.push(this.#order[this.#at++]);
+    for (let i = 0; i < batchSize; i++) {
+      const epoch = this.epoch;
+      if (epoch !== this.#orderEpoch) this.#order = this.#shuffled(epoch);
+      out.push(this.#order[this.#consumed % this.size]);
+      this.#consumed++;
     }
     return out;
   }
@@ -125,5 +130,17 @@ export class EpochSampler {
     const out: number[] = [];
     for (let i = 0; i < Math.min(batchSize, n); i++) out.push(this.#valAt++ % n);
     return out;
+  }
+
+  #shuffled(epoch: number): number[] {
+    this.#orderEpoch = epoch;
+    const order = Array.from({ length: this.size }, (_, i) => i);
+    if (!this.shuffle) return order;
+    const rng = new Rng((this.seed * 7919 + epoch * 104729 + 1) >>> 0);
+    for (let i = this.size - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    return order;
   }
 }

@@ -74,11 +74,11 @@ export class DpoTrainer {
     const precompute = (list: PreferenceExample[]) => withBackend(model.backend, () => this.#precompute(list, padId, limits));
     const precomputed = c.precomputeRefLogProbs ? await precompute(examples) : undefined;
     const evalPrecomputed = c.precomputeRefLogProbs && evalExamples.length ? await precompute(evalExamples) : undefined;
-    const sampler = new EpochSampler(examples.length, evalExamples.length, true);
+    const sampler = new EpochSampler(examples.length, evalExamples.length, c.seed);
     const source: BatchSource<PreferenceBatch> = {
       batch: (split: Split, batchSize: number, rng: Rng) => {
         const val = split !== "train" && evalExamples.length > 0;
-        const idx = split === "train" ? sampler.next(batchSize, rng) : sampler.nextVal(batchSize, rng);
+        const idx = split === "train" ? sampler.next(batchSize) : sampler.nextVal(batchSize, rng);
         return collatePreferences(idx.map((i) => (val ? evalExamples : examples)[i]), idx, padId, limits, model.backend, val ? evalPrecomputed : precomputed);
       },
     };
@@ -90,7 +90,7 @@ export class DpoTrainer {
       return await runEngine<PreferenceBatch>({
         model, data: source, args: engineArgs(c, iters, evalBatches), optimizer: adapterOptimizer(model, c),
         loss: (_m, b) => this.#loss(b), tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir,
-        resume: c.resume, progress: c.progress, samplesPerStep: perStep, hasEval: evalExamples.length > 0, signal,
+        resume: c.resume, progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
         metrics: { rows_skipped: skipped, train_pairs: examples.length },
       });
     } finally {

@@ -9,6 +9,7 @@ import { Trainer, type BatchSource, type Hooks, type LossFn, type TrainingResult
 import type { TrainArgs } from "../train/args.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { withBackend } from "../tensor/tensor.ts";
+import { Rng } from "../tensor/random.ts";
 import { applyLora, formatParameterCounts, loraLayers, setAdapter } from "../nn/lora_model.ts";
 import type { ModelInterface } from "./model.ts";
 import type { SftConfig } from "./config.ts";
@@ -26,7 +27,7 @@ export interface FinetuneResult extends Partial<TrainingResult> {
   metrics: Record<string, number>;
 }
 
-type Shared = Pick<SftConfig, "loraR" | "loraAlpha" | "loraDropout" | "targetModules" | "useRslora" | "modulesToSave">;
+type Shared = Pick<SftConfig, "loraR" | "loraAlpha" | "loraDropout" | "targetModules" | "useRslora" | "modulesToSave" | "seed">;
 
 /**
  * The adapter a trainer trains: the model's active adapter when it has one (training continues
@@ -40,6 +41,7 @@ export function ownAdapter(model: ModelInterface, config: Shared, log: (s: strin
     applyLora(model.module, {
       r: config.loraR, loraAlpha: config.loraAlpha, loraDropout: config.loraDropout, targetModules: config.targetModules,
       useRslora: config.useRslora, modulesToSave: config.modulesToSave,
+      rng: new Rng(config.seed), // the adapter's init follows the config's seed, not whatever drew from the global RNG before
     });
   }
   log(formatParameterCounts(model.module));
@@ -88,6 +90,8 @@ export interface RunOptions<B> {
   hasEval: boolean;
   metrics?: Record<string, number>;
   signal?: AbortSignal;
+  /** called with the first step (after a resume, the checkpoint's) before training starts */
+  onTrainBegin?: (step: number) => void;
 }
 
 /** Runs the engine's loop and maps its result; never throws for a failure during training. */
@@ -99,7 +103,10 @@ export function runEngine<B>(o: RunOptions<B>): Promise<FinetuneResult> {
 async function run<B>(o: RunOptions<B>): Promise<FinetuneResult> {
   const t0 = performance.now();
   let lastMetrics: Record<string, number> = {};
-  const hooks: Partial<Hooks<B>>[] = [{ onBatchEnd: (_t, _b, out) => void (lastMetrics = out.metrics) }];
+  const hooks: Partial<Hooks<B>>[] = [{
+    onTrainBegin: (_t, { step }) => o.onTrainBegin?.(step),
+    onBatchEnd: (_t, _b, out) => void (lastMetrics = out.metrics),
+  }];
   try {
     if (o.outDir) await mkdir(o.outDir, { recursive: true });
     const trainer = new Trainer<B>({

@@ -52,11 +52,11 @@ export class SftTrainer {
     }
     const model = this.#model;
     const padId = model.tokenizer!.eosTokenId ?? 0;
-    const sampler = new EpochSampler(examples.length, evalExamples.length, true);
+    const sampler = new EpochSampler(examples.length, evalExamples.length, c.seed);
     const source: BatchSource<SftBatch> = {
       batch: (split: Split, batchSize: number, rng: Rng) => {
         const list = split === "train" || !evalExamples.length ? examples : evalExamples;
-        const idx = split === "train" ? sampler.next(batchSize, rng) : sampler.nextVal(batchSize, rng);
+        const idx = split === "train" ? sampler.next(batchSize) : sampler.nextVal(batchSize, rng);
         return collateSft(idx.map((i) => list[i]), padId, model.backend);
       },
     };
@@ -70,7 +70,7 @@ export class SftTrainer {
         model, data: source, args: engineArgs(c, iters, evalBatches), optimizer: adapterOptimizer(model, c),
         loss: (m, b) => maskedCrossEntropy((m as ModelInterface["module"]).forward(b.x), b.y),
         tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir, resume: c.resume && this.#calls === 1,
-        progress: c.progress, samplesPerStep: perStep, hasEval: evalExamples.length > 0, signal,
+        progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
         metrics: { rows_skipped: skipped, train_examples: examples.length },
       });
     } finally {

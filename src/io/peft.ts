@@ -9,6 +9,7 @@ import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Module } from "../nn/module.ts";
 import { LoRALinear } from "../nn/lora.ts";
+import { Linear } from "../nn/layers.ts";
 import { applyLora, loraLayers, setAdapter } from "../nn/lora_model.ts";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "./safetensors.ts";
 import { writeJsonAtomic } from "./atomic.ts";
@@ -149,6 +150,15 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
   const modules = new Set(model.namedModules().map(([p]) => p));
   const unknown = paths.filter((p) => !modules.has(p));
   if (unknown.length) throw new Error(`[peft] ${weightsPath}: the model has no module ${unknown.slice(0, 4).join(", ")}${unknown.length > 4 ? ` (+${unknown.length - 4} more)` : ""}: an adapter for another architecture?`);
+  for (const path of paths) {
+    // checked before any layer is wrapped: a refused adapter leaves the model as it was
+    const m = model.getSubmodule(path) as Linear | LoRALinear;
+    const fanInFanOut = m instanceof LoRALinear ? m.fanInFanOut : m instanceof Linear ? m.options.layout === "in_out" : null;
+    if (fanInFanOut === null) throw new Error(`[peft] ${weightsPath}: ${path} is not a Linear layer`);
+    if (fanInFanOut !== config.fan_in_fan_out) {
+      throw new Error(`[peft] ${join(dir, ADAPTER_CONFIG)}: fan_in_fan_out is ${config.fan_in_fan_out} but ${path} stores its weight ${fanInFanOut ? "[in, out]" : "[out, in]"}`);
+    }
+  }
   const fullPaths = paths.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
   applyLora(model, {
     r: config.r, loraAlpha: config.lora_alpha, loraDropout: config.lora_dropout, useRslora: config.use_rslora,
@@ -156,9 +166,6 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
   });
   for (const [path, keys] of byPath) {
     const layer = model.getSubmodule(path) as LoRALinear;
-    if (layer.fanInFanOut !== config.fan_in_fan_out) {
-      throw new Error(`[peft] ${join(dir, ADAPTER_CONFIG)}: fan_in_fan_out is ${config.fan_in_fan_out} but ${path} stores its weight ${layer.fanInFanOut ? "[in, out]" : "[out, in]"}`);
-    }
     const { A, B } = layer.adapterWeights(adapterName);
     for (const [key, t] of [[keys.A!, A], [keys.B!, B]] as const) {
       const info = file.info(key);

@@ -11,6 +11,7 @@ import { LoRALinear, type LoraOptions } from "./lora.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { fromArray } from "../tensor/tensor.ts";
 import { noGrad } from "../autograd/tape.ts";
+import type { Rng } from "../tensor/random.ts";
 import { scope } from "../tensor/memory.ts";
 
 export interface LoraConfig {
@@ -24,6 +25,8 @@ export interface LoraConfig {
   init?: LoraOptions["init"];
   /** whole modules kept trainable and saved with the adapter (PEFT modules_to_save), by suffix */
   modulesToSave?: string[];
+  /** draws A's init (default: the global RNG, as PEFT draws from torch's) */
+  rng?: Rng;
 }
 
 /** The paths a target_modules value selects among the model's Linear layers (LoRA layers included). */
@@ -43,7 +46,7 @@ export function matchTargets(model: Module, targetModules: string[] | string): s
  * wrapped paths; a target that matches nothing is an error listing the model's Linear names.
  */
 export function applyLora(model: Module, config: LoraConfig): string[] {
-  const { r, loraAlpha, loraDropout = 0, useRslora = false, adapterName = "default", init } = config;
+  const { r, loraAlpha, loraDropout = 0, useRslora = false, adapterName = "default", init, rng } = config;
   const paths = matchTargets(model, config.targetModules);
   if (paths.length === 0) {
     const names = [...new Set(model.namedModules().filter(([, m]) => m instanceof Linear).map(([p]) => p.split(".").pop()!))];
@@ -52,7 +55,7 @@ export function applyLora(model: Module, config: LoraConfig): string[] {
   if (loraLayers(model).length === 0) model.freeze();
   for (const path of paths) {
     const m = model.getSubmodule(path);
-    const options = { r, alpha: loraAlpha, dropout: loraDropout, useRslora, adapterName, init };
+    const options = { r, alpha: loraAlpha, dropout: loraDropout, useRslora, adapterName, init, rng };
     if (m instanceof LoRALinear) m.addAdapter(options);
     else model.setSubmodule(path, LoRALinear.fromBase(m as Linear, options).train(m.training)); // the mode of the layer it replaces
   }

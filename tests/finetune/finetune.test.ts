@@ -153,3 +153,31 @@ describe.if(backendNames.includes("webgpu"))("wasm and WebGPU", () => {
     expect(r.ok).toBe(true);
   });
 });
+
+describe("SFT run folders", () => {
+  test("save_steps writes checkpoints; resume: true continues the run from the newest one, mid-epoch exactly", async () => {
+    const out = join(tmp, "resume-run");
+    // 4 rows, batches of 3: the checkpoint at step 3 falls inside the third epoch
+    const cfg = { learning_rate: 1e-2, per_device_batch_size: 3, lora_r: 4, lora_alpha: 8, lora_dropout: 0, save_steps: 3, output_dir: out, progress: false, lr_scheduler_type: "constant", seed: 5 };
+    const backend = await createBackend("wasm", { seed: 9 });
+    const full = await backend.loadModel(QWEN);
+    const all = await backend.createSftTrainer(full, { ...cfg, max_steps: 5, output_dir: join(tmp, "resume-full") }).train(SFT_ROWS);
+    expect(all.steps).toBe(5);
+
+    const first = await createBackend("wasm", { seed: 9 });
+    const a = await first.loadModel(QWEN);
+    const part = await first.createSftTrainer(a, { ...cfg, max_steps: 3 }).train(SFT_ROWS);
+    expect(part.steps).toBe(3);
+    part.losses!.forEach((l, i) => expect(l).toBe(all.losses![i]));
+    const second = await createBackend("wasm", { seed: 123 });
+    const b = await second.loadModel(QWEN);
+    const rest = await second.createSftTrainer(b, { ...cfg, max_steps: 5, resume: true }).train(SFT_ROWS);
+    expect(rest.error_message).toBeNull();
+    expect(rest.steps).toBe(5);
+    expect(rest.losses).toHaveLength(2);
+    // steps 4 and 5 after the resume are the uninterrupted run's (same batches, same adapter)
+    expect(Math.abs(rest.losses![0] - all.losses![3])).toBeLessThan(1e-6);
+    expect(Math.abs(rest.losses![1] - all.losses![4])).toBeLessThan(1e-6);
+    for (const m of [full, a, b]) m.module.dispose();
+  });
+});

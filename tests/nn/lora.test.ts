@@ -223,3 +223,59 @@ describe("LoRALinear", () => {
     model.dispose();
   });
 });
+
+describe("LoRA on GPT-2's Conv1D layers (fan_in_fan_out)", () => {
+  test("c_attn/c_fc adapters: merged logits equal the adapter's; the PEFT folder says fan_in_fan_out and loads back", async () => {
+    const backend = await getBackend("wasm");
+    const { model } = await loadPretrained(join(FIX, "hf", "gpt2"), { backend });
+    applyLora(model, { r: 4, loraAlpha: 8, targetModules: ["c_attn", "c_fc"] });
+    for (const [, l] of loraLayers(model)) {
+      expect(l.fanInFanOut).toBe(true);
+      const { B: Bw, A } = l.adapterWeights("default");
+      expect(A.shape).toEqual([4, l.inFeatures]);
+      Bw.backend.upload(Bw.storage.buffer, Float32Array.from({ length: Bw.size }, (_, i) => 0.05 * Math.sin(i + 1)));
+    }
+    const x = fromArray(Int32Array.from([5, 17, 42, 7, 99, 3]), [1, 6], { dtype: "i32", backend });
+    const logits = async (m: PretrainedModel) => {
+      const out = scope(() => noGrad(() => m.forward(x)));
+      const d = (await out.data()) as Float32Array;
+      out.dispose();
+      return d;
+    };
+    const want = await logits(model);
+    const base = await disableAdapters(model, () => logits(model));
+    expect(maxAbsErr(base, want)).toBeGreaterThan(1e-3); // the adapter changes the output
+    const dir = join(tmp, "gpt2-adapter");
+    await saveAdapter(model, dir);
+    const config = JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8"));
+    expect(config.fan_in_fan_out).toBe(true);
+    expect(config.target_modules).toEqual(["c_attn", "c_fc"]);
+    const { model: fresh } = await loadPretrained(join(FIX, "hf", "gpt2"), { backend });
+    await loadAdapter(fresh, dir);
+    expect(maxAbsErr(await logits(fresh), want)).toBeLessThan(1e-6);
+    expect(await mergeAndUnload(model)).toBeLessThan(1e-5);
+    expect(maxAbsErr(await logits(model), want)).toBeLessThan(1e-5);
+    fresh.dispose();
+    model.dispose();
+    x.dispose();
+  });
+
+  test("a PEFT folder whose fan_in_fan_out disagrees with the layers, or with DoRA, is refused naming the field", async () => {
+    const backend = await getBackend("wasm");
+    const { model } = await loadPretrained(join(FIX, "hf", "qwen2"), { backend });
+    const dir = join(tmp, "bad-adapter");
+    await saveAdapter((await (async () => { await loadAdapter(model, join(SFT, "adapter")); return model; })()), dir);
+    const cfgPath = join(dir, "adapter_config.json");
+    const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+    const { model: fresh } = await loadPretrained(join(FIX, "hf", "qwen2"), { backend });
+    await Bun.write(cfgPath, JSON.stringify({ ...cfg, fan_in_fan_out: true }));
+    await expect(loadAdapter(fresh, dir)).rejects.toThrow(/fan_in_fan_out is true but model.layers.0.self_attn.q_proj stores its weight \[out, in\]/);
+    expect(loraLayers(fresh)).toHaveLength(0); // refused before any layer was wrapped
+    await Bun.write(cfgPath, JSON.stringify({ ...cfg, use_dora: true }));
+    await expect(loadAdapter(fresh, dir)).rejects.toThrow(/adapter_config.json: use_dora is not supported/);
+    await Bun.write(cfgPath, JSON.stringify({ ...cfg, peft_type: "IA3" }));
+    await expect(loadAdapter(fresh, dir)).rejects.toThrow(/peft_type must be "LORA"/);
+    fresh.dispose();
+    model.dispose();
+  });
+});
