@@ -168,16 +168,16 @@ describe("SFT run folders", () => {
     const a = await first.loadModel(QWEN);
     const part = await first.createSftTrainer(a, { ...cfg, max_steps: 3 }).train(SFT_ROWS);
     expect(part.steps).toBe(3);
-    part.losses!.forEach((l, i) => expect(l).toBe(all.losses![i]));
+    part.lossHistory!.forEach((l, i) => expect(l).toBe(all.lossHistory![i]));
     const second = await createBackend("wasm", { seed: 123 });
     const b = await second.loadModel(QWEN);
     const rest = await second.createSftTrainer(b, { ...cfg, max_steps: 5, resume: true }).train(SFT_ROWS);
     expect(rest.error_message).toBeNull();
     expect(rest.steps).toBe(5);
-    expect(rest.losses).toHaveLength(2);
+    expect(rest.lossHistory).toHaveLength(2);
     // steps 4 and 5 after the resume are the uninterrupted run's (same batches, same adapter)
-    expect(Math.abs(rest.losses![0] - all.losses![3])).toBeLessThan(1e-6);
-    expect(Math.abs(rest.losses![1] - all.losses![4])).toBeLessThan(1e-6);
+    expect(Math.abs(rest.lossHistory![0] - all.lossHistory![3])).toBeLessThan(1e-6);
+    expect(Math.abs(rest.lossHistory![1] - all.lossHistory![4])).toBeLessThan(1e-6);
     for (const m of [full, a, b]) m.module.dispose();
   });
 });
