@@ -139,6 +139,15 @@ describe.each(await engines())("matmul_f32 on %s with worker threads", (_engine,
     expect(readFileSync(wat, "utf8")).toContain("(func $wasm/assembly/matmul_micro/micro_6x8 ");
   });
 
+  test("products on memory that grew after the first call (the BLAS path re-reads the base address)", () => {
+    expectMatmul(rt, { batch: 1, M: 33, N: 17, K: 9, transA: 0, transB: 0, strideA: 0, strideB: 0, hasBias: 1 }, "grow");
+    const pages = rt.memory.buffer.byteLength / 65536;
+    const big = rt.alloc(64 << 20); // past the current end: the memory grows
+    expect(rt.memory.buffer.byteLength / 65536).toBeGreaterThan(pages);
+    expectMatmul(rt, { batch: 2, M: 129, N: 65, K: 300, transA: 1, transB: 0, strideA: 129 * 300, strideB: 300 * 65, hasBias: 1 }, "grow");
+    rt.free(big);
+  });
+
   test("K = 0 writes the bias (or zeros)", () => {
     expectMatmul(rt, { batch: 2, M: 5, N: 9, K: 0, transA: 0, transB: 0, strideA: 0, strideB: 0, hasBias: 1 }, "k0");
     expectMatmul(rt, { batch: 1, M: 5, N: 9, K: 0, transA: 1, transB: 1, strideA: 0, strideB: 0, hasBias: 0 }, "k0");

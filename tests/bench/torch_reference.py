@@ -3,7 +3,7 @@ GPT training step (nanoGPT's baby and shakespeare_char configs) in eager fp32, a
 the shape kiln's bench prints. Runs on CUDA when present (TF32 off: true fp32), else on the CPU.
 
     python3 tests/bench/torch_reference.py [--device cuda|cpu] [--configs baby shakespeare_char]
-        [--sizes 4096] [--steps 30]
+        [--sizes 4096] [--steps 30] [--gpt-shapes] [--threads n]
 
 The model is GPT-2 as kiln's src/models/gpt.ts builds it (tied head, tanh GELU, pre-LN, no dropout,
 AdamW lr 1e-3 betas 0.9/0.99 weight decay 0.1, clip 1.0) on random token ids.
@@ -76,6 +76,33 @@ def bench_matmul(n, device, reps=20):
     return {"name": f"matmul/{n}", "backend": f"torch-{device}", "gflops": round(2 * n ** 3 / (ms * 1e-3) / 1e9, 2), "ms": round(ms, 4)}
 
 
+# the baby GPT's matmul shapes, as tests/bench/main.ts names them: (name, M, N, K, transA, transB)
+GPT_SHAPES = [
+    ("768x128x384", 768, 384, 128, False, False), ("768x128x512", 768, 512, 128, False, False),
+    ("768x512x128", 768, 128, 512, False, False), ("768x128x65", 768, 65, 128, False, False),
+    ("768x384x128_tB", 768, 128, 384, False, True), ("128x768x384_tA", 128, 384, 768, True, False),
+]
+
+
+def bench_shape(name, M, N, K, ta, tb, device, reps=15):
+    a = torch.randn(K, M, device=device).t() if ta else torch.randn(M, K, device=device)
+    b = torch.randn(N, K, device=device).t() if tb else torch.randn(K, N, device=device)
+    for _ in range(3):
+        a @ b
+    inner = 1
+    t0 = time.perf_counter(); a @ b; sync(device)
+    inner = max(1, math.ceil(0.02 / max(time.perf_counter() - t0, 1e-5)))  # >= ~20 ms per sample, as kiln's bench
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            a @ b
+        sync(device)
+        times.append((time.perf_counter() - t0) / inner)
+    ms = statistics.median(times) * 1e3
+    return {"name": f"matmul/{name}", "backend": f"torch-{device}", "gflops": round(2 * M * N * K / (ms * 1e-3) / 1e9, 2), "ms": round(ms, 4)}
+
+
 def bench_step(name, device, steps, warmup=5):
     cfg = CONFIGS[name]
     torch.manual_seed(1337)
@@ -111,13 +138,20 @@ def main():
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
     ap.add_argument("--sizes", nargs="+", type=int, default=[4096])
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--gpt-shapes", action="store_true", help="also the baby GPT's matmul shapes (kiln's matmul/<shape> figures)")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if a.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
         torch.backends.cudnn.allow_tf32 = False
     meta = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu", "threads": torch.get_num_threads()}
     for n in a.sizes:
         print(json.dumps({**bench_matmul(n, a.device), **meta}), flush=True)
+    if a.gpt_shapes:
+        for shape in GPT_SHAPES:
+            print(json.dumps({**bench_shape(*shape, a.device), **meta}), flush=True)
     for name in a.configs:
         print(json.dumps({**bench_step(name, a.device, a.steps), **meta}), flush=True)
 
