@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KernelParams } from "../../src/backend/kernels.ts";
 import { findBlas, loadBlas, type BlasLibrary } from "../../src/backend/wasm/blas.ts";
-import { runMatmul } from "../../src/backend/wasm/matmul.ts";
+import { BLAS_MATMUL } from "../../src/backend/wasm/blas_matmul.ts";
+import { BLAS_MIN_ROWS, matmulEngine, runMatmul } from "../../src/backend/wasm/matmul.ts";
 import { createWasmRuntime, type WasmRuntime } from "../../src/backend/wasm/module.ts";
 import { threadPool } from "../../src/backend/wasm/threads.ts";
 import { WASM_NO_BLAS, backendNames, getBackend } from "../backends.ts";
@@ -146,6 +147,11 @@ describe.each(await engines())("matmul_f32 on %s with worker threads", (_engine,
     expect(rt.memory.buffer.byteLength / 65536).toBeGreaterThan(pages);
     expectMatmul(rt, { batch: 2, M: 129, N: 65, K: 300, transA: 1, transB: 0, strideA: 129 * 300, strideB: 300 * 65, hasBias: 1 }, "grow");
     rt.free(big);
+  });
+
+  test("decoding rows (M ≤ 3) stay on the wasm kernel's vector·matrix path; bigger products go to the BLAS", () => {
+    expect(matmulEngine(rt, { M: BLAS_MIN_ROWS - 1 }).fn).toBe("matmul_f32");
+    expect(matmulEngine(rt, { M: BLAS_MIN_ROWS }).fn).toBe(blas ? BLAS_MATMUL : "matmul_f32");
   });
 
   test("K = 0 writes the bias (or zeros)", () => {

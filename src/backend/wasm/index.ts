@@ -132,11 +132,11 @@ export class WasmBackend implements Backend {
     if (this.#rt.threads <= 1 || launches.length > MAX_CHUNKS || launches.some((l) => l.kernel === "attention" || l.kernel === "attention_backward")) {
       return inTurn();
     }
-    const engine = matmulEngine(this.#rt);
     const items = launches.map((l) => {
       const ptrs = this.#pointers(l.kernel, l.inputs, l.outputs);
       const m = l.kernel === "matmul" ? matmulCall(ptrs[0], ptrs[1], ptrs[2], ptrs[3], l.params as KernelParams<"matmul">) : null;
-      return { l, ptrs, m, big: m !== null && m.flops >= engine.minParallelFlops };
+      const engine = m ? matmulEngine(this.#rt, m) : null;
+      return { l, ptrs, m, engine, big: m !== null && engine !== null && m.flops >= engine.minParallelFlops };
     });
     const bigCount = items.filter((i) => i.big).length;
     if (bigCount < 2) return inTurn();
@@ -144,8 +144,8 @@ export class WasmBackend implements Backend {
     pool.startWorkers();
     const perMatmul = Math.max(1, Math.floor(pool.participants / bigCount));
     const calls: { chunk: PoolChunk; cost: number }[] = [];
-    for (const { l, ptrs, m, big } of items) {
-      if (m) {
+    for (const { l, ptrs, m, engine, big } of items) {
+      if (m && engine) {
         const parts = matmulChunks(m, big ? perMatmul : 1, 1);
         for (const args of parts) calls.push({ chunk: { fn: engine.fn, args, scratchArg: MATMUL_SCRATCH_ARG }, cost: m.flops / parts.length });
       } else {

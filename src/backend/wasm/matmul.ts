@@ -41,22 +41,31 @@ export function matmulCall(a: number, b: number, bias: number, out: number, p: K
   }
   const rows = batch * M;
   return {
-    rows, N, flops: 2 * rows * N * K,
+    rows, M, N, flops: 2 * rows * N * K,
     args: (r0 = 0, r1 = rows, n0 = 0, n1 = N, scratch = 0): number[] =>
       [a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch],
   };
 }
 
-/** The pool function that runs matmul chunks on `rt`, and the size from which a call is split. */
-export function matmulEngine(rt: WasmRuntime): { fn: string; minParallelFlops: number } {
-  return rt.blas ? { fn: BLAS_MATMUL, minParallelFlops: BLAS_PARALLEL_MIN_FLOPS } : { fn: "matmul_f32", minParallelFlops: PARALLEL_MIN_FLOPS };
+/**
+ * Products with at most this many rows per matrix (decoding) stay on the wasm kernel, whose
+ * vector·matrix path reads B in place; a BLAS sgemm packs all of B for them (OpenBLAS 0.3.21:
+ * decoding was 1.4–4.5× slower on it).
+ */
+export const BLAS_MIN_ROWS = 4;
+
+/** The pool function that runs the chunks of product `m` on `rt`, and the size from which it is split. */
+export function matmulEngine(rt: WasmRuntime, m: { M: number }): { fn: string; minParallelFlops: number } {
+  return rt.blas && m.M >= BLAS_MIN_ROWS
+    ? { fn: BLAS_MATMUL, minParallelFlops: BLAS_PARALLEL_MIN_FLOPS }
+    : { fn: "matmul_f32", minParallelFlops: PARALLEL_MIN_FLOPS };
 }
 
 /** out = A·B (+ bias) for kernel "matmul"; a, b, bias (0 = none) and out are byte offsets. */
 export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, out: number, p: KernelParams<"matmul">): void {
   const m = matmulCall(a, b, bias, out, p);
   const pool = threadPool(rt);
-  const { fn, minParallelFlops } = matmulEngine(rt);
+  const { fn, minParallelFlops } = matmulEngine(rt, m);
   if (rt.threads <= 1 || m.flops < minParallelFlops) {
     pool.run(fn, [m.args()], MATMUL_SCRATCH_ARG);
     return;
