@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { WasmAllocator } from "./allocator.ts";
 import type { MemoryStats } from "../backend.ts";
 import type { BlasLibrary } from "./blas.ts";
+import { KERNEL_NAMES } from "../kernels.ts";
 
 /** A kernel export: pointers (byte offsets) and params, all plain numbers. */
 export type KernelExport = (...args: number[]) => void;
@@ -79,7 +80,15 @@ export function loadKernelModule(): Promise<WebAssembly.Module> {
           `(or \`bun run build:wasm\`) to build them. (${(e as Error).message})`,
       );
     }
-    return WebAssembly.compile(bytes);
+    const module = await WebAssembly.compile(bytes);
+    // a build older than the sources (a kernel or export added since) is a clear error, not a
+    // "not a function" deep inside a kernel call
+    const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+    const missing = [...KERNEL_NAMES.map((k) => `${k}_f32`), "matmul_scratch_bytes"].filter((n) => !names.has(n));
+    if (missing.length) {
+      throw new Error(`kiln: ${fileURLToPath(WASM_URL)} is older than the kernel sources (no export ${missing.join(", ")}): run \`npm run build:wasm\``);
+    }
+    return module;
   })();
   compiled.catch(() => (compiled = undefined));
   return compiled;
