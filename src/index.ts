@@ -46,8 +46,18 @@ export { readSafetensors, writeSafetensors, SafetensorsError, SafetensorsFile, t
 export { writeFileAtomic, writeJsonAtomic } from "./io/atomic.ts";
 export { saveCheckpoint, loadCheckpoint, hasCheckpoint } from "./io/checkpoint.ts";
 export {
-  Trainer, defaultOptimizer, type TrainerOptions, type TrainingResult, type Hooks, type BatchOutputs, type LossFn, type LossOutput, type BatchSource,
+  Trainer, trainModel, taskLoss, accuracy, defaultOptimizer,
+  type TrainerOptions, type TrainingResult, type Hooks, type BatchOutputs, type LossFn, type LossOutput, type BatchSource,
 } from "./train/trainer.ts";
+export { GenericTrainer, GenericTrainerConfig, type TrainingStep, type StepOutput, type Loader, type LrSchedule, type FitOptions } from "./train/engine.ts";
+export { TrainingConfig, inferTask, type TaskSpec, type TaskType } from "./train/training_config.ts";
+export { MultiDataLoaderConfig, SamplingStrategy, samplingOrder, EpochSampler } from "./train/sampling.ts";
+export { DataLoader, TensorDataset, collate, type Dataset, type Example, type TensorBatch } from "./train/data_loader.ts";
+export { EarlyStopping, LRMonitor, ProgressBar, type TrainerHooks, type HookTrainer } from "./train/hooks.ts";
+export { MetricsSummary, type StoppedBy } from "./train/result.ts";
+export { GradScaler, ampUnavailable } from "./train/amp.ts";
+export { normalizeConfigKeys, KEY_ALIASES, RENAMED_KEYS } from "./train/config_keys.ts";
+export { RunLoggers, recordsToCsv, type Logger } from "./train/loggers.ts";
 export { TrainArgs } from "./train/args.ts";
 // fine-tuning: LoRA, PEFT adapters, SFT/DPO losses
 export { LoRALinear, type LoraOptions, type LoraAdapter } from "./nn/lora.ts";

@@ -51,9 +51,12 @@ describe("public API", () => {
 });
 
 describe("examples", () => {
-  for (const [script, expectText] of [["examples/xor.ts", /predictions:/], ["examples/generate.ts", /decode steps/]] as const) {
+  for (const [script, expectText] of [
+    ["examples/xor.ts", /predictions:/], ["examples/generate.ts", /decode steps/],
+    ["examples/train_classifier.ts", /val accuracy 0\.9\d+/], ["examples/generic_trainer.ts", /batches per loader: \{"(cls|reg)":\d+,"(cls|reg)":\d+\}/],
+  ] as const) {
     test(`bun ${script} runs`, () => {
-      const p = Bun.spawnSync([process.execPath, join(ROOT, script), ...(script.includes("xor") ? ["wasm"] : [])], { cwd: ROOT, env: { ...process.env, KILN_BACKEND: "wasm" } });
+      const p = Bun.spawnSync([process.execPath, join(ROOT, script), ...(/xor|train/.test(script) ? ["wasm"] : [])], { cwd: ROOT, env: { ...process.env, KILN_BACKEND: "wasm" } });
       expect(p.exitCode).toBe(0);
       expect(p.stdout.toString()).toMatch(expectText);
     }, 60_000);

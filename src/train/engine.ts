@@ -131,6 +131,9 @@ export class GenericTrainer<B = unknown> {
       }
     }
     if (options.hooks !== undefined && !Array.isArray(options.hooks)) throw new ConfigError("hooks must be a list: wrap it in a list: [hooks]");
+    if (options.config.performance.dataloaderNumWorkers > 0) {
+      throw new ConfigError("performance.dataloaderNumWorkers > 0 is not supported: batches are collated on the main thread and prefetched one ahead (use 0)");
+    }
     this.config = options.config;
     this.model = options.model;
     this.optimizers = options.optimizers;

@@ -7,7 +7,7 @@ import type { RunSummary } from "./loggers.ts";
 
 type Series = { name: string; points: [number, number][]; color: string };
 
-const W = 560, H = 260, L = 56, R = 16, T = 28, B = 36;
+const W = 560, H = 270, L = 56, R = 16, T = 40, B = 36;
 
 export function htmlReport(run: RunSummary): string {
   const recs = run.records;

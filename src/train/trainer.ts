@@ -385,3 +385,20 @@ export function defaultOptimizer(model: Module, args: Pick<TrainArgs, "lr" | "we
     { lr: args.lr, betas: [args.beta1, args.beta2], eps: args.eps },
   );
 }
+
+/**
+ * The simplest case in one call: trains `model` on `data` (a dataset, or { train, val }) with a
+ * TrainingConfig's keys. Also accepts the old helper's parameter names (n_epochs,
+ * gradient_clip_norm, learning_rate, ...), mapped to the new ones with a one-time notice.
+ */
+export async function trainModel(
+  model: Module,
+  data: TrainData | { train: TrainData; val?: TrainData },
+  config: Record<string, unknown>,
+  options: { taskSpec?: TaskSpec; hooks?: Partial<Hooks<TensorBatch>>[]; outDir?: string; progress?: false } = {},
+): Promise<TrainingResult> {
+  const trainingConfig = new TrainingConfig(config as never, { legacy: true });
+  const split = data && typeof data === "object" && "train" in data && !Array.isArray(data) ? (data as { train: TrainData; val?: TrainData }) : { train: data as TrainData };
+  const trainer = new Trainer<TensorBatch>({ model, trainingConfig, taskSpec: options.taskSpec, hooks: options.hooks, outDir: options.outDir, progress: options.progress });
+  return trainer.train(split.train, split.val);
+}
