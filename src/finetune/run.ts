@@ -104,7 +104,8 @@ async function run<B>(o: RunOptions<B>): Promise<FinetuneResult> {
   const t0 = performance.now();
   let lastMetrics: Record<string, number> = {};
   const hooks: Partial<Hooks<B>>[] = [{
-    onTrainBegin: (_t, { step }) => o.onTrainBegin?.(step),
+    // after a resume the trainer's step is the checkpoint's
+    onTrainBegin: (t) => o.onTrainBegin?.(t.globalStep),
     onBatchEnd: (_t, _b, out) => void (lastMetrics = out.metrics),
   }];
   try {

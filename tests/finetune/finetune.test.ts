@@ -162,6 +162,7 @@ describe("SFT run folders", () => {
     const backend = await createBackend("wasm", { seed: 9 });
     const full = await backend.loadModel(QWEN);
     const all = await backend.createSftTrainer(full, { ...cfg, max_steps: 5, output_dir: join(tmp, "resume-full") }).train(SFT_ROWS);
+    expect(all.error_message).toBeNull();
     expect(all.steps).toBe(5);
 
     const first = await createBackend("wasm", { seed: 9 });
