@@ -9,12 +9,15 @@ import { createBackend } from "../finetune/backend.ts";
 import { DataError } from "../finetune/data.ts";
 import { ConfigError, readConfigFile } from "../train/config.ts";
 import { debugLevel, env } from "../util/env.ts";
+import { UserError } from "../util/errors.ts";
+import { RunFolder } from "../io/run_folder.ts";
 
 const COMMON = `  --model <dir>           Hugging Face model folder (required)
   --data <file.jsonl>     training rows (required)
   --eval <file.jsonl>     held-out rows, evaluated every --eval-steps and at the end
   --config <file>         YAML/JSON with any of the keys below (flags win)
-  --out <dir>             run folder (default runs/<verb>-<time>; --output also accepted)
+  --out <dir>             run folder (default runs/<verb>-<time>; --output also accepted); must be new or empty
+  --overwrite             replace the run already in --out (resume: true continues it instead)
   --adapter <dir>         start from this PEFT adapter (training continues it)
   --backend <name>        auto | wasm | webgpu (default: $KILN_BACKEND or auto)
   --device <name>         backend device ("cpu" allows a software WebGPU adapter)
@@ -48,7 +51,7 @@ loss_type sigmoid|ipo|hinge, label_smoothing 0, max_prompt_length 512, max_lengt
 precompute_ref_log_probs false, lora_r 8, lora_alpha 16, target_modules q_proj,v_proj, ...`,
 };
 
-const OWN = new Set(["model", "data", "eval", "config", "out", "output", "adapter", "backend", "device"]);
+const OWN = new Set(["model", "data", "eval", "config", "out", "output", "adapter", "backend", "device", "overwrite"]);
 
 class UsageError extends Error {}
 
@@ -66,10 +69,14 @@ export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<
     console.error(`kiln ${verb}: ${(e as Error).message}\n\n${HELP[verb]}`);
     return 2;
   }
+  let folder: RunFolder | undefined;
   try {
     const fromFile = flags.config ? await readConfigFile(flags.config) : {};
     const section = (fromFile[verb] as Record<string, unknown> | undefined) ?? fromFile;
-    const out = flags.out ?? flags.output ?? join("runs", `${verb}-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`);
+    // the run folder: created exclusively (or resumed, or replaced with --overwrite) and locked for the run
+    const resume = (keys.resume ?? section.resume) === true;
+    folder = await RunFolder.open({ path: flags.out ?? flags.output, mode: resume ? "resume" : flags.overwrite === "true" ? "overwrite" : "new", name: verb });
+    const out = folder.path;
     const config = { ...section, ...keys, output_dir: out };
     const backend = await createBackend(flags.backend ?? env("KILN_BACKEND"), flags.device ? { device: flags.device } : {});
     console.error(`kiln ${verb}: ${backend.name} (${backend.compute.device}), model ${flags.model}`);
@@ -88,15 +95,19 @@ export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<
     }
     if (!result.success) {
       console.error(`kiln ${verb}: training failed: ${result.error_message}`);
-      return /^\S+:\d+: |^data\[/.test(result.error_message ?? "") ? 2 : 1;
+      const clear = /^\S+:\d+: |^data\[/.test(result.error_message ?? "");
+      if (clear) await folder.release({ removeIfEmpty: true });
+      return clear ? 2 : 1;
     }
     const adapter = await trainer.saveAdapter(join(out, "adapter"));
     const metrics = Object.entries(result.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(", ");
     console.log(`${result.steps} steps in ${result.training_time_seconds.toFixed(1)} s, final loss ${result.final_loss?.toFixed(4)}${metrics ? `; ${metrics}` : ""}`);
     console.log(`adapter: ${adapter}\nrun folder: ${out} (metrics.jsonl, loss.svg)`);
+    await folder.release();
     return 0;
   } catch (e) {
-    const clear = e instanceof ConfigError || e instanceof DataError || e instanceof UsageError || /^\[(peft|pretrained|finetune|lora|sft|dpo)\]/.test((e as Error).message);
+    if (e instanceof UserError || e instanceof ConfigError || e instanceof DataError) await folder?.release({ removeIfEmpty: true }); // a crash keeps the lock: `kiln runs` reports it
+    const clear = e instanceof UserError || e instanceof ConfigError || e instanceof DataError || e instanceof UsageError || /^\[(peft|pretrained|finetune|lora|sft|dpo)\]/.test((e as Error).message);
     if (debugLevel() > 0) console.error(e);
     console.error(`kiln ${verb}: ${(e as Error).message}`);
     return clear ? 2 : 1;

@@ -6,6 +6,9 @@ import { DPOPipeline, PipelineConfig } from "../finetune/pipeline.ts";
 import { ConfigError } from "../train/config.ts";
 import { DataError } from "../finetune/data.ts";
 import { debugLevel } from "../util/env.ts";
+import { UserError } from "../util/errors.ts";
+import { RunFolder } from "../io/run_folder.ts";
+import { stat } from "node:fs/promises";
 
 const HELP = `usage: kiln pipeline run <config.yaml>
 
@@ -31,8 +34,13 @@ export async function main(argv: string[]): Promise<number> {
   const onSignal = () => abort.abort();
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  let folder: RunFolder | undefined;
   try {
-    const pipeline = new DPOPipeline({ config: await PipelineConfig.fromFile(argv[1]), signal: abort.signal });
+    const config = await PipelineConfig.fromFile(argv[1]);
+    // running the same config again resumes: the folder is claimed (locked, crash leftovers cleaned), not refused
+    const exists = await stat(config.values.outputDir).then(() => true, () => false);
+    folder = await RunFolder.open({ path: config.values.outputDir, mode: exists ? "resume" : "new" });
+    const pipeline = new DPOPipeline({ config, signal: abort.signal });
     const results = await pipeline.trainCurriculum();
     for (const r of results) {
       const parts = [
@@ -45,11 +53,13 @@ export async function main(argv: string[]): Promise<number> {
       console.log(`${r.topic}: ${parts.join(", ")} -> ${r.adapter_path}`);
     }
     if (abort.signal.aborted) console.error("kiln pipeline: interrupted; run the same command again to resume");
+    await folder.release();
     return 0;
   } catch (e) {
+    if (e instanceof UserError || e instanceof ConfigError || e instanceof DataError) await folder?.release({ removeIfEmpty: true }); // a crash keeps the lock: `kiln runs` reports it
     if (debugLevel() > 0) console.error(e);
     console.error(`kiln pipeline: ${(e as Error).message}`);
-    return e instanceof ConfigError || e instanceof DataError ? 2 : 1;
+    return e instanceof UserError || e instanceof ConfigError || e instanceof DataError ? 2 : 1;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

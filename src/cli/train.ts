@@ -150,7 +150,7 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
     code = await train(folder, config, { tokenizer, tokens, dataset }, { resume, resumeFrom, saved });
   } catch (e) {
     // a bug or a crash keeps the lock, so `kiln runs` can tell the run crashed (the next --resume takes it over)
-    if (e instanceof UserError) await folder.release();
+    if (e instanceof UserError) await folder.release({ removeIfEmpty: true });
     throw e;
   }
   await folder.release();

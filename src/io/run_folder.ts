@@ -11,7 +11,7 @@
 //   or resumes (the lock guarantees nobody is writing them);
 // - fs failures (ENOENT, ENOTDIR, EROFS, EACCES) are RunFolderErrors naming the folder.
 
-import { mkdir, open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, rmdir, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { UserError, describeFsError, isUserFsError } from "../util/errors.ts";
 import { CHECKPOINTS, latestCheckpointStep } from "./checkpoint.ts";
@@ -79,11 +79,12 @@ export class RunFolder {
     return latestCheckpointStep(this.checkpointDir);
   }
 
-  /** Drops the lock. Idempotent. */
-  async release(): Promise<void> {
+  /** Drops the lock; with `removeIfEmpty` (a run that failed before writing anything) also the folder. Idempotent. */
+  async release({ removeIfEmpty = false }: { removeIfEmpty?: boolean } = {}): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     await unlink(join(this.path, LOCK)).catch(() => {});
+    if (removeIfEmpty) await rmdir(this.path).catch(() => {}); // fails, as it should, unless empty
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -174,6 +174,22 @@ describe("kiln train errors a user can read", () => {
     expect((await kiln(["runs", finished])).stdout).toContain("running");
   }, 60_000);
 
+  test("kiln sft gets the same run-folder rules: an existing run is refused; a bad key leaves no folder", async () => {
+    const rows = join(tmp, "sft.jsonl");
+    await writeFile(rows, JSON.stringify({ prompt: "The capital of France is", completion: " Paris." }) + "\n");
+    const qwen = join(ROOT, "tests", "fixtures", "hf", "qwen2");
+    const out = fresh();
+    await mkdir(join(out, "checkpoints"), { recursive: true });
+    await writeFile(join(out, "metrics.jsonl"), "");
+    const r = await kiln(["sft", "--model", qwen, "--data", rows, "--out", out, "--max-steps", "1"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--out ${out} already exists and is a run folder`);
+    const unused = fresh();
+    const bad = await kiln(["sft", "--model", qwen, "--data", rows, "--out", unused, "--lerning-rate", "3"]);
+    expect(bad.code).toBe(2);
+    expect(await readdir(unused).catch(() => null)).toBeNull();
+  }, 60_000);
+
   test("--version", async () => {
     const r = await kiln(["--version"]);
     expect(r.code).toBe(0);
