@@ -12,6 +12,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { fromArray } from "../tensor/tensor.ts";
 import { scope } from "../tensor/memory.ts";
 import { noGrad } from "../autograd/tape.ts";
+import { withTraining } from "../tensor/mode.ts";
 import type { Tokenizer } from "../data/tokenizer.ts";
 import type { KVCache } from "../models/kv_cache.ts";
 import { BatchedKVCache, type AnyKVCache } from "../models/batched_kv_cache.ts";
@@ -26,7 +27,6 @@ export interface ServableModel {
   newCache(batch: number, maxLength: number): KVCache;
   readonly config: { blockSize: number; vocabSize: number };
   parameters(): Tensor[];
-  readonly training: boolean;
 }
 
 export interface SequenceRequest extends TokenChoiceParams {
@@ -111,7 +111,6 @@ export class Batcher {
   constructor(model: ServableModel, tokenizer: Tokenizer, { maxBatch = 8, maxQueue = 64, metrics }: BatcherOptions = {}) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`[serve] maxBatch must be an integer >= 1, got ${maxBatch}`);
     if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new Error(`[serve] maxQueue must be an integer >= 0, got ${maxQueue}`);
-    if (model.training) throw new Error("[serve] the model is in training mode (dropout on): call model.eval() before serving it");
     this.#model = model;
     this.#tokenizer = tokenizer;
     this.maxBatch = maxBatch;
@@ -270,14 +269,15 @@ export class Batcher {
   async #forward(rows: number[][], cache: AnyKVCache): Promise<Float32Array> {
     const model = this.#model;
     const backend = model.parameters()[0].backend;
-    const last = scope(() =>
+    // eval mode for this call only: the model's own flag (a training loop may share it) stays as it is
+    const last = withTraining(false, () => scope(() =>
       noGrad(() => {
         const x = fromArray(Int32Array.from(rows.flat()), [rows.length, rows[0].length], { dtype: "i32", backend }); // [B, T]
         const logits = model.forward(x, { cache, logitsToKeep: 1 }); // [B, 1, V]
         const T = logits.shape[1];
         return T === 1 ? logits : logits.narrow(1, T - 1, 1);
       }),
-    );
+    ));
     try {
       return (await last.data()) as Float32Array;
     } finally {

@@ -9,6 +9,7 @@ import { rm } from "node:fs/promises";
 import { createServer, type KilnServer, type ServerOptions } from "../../src/serve/server.ts";
 import { loadServedModel, type LoadedModelEntry } from "../../src/serve/load.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
+import { generate } from "../../src/models/generate.ts";
 import type { Backend } from "../../src/backend/backend.ts";
 import { getBackend } from "../backends.ts";
 import { makeTinyModel } from "./tiny_model.ts";
@@ -167,6 +168,20 @@ describe("serve robustness", () => {
       fail = false;
       expect((await post(base, "/v1/completions", { model: "tiny", prompt: "x", max_tokens: 3 })).status).toBe(200);
     });
+  });
+
+  test("a model a training loop holds in train mode (dropout 0.1) is served in eval mode, its flag untouched", async () => {
+    const gpt2 = await loadServedModel(new URL("../fixtures/hf/gpt2/", import.meta.url).pathname, { name: "gpt2" });
+    gpt2.model.train();
+    await withServer({ models: [gpt2] }, async (base) => {
+      for (const prompt of ["the cat", "hello"]) {
+        const r = (await (await post(base, "/v1/completions", { model: "gpt2", prompt, max_tokens: 8, temperature: 0 })).json()) as { choices: { text: string }[] };
+        const want = await generate(gpt2.model, gpt2.tokenizer, prompt, { maxNewTokens: 8, temperature: 0 }); // generate() runs in eval mode too
+        expect(r.choices[0].text).toBe(want.text);
+      }
+    });
+    expect(gpt2.model.training).toBe(true);
+    gpt2.model.dispose();
   });
 
   test("mixed load (16 clients, ~3 s: plain, streaming, cancelled, malformed): no 5xx, every good request answered, memory back", async () => {
