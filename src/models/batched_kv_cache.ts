@@ -8,7 +8,7 @@
 // Reference: vLLM / Orca iteration-level batching (per-sequence KV, batched dense layers).
 
 import type { Backend } from "../backend/backend.ts";
-import { fromArray, full, type Tensor } from "../tensor/tensor.ts";
+import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import * as ops from "../ops/index.ts";
 import type { KVCache } from "./kv_cache.ts";
 import type { KVPool } from "./kv_pool.ts";
@@ -129,7 +129,7 @@ export class BatchedKVCache {
    * get weight 0), attend with the query's validity column of ones, drop the value's extra column.
    */
   #attendPool(pool: KVPool, layer: number, q: Tensor, k: Tensor, v: Tensor): Tensor {
-    const [B, T, H, D] = q.shape;
+    const [, T, , D] = q.shape;
     const offsets = this.offsets();
     pool.write(layer, this.slots, k, v);
     if (T > 1 && offsets.some((o) => o > 0)) {
@@ -139,7 +139,7 @@ export class BatchedKVCache {
     if (T > 1) return ops.attention(q, k, v, { causal: true }); // [B, T, H, D]
     const S = Math.max(...offsets) + 1;
     const all = pool.read(layer, this.slots, S); // [B, S, Hkv, D+1] each
-    const qx = ops.cat([q, full([B, T, H, 1], 1, { backend: q.backend })], 3); // [B, 1, H, D+1]
+    const qx = pool.widen(q, "query"); // [B, 1, H, D+1]: a column of ones
     const y = ops.attention(qx, all.k, all.v, { causal: false, scale: 1 / Math.sqrt(D) }); // [B, 1, H, D+1]
     return ops.narrow(y, 3, 0, D); // [B, 1, H, D]
   }

@@ -11,7 +11,7 @@
 import type { Backend } from "../backend/backend.ts";
 import { defaultBackend, fromArray, full, zeros, type Tensor } from "../tensor/tensor.ts";
 import { keep, scope } from "../tensor/memory.ts";
-import { launch } from "../ops/dispatch.ts";
+import { launch, view } from "../ops/dispatch.ts";
 import * as ops from "../ops/index.ts";
 
 /** The validity column of an empty position (exactly representable: 1e9 + −1e9 = 0 in f32). */
@@ -40,6 +40,9 @@ export class KVPool {
   readonly #k: Tensor[];
   readonly #v: Tensor[];
   readonly #free: number[];
+  /** [D+1, D]: the identity with a zero last row, so linear(x, #widen, bias) appends a column */
+  readonly #widen: Tensor;
+  readonly #bias: Record<"query" | "key", Tensor>;
   #disposed = false;
 
   constructor({ layers, slots, maxLength, kvHeads, headDim, backend }: KVPoolOptions) {
@@ -59,6 +62,20 @@ export class KVPool {
       keep(scope(() => ops.cat([zeros([rows, headDim], { backend: this.backend }), full([rows, 1], EMPTY, { backend: this.backend })], 1).reshape(slots, maxLength, kvHeads, headDim + 1))); // [slots, L, Hkv, D+1]
     this.#k = Array.from({ length: layers }, emptyKeys);
     this.#v = Array.from({ length: layers }, () => keep(zeros([slots, maxLength, kvHeads, headDim + 1], { backend: this.backend })));
+    const D = headDim;
+    const eye = new Float32Array((D + 1) * D);
+    for (let i = 0; i < D; i++) eye[i * D + i] = 1;
+    this.#widen = keep(fromArray(eye, [D + 1, D], { backend: this.backend })); // [D+1, D]
+    const column = (value: number) => keep(fromArray(Float32Array.from({ length: D + 1 }, (_, i) => (i === D ? value : 0)), [D + 1], { backend: this.backend }));
+    this.#bias = { query: column(1), key: column(-EMPTY) };
+  }
+
+  /**
+   * x [..., D] with the validity column appended, [..., D+1]: 1 for queries, the marker that turns
+   * an empty key row valid for keys, 0 for values. One launch (a product with the identity: exact).
+   */
+  widen(x: Tensor, role: "query" | "key" | "value"): Tensor {
+    return ops.linear(x, this.#widen, role === "value" ? null : this.#bias[role], "out_in");
   }
 
   /** Device bytes held by the pool. */
@@ -118,9 +135,8 @@ export class KVPool {
     }
     const ids = this.#ids(slots, starts, T); // [B·T]
     const C = Hkv * (D + 1);
-    const marker = full([B, T, Hkv, 1], -EMPTY, { backend: this.backend }); // cancels the empty marker
-    const kx = ops.cat([k, marker], 3).reshape(B * T, C); // [B·T, Hkv·(D+1)]
-    const vx = ops.cat([v, zeros([B, T, Hkv, 1], { backend: this.backend })], 3).reshape(B * T, C);
+    const kx = this.widen(k, "key").reshape(B * T, C); // [B·T, Hkv·(D+1)], the marker cancels the empty one
+    const vx = this.widen(v, "value").reshape(B * T, C);
     const V = this.slots * this.maxLength;
     launch("embedding_backward", [ids, kx], [this.#k[layer].reshape(V, C)], { n: B * T, V, C });
     launch("embedding_backward", [ids, vx], [this.#v[layer].reshape(V, C)], { n: B * T, V, C });
@@ -128,6 +144,11 @@ export class KVPool {
 
   /** Positions 0..S−1 of each slot in `slots` (layer's keys and values), [B, S, Hkv, D+1] each. */
   read(layer: number, slots: readonly number[], S: number): { k: Tensor; v: Tensor } {
+    if (slots.length === 1 && slots[0] === 0) {
+      // slot 0's first S positions are the buffers' first elements: a view, no gather (a lone sequence)
+      const shape = [1, S, this.kvHeads, this.headDim + 1]; // [1, S, Hkv, D+1]
+      return { k: view(this.#k[layer], shape), v: view(this.#v[layer], shape) };
+    }
     const ids = this.#ids(slots, slots.map(() => 0), S); // [B·S]
     const C = this.kvHeads * (this.headDim + 1);
     const V = this.slots * this.maxLength;
@@ -141,7 +162,7 @@ export class KVPool {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    for (const t of [...this.#k, ...this.#v]) t.dispose();
+    for (const t of [...this.#k, ...this.#v, this.#widen, this.#bias.query, this.#bias.key]) t.dispose();
   }
 
   get disposed(): boolean {
