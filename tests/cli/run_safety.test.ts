@@ -11,6 +11,8 @@ import { CharTokenizer } from "../../src/data/tokenizer.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const MAIN = join(ROOT, "src", "cli", "main.ts");
+const deno = join(ROOT, "node_modules", ".bin", "deno");
+const hasDeno = await Bun.file(deno).exists();
 const TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n".repeat(60);
 const SMALL = ["--backend", "wasm", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--eval-iters", "2", "--sample-tokens", "0"];
 
@@ -188,6 +190,13 @@ describe("kiln train errors a user can read", () => {
     const bad = await kiln(["sft", "--model", qwen, "--data", rows, "--out", unused, "--lerning-rate", "3"]);
     expect(bad.code).toBe(2);
     expect(await readdir(unused).catch(() => null)).toBeNull();
+  }, 60_000);
+
+  test.skipIf(!hasDeno)("under Deno the CLI says it needs Bun (exit 2), instead of 'Bun is not defined'", async () => {
+    const proc = Bun.spawn([deno, "run", "-A", MAIN, "generate", "--model", "x"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    expect(stderr).toContain("kiln: the command line needs Bun");
+    expect(code).toBe(2);
   }, 60_000);
 
   test("--version", async () => {
