@@ -26,6 +26,8 @@ options:
   --port <n>                  port (default 8080; 0 picks a free one)
   --max-batch <n>             sequences decoded together (default 8)
   --max-queue <n>             sequences waiting before requests get 429 (default 64)
+  --max-model-len <n>         positions per sequence, prompt + output (default: the model's context);
+                              the KV pool takes max-batch × this many positions per served model
   --max-body-bytes <n>        larger request bodies get 413 (default 1048576)
   --request-timeout <s>       abort a request still generating after this many seconds (default 600)
   --api-key <key>             require "Authorization: Bearer <key>" on /v1/* (default: $KILN_API_KEY, else none)
@@ -33,7 +35,7 @@ options:
   --device <name>             backend device ("cpu" allows a software WebGPU adapter; wasm: threads)
   -h, --help`;
 
-const INT_FLAGS = ["port", "max-batch", "max-queue", "max-body-bytes", "request-timeout"] as const;
+const INT_FLAGS = ["port", "max-batch", "max-queue", "max-model-len", "max-body-bytes", "request-timeout"] as const;
 
 class UsageError extends Error {}
 
@@ -95,6 +97,10 @@ async function run(values: Record<string, string | boolean | string[] | undefine
     threads: values.backend !== "webgpu" && values.device ? Number(values.device) || undefined : undefined,
   });
   const entry = await loadServedModel(dir, { name: values["served-model-name"] as string | undefined, backend });
+  const context = entry.model.config.blockSize;
+  if (ints["max-model-len"] !== undefined && (ints["max-model-len"] < 2 || ints["max-model-len"] > context)) {
+    throw new UsageError(`--max-model-len must be in 2..${context} (the model's context), got ${ints["max-model-len"]}`);
+  }
   const entries: LoadedModelEntry[] = [entry];
   for (const l of loras) entries.push(await loadServedAdapter(dir, l.dir, l.name, { backend }));
   const names = entries.map((e) => e.name);
@@ -104,6 +110,7 @@ async function run(values: Record<string, string | boolean | string[] | undefine
     models: entries,
     maxBatch: ints["max-batch"],
     maxQueue: ints["max-queue"],
+    maxModelLen: ints["max-model-len"],
     maxBodyBytes: ints["max-body-bytes"],
     requestTimeoutMs: ints["request-timeout"] !== undefined ? ints["request-timeout"] * 1000 : undefined,
     apiKey: (values["api-key"] as string | undefined) ?? (env("KILN_API_KEY") || undefined),
@@ -115,7 +122,7 @@ async function run(values: Record<string, string | boolean | string[] | undefine
     idleTimeout: 0, // a long generation streams nothing for a while on slow backends: let the request timeout decide
     error: () => Response.json({ error: { message: "internal error", type: "server_error", param: null, code: null } }, { status: 500 }),
   });
-  console.error(`kiln serve: ${names.join(", ")} on http://${server.hostname}:${server.port}/v1 (${backend.name}, ${backend.device}; context ${entry.model.config.blockSize}, batch ${ints["max-batch"] ?? 8}${entry.chatTemplate ? ", chat template" : ", no chat template"})`);
+  console.error(`kiln serve: ${names.join(", ")} on http://${server.hostname}:${server.port}/v1 (${backend.name}, ${backend.device}; context ${api.models[0].batcher.contextLength}, batch ${ints["max-batch"] ?? 8}, KV pool ${(api.models.reduce((s, m) => s + m.batcher.poolBytes(), 0) / 2 ** 20).toFixed(1)} MiB${entry.chatTemplate ? ", chat template" : ", no chat template"})`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);

@@ -90,12 +90,17 @@ export interface BatcherOptions {
   maxBatch?: number;
   /** the most sequences waiting for a slot; beyond it submit() throws QueueFullError (default 64) */
   maxQueue?: number;
+  /** positions per sequence (prompt + generated), at most the model's context (default: the context).
+   *  The KV pool holds maxBatch × this many positions, allocated on first use. */
+  maxModelLen?: number;
   metrics?: ServerMetrics;
 }
 
 export class Batcher {
   readonly maxBatch: number;
   readonly maxQueue: number;
+  /** positions per sequence: the model's context or less (maxModelLen) */
+  readonly contextLength: number;
   readonly #model: ServableModel;
   readonly #tokenizer: Tokenizer;
   readonly #metrics?: ServerMetrics;
@@ -108,9 +113,14 @@ export class Batcher {
   #pool: KVPool | null = null;
   #closed = false;
 
-  constructor(model: ServableModel, tokenizer: Tokenizer, { maxBatch = 8, maxQueue = 64, metrics }: BatcherOptions = {}) {
+  constructor(model: ServableModel, tokenizer: Tokenizer, { maxBatch = 8, maxQueue = 64, maxModelLen, metrics }: BatcherOptions = {}) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`[serve] maxBatch must be an integer >= 1, got ${maxBatch}`);
     if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new Error(`[serve] maxQueue must be an integer >= 0, got ${maxQueue}`);
+    const context = model.config.blockSize;
+    if (maxModelLen !== undefined && (!Number.isInteger(maxModelLen) || maxModelLen < 2 || maxModelLen > context)) {
+      throw new Error(`[serve] maxModelLen must be an integer in 2..${context} (the model's context), got ${maxModelLen}`);
+    }
+    this.contextLength = maxModelLen ?? context;
     this.#model = model;
     this.#tokenizer = tokenizer;
     this.maxBatch = maxBatch;
@@ -131,8 +141,12 @@ export class Batcher {
     return this.#pool?.freeSlots ?? this.maxBatch;
   }
 
-  get contextLength(): number {
-    return this.#model.config.blockSize;
+  /** Device bytes the KV pool takes (allocated at the first request). */
+  poolBytes(): number {
+    const probe = this.#model.newCache(1, 1);
+    const { layers, kvHeads, headDim } = probe;
+    probe.dispose();
+    return 2 * layers * this.maxBatch * this.contextLength * kvHeads * (headDim + 1) * 4;
   }
 
   /** Whether `n` more sequences fit in the queue now. */
@@ -147,7 +161,8 @@ export class Batcher {
   submit(reqs: readonly { req: SequenceRequest; sink?: SequenceSink }[]): Promise<SequenceResult>[] {
     if (this.#closed) throw new QueueFullError("the server is shutting down");
     if (!this.hasRoom(reqs.length)) throw new QueueFullError(`the queue is full (${this.#waiting.length} waiting, max ${this.maxQueue})`);
-    const { blockSize, vocabSize } = this.#model.config;
+    const { vocabSize } = this.#model.config;
+    const blockSize = this.contextLength;
     const promises = reqs.map(({ req, sink = {} }) => {
       if (req.promptIds.length === 0) throw new Error("[serve] empty prompt");
       if (req.promptIds.length + req.maxTokens > blockSize) throw new Error(`[serve] ${req.promptIds.length} prompt + ${req.maxTokens} new tokens exceed the context ${blockSize}`);
@@ -253,7 +268,7 @@ export class Batcher {
     const probe = this.#model.newCache(1, 1);
     const { layers, kvHeads, headDim, backend } = probe;
     probe.dispose();
-    this.#pool = new KVPool({ layers, slots: this.maxBatch, maxLength: this.#model.config.blockSize, kvHeads, headDim, backend });
+    this.#pool = new KVPool({ layers, slots: this.maxBatch, maxLength: this.contextLength, kvHeads, headDim, backend });
     return this.#pool;
   }
 

@@ -31,6 +31,9 @@ export interface ServerOptions {
   maxBatch?: number;
   /** sequences waiting per model before 429 (default 64) */
   maxQueue?: number;
+  /** positions per sequence, at most each model's context (default: the context); the KV pool of
+   *  each model holds maxBatch × this many positions */
+  maxModelLen?: number;
   /** request bodies larger than this get 413 (default 1 MiB) */
   maxBodyBytes?: number;
   /** a request still generating after this long is aborted (default 10 minutes) */
@@ -55,7 +58,7 @@ export interface KilnServer {
  * Bun.serve({ port: 8080, fetch: api.fetch });
  */
 export function createServer(options: ServerOptions): KilnServer {
-  const { maxBatch = 8, maxQueue = 64, maxBodyBytes = 1 << 20, requestTimeoutMs = 600_000, apiKey } = options;
+  const { maxBatch = 8, maxQueue = 64, maxModelLen, maxBodyBytes = 1 << 20, requestTimeoutMs = 600_000, apiKey } = options;
   if (options.models.length === 0) throw new Error("[serve] no models to serve");
   const names = new Set<string>();
   for (const m of options.models) {
@@ -72,7 +75,7 @@ export function createServer(options: ServerOptions): KilnServer {
   for (const m of options.models) {
     served.push({
       name: m.name,
-      batcher: new Batcher(m.model, m.tokenizer, { maxBatch, maxQueue, metrics }),
+      batcher: new Batcher(m.model, m.tokenizer, { maxBatch, maxQueue, maxModelLen: maxModelLen === undefined ? undefined : Math.min(maxModelLen, m.model.config.blockSize), metrics }),
       tokenizer: m.tokenizer,
       chatTemplate: m.chatTemplate ?? null,
       generationConfig: m.generationConfig,

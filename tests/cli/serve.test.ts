@@ -27,7 +27,7 @@ function spawn(args: string[]) {
 
 describe("kiln serve", () => {
   test("serves the folder on loopback with an API key, and stops on SIGINT", async () => {
-    const proc = spawn(["--model", dir, "--port", "0", "--served-model-name", "tiny", "--api-key", "k1", "--max-batch", "4"]);
+    const proc = spawn(["--model", dir, "--port", "0", "--served-model-name", "tiny", "--api-key", "k1", "--max-batch", "4", "--max-model-len", "96"]);
     const reader = proc.stderr.getReader();
     let banner = "";
     while (!banner.includes("\n")) {
@@ -37,12 +37,14 @@ describe("kiln serve", () => {
     }
     const url = /on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(banner)?.[1];
     expect(url, banner).toBeDefined();
-    expect(banner).toMatch(/context 128, batch 4, chat template/);
+    expect(banner).toMatch(/context 96, batch 4, KV pool [\d.]+ MiB, chat template/);
     expect((await fetch(`${url}/health`)).status).toBe(200);
     expect((await fetch(`${url}/v1/models`)).status).toBe(401);
     const auth = { authorization: "Bearer k1", "content-type": "application/json" };
     const models = (await (await fetch(`${url}/v1/models`, { headers: auth })).json()) as { data: { id: string; max_model_len: number }[] };
-    expect(models.data.map((m) => [m.id, m.max_model_len])).toEqual([["tiny", 128]]);
+    expect(models.data.map((m) => [m.id, m.max_model_len])).toEqual([["tiny", 96]]); // --max-model-len below the context of 128
+    const long = await fetch(`${url}/v1/completions`, { method: "POST", headers: auth, body: JSON.stringify({ model: "tiny", prompt: "hi", max_tokens: 100 }) });
+    expect(long.status).toBe(400);
     const r = await fetch(`${url}/v1/completions`, { method: "POST", headers: auth, body: JSON.stringify({ model: "tiny", prompt: "hi", max_tokens: 5, temperature: 0 }) });
     const body = (await r.json()) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
     expect(r.status).toBe(200);
@@ -56,6 +58,7 @@ describe("kiln serve", () => {
     [["--model", "/nonexistent/folder"], /--model \/nonexistent\/folder: no such folder/],
     [["--model", ".", "--max-batch", "0"], /--max-batch must be an integer >= 1/],
     [["--model", ".", "--port", "http"], /--port must be an integer >= 0/],
+    [["--model", ".", "--max-model-len", "0"], /--max-model-len must be an integer >= 1/],
     [["--model", ".", "--bogus"], /Unknown option '--bogus'/],
     [["--model", ".", "--lora-modules", "justaname"], /--lora-modules "justaname": expected name=dir/],
     [["--model", ".", "--lora-modules", "a=/nonexistent"], /--lora-modules a=\/nonexistent: no adapter_config.json there/],
