@@ -11,6 +11,8 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   sft: { file: "./sft.ts", help: "LoRA supervised fine-tuning of a Hugging Face model folder (kiln sft --help)" },
   dpo: { file: "./dpo.ts", help: "LoRA preference tuning (DPO) of a Hugging Face model folder (kiln dpo --help)" },
   "compare-backends": { file: "./compare_backends.ts", help: "the same short LoRA SFT on wasm and WebGPU, compared step by step" },
+  worker: { file: "./worker.ts", help: "run jobs from a queue (sqlite:// or postgres://); kiln worker --help" },
+  jobs: { file: "./jobs.ts", help: "submit, inspect, cancel queued jobs: kiln jobs submit|status|list|cancel|results" },
   pipeline: { file: "./pipeline.ts", help: "curriculum fine-tuning: per topic SFT then DPO (kiln pipeline run <config.yaml>)" },
 };
 

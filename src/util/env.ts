@@ -33,10 +33,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     description: "1 = WebGPU matmul multiplies in f16 where the adapter has shader-f16 (faster on some GPUs; inference only, about 3 significant digits)",
     default: "0",
   },
+  { name: "KILN_QUEUE", description: "kiln worker / kiln jobs: the job queue's URL (sqlite://<file> or postgres://user@host/db)", default: "sqlite://kiln_jobs.db" },
   { name: "KILN_API_KEY", description: "kiln serve: the API key clients must send (Authorization: Bearer) when --api-key is not given", default: "" },
   { name: "KILN_TEST_WEBGPU", description: "tests: 1 = WebGPU must be available (fail instead of skip)", default: "0" },
   { name: "KILN_TEST_CHROMIUM", description: "tests: 1 = chromium must be on PATH for the chat page test (fail instead of skip)", default: "0" },
   { name: "KILN_TEST_OUT", description: "tests: folder for test artifacts (the chat page screenshot)", default: "the temp folder" },
+  { name: "KILN_TEST_POSTGRES", description: "tests: 1 = PostgreSQL (initdb, pg_ctl) must be installed for the job queue tests (fail instead of skip)", default: "0" },
   { name: "KILN_TEST_BLAS", description: "tests: 1 = a native BLAS must be found (fail instead of skip)", default: "0" },
 ];
 
