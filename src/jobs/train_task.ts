@@ -20,8 +20,11 @@ import type { TaskContext } from "./types.ts";
 export interface TrainTaskResult {
   steps: number;
   stopped_by: string;
-  train_loss: number;
-  val_loss: number | null;
+  /** mean training loss over the last logging window */
+  final_loss: number;
+  final_val_loss: number | null;
+  /** the loss of every step this run made (after the resume point) */
+  loss_history: number[];
   seconds: number;
   tokens_per_s: number;
   /** the checkpoint step this run resumed from (null: started from scratch) */
@@ -58,10 +61,10 @@ export async function runTrainTask(config: RunConfig, ctx: TaskContext): Promise
       hooks: [{ onBatchEnd: (_t, _b, out) => ctx.progress({ step: out.step, total: config.train.iters, loss: out.loss, lr: out.lr }) }],
     });
     const r = await trainer.fit();
-    if (r.stoppedBy === "nan") throw new Error(`the loss became ${r.trainLoss} at step ${r.steps}${r.checkpoint ? `; the last checkpoint is ${r.checkpoint}` : ""}`);
+    if (r.stoppedBy === "nan") throw new Error(`the loss became NaN or infinite by step ${r.steps}${r.checkpointPath ? `; the last checkpoint is ${r.checkpointPath}` : ""}`);
     return {
-      steps: r.steps, stopped_by: r.stoppedBy, train_loss: r.trainLoss, val_loss: r.valLoss ?? null, seconds: r.seconds,
-      tokens_per_s: r.tokensPerS, resumed_from: resumedFrom, run_folder: outDir, checkpoint: r.checkpoint ?? null,
+      steps: r.steps, stopped_by: r.stoppedBy, final_loss: r.finalLoss, final_val_loss: r.finalValLoss ?? null, loss_history: r.lossHistory,
+      seconds: r.trainingTime, tokens_per_s: r.tokensPerS, resumed_from: resumedFrom, run_folder: outDir, checkpoint: r.checkpointPath ?? null,
     };
   } finally {
     model.dispose();
