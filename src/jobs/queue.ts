@@ -176,7 +176,7 @@ export class JobQueue {
     const token = crypto.randomUUID();
     const taskParams = tasks.map((_, i) => `$${i + 4}`).join(", ");
     const pick = `SELECT j.id FROM kiln_jobs j
-      WHERE ((j.status = 'queued' AND j.run_after <= NOW()) OR (j.status = 'running' AND j.lease_expires < NOW()))
+      WHERE ((j.status = 'queued' AND j.run_after <= NOW()) OR (j.status = 'running' AND j.lease_expires < NOW() AND j.attempts < j.max_attempts))
         AND j.task IN (${taskParams})
         AND NOT EXISTS (SELECT 1 FROM kiln_job_deps d JOIN kiln_jobs p ON p.id = d.dep_id WHERE d.job_id = j.id AND p.status <> 'completed')
       ORDER BY j.priority DESC, j.created_at, j.id LIMIT 1${store.dialect === "postgres" ? " FOR UPDATE OF j SKIP LOCKED" : ""}`;
@@ -184,20 +184,31 @@ export class JobQueue {
         lease_expires = NOW() + $3, started_at = COALESCE(started_at, NOW()), error = NULL
       WHERE id = (${pick}) RETURNING *`;
     const params = [token, worker, leaseSeconds * 1000, ...tasks];
+    const sweep = performance.now() - this.#lastSweep > 1000;
+    if (sweep) this.#lastSweep = performance.now();
     const rows = await store.transaction(async (tx) => {
-      await tx.unsafe(
-        `UPDATE kiln_jobs SET status = 'failed', finished_at = NOW(), lease_token = NULL,
-           error = COALESCE(error || ' | ', '') || 'its worker stopped answering (lease expired) on attempt ' || attempts || ' of ' || max_attempts
-         WHERE status = 'running' AND lease_expires < NOW() AND attempts >= max_attempts`,
-      );
-      await tx.unsafe(
-        `UPDATE kiln_jobs SET status = 'failed', finished_at = NOW(), error = 'a job it depends on failed or was cancelled'
-         WHERE status = 'queued' AND EXISTS (SELECT 1 FROM kiln_job_deps d JOIN kiln_jobs p ON p.id = d.dep_id
-           WHERE d.job_id = kiln_jobs.id AND p.status IN ('failed', 'cancelled'))`,
-      );
-      return tx.unsafe(claimSql, params);
+      // the sweep settles jobs no claim can take: at most once a second per queue object, and whenever nothing is claimable
+      if (sweep) await this.#sweep(tx);
+      const claimed = await tx.unsafe(claimSql, params);
+      if (!claimed.length && !sweep) await this.#sweep(tx);
+      return claimed;
     });
     return rows.length ? { job: toJob(rows[0]), token } : null;
+  }
+
+  #lastSweep = -Infinity;
+
+  async #sweep(tx: { unsafe(text: string, params?: unknown[]): Promise<unknown> }): Promise<void> {
+    await tx.unsafe(
+      `UPDATE kiln_jobs SET status = 'failed', finished_at = NOW(), lease_token = NULL,
+         error = COALESCE(error || ' | ', '') || 'its worker stopped answering (lease expired) on attempt ' || attempts || ' of ' || max_attempts
+       WHERE status = 'running' AND lease_expires < NOW() AND attempts >= max_attempts`,
+    );
+    await tx.unsafe(
+      `UPDATE kiln_jobs SET status = 'failed', finished_at = NOW(), error = 'a job it depends on failed or was cancelled'
+       WHERE status = 'queued' AND EXISTS (SELECT 1 FROM kiln_job_deps d JOIN kiln_jobs p ON p.id = d.dep_id
+         WHERE d.job_id = kiln_jobs.id AND p.status IN ('failed', 'cancelled'))`,
+    );
   }
 
   /** Renews the lease and stores progress; says whether the lease is still held. */
