@@ -29,7 +29,8 @@ test("kill -9 during a train job: another worker resumes it from its last checkp
   const id = await q.submitJob({ task: "train", config });
   const artifacts = join(dir, "artifacts");
   const first = spawnWorker(url, artifacts, ["--lease", "1"]);
-  const seen = await until(() => q.getJob(id), (j) => (j.progress?.step ?? 0) >= 25, 90);
+  const seen = await until(() => q.getJob(id), (j) => (j.progress?.step ?? 0) >= 25 || j.status === "failed", 90);
+  expect(seen.error).toBeNull();
   first.kill("SIGKILL");
   await first.exited;
   const atKill = await q.getJob(id);
