@@ -95,7 +95,7 @@ export class ServerMetrics {
   readonly queueDepth: Gauge;
   readonly running: Gauge;
   readonly batchSize = new Histogram("kiln_batch_size", "sequences in each decode step", [1, 2, 4, 8, 16, 32, 64]);
-  readonly requestSeconds = new Histogram("kiln_request_duration_seconds", "request latency, from arrival to the last byte queued", SECONDS);
+  readonly requestSeconds = new Histogram("kiln_request_duration_seconds", "latency of non-streaming requests, from arrival to the response", SECONDS);
   readonly ttftSeconds = new Histogram("kiln_time_to_first_token_seconds", "time from submission to a sequence's first token", SECONDS);
   readonly stepSeconds = new Histogram("kiln_decode_step_seconds", "one batched decode step (forward + read-back + sampling)", SECONDS);
 
