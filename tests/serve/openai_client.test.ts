@@ -145,6 +145,20 @@ describe("serve with the openai client", () => {
     expect(content.every((c) => c.top_logprobs.length === 2 && c.top_logprobs[0].logprob >= c.top_logprobs[1].logprob)).toBe(true);
   });
 
+  test("/metrics: Prometheus text with request, token, queue, batch and latency figures", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"/.+]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1]);
+    expect(value('kiln_requests_total{endpoint="/v1/completions",status="200"}')).toBeGreaterThan(10);
+    expect(value("kiln_generation_tokens_total")).toBeGreaterThan(100);
+    expect(value("kiln_prompt_tokens_total")).toBeGreaterThan(10);
+    expect(value("kiln_queue_depth")).toBe(0);
+    expect(value("kiln_running_sequences")).toBe(0);
+    expect(value("kiln_time_to_first_token_seconds_count")).toBeGreaterThan(10);
+    expect(value("kiln_decode_step_seconds_count")).toBe(value("kiln_batch_size_count"));
+    expect(value("kiln_backend_allocated_bytes")).toBeGreaterThan(0);
+    expect(text).toMatch(/^# TYPE kiln_request_duration_seconds histogram$/m);
+  });
+
   test("errors come back as OpenAI errors naming the field", async () => {
     const err = async (p: Promise<unknown>) => p.then(() => null, (e) => e as InstanceType<typeof OpenAI.APIError>);
     const a = await err(client.completions.create({ model: "tiny", prompt: "x", max_tokens: 1000 }));
