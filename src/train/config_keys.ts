@@ -44,7 +44,14 @@ export interface NormalizeOptions {
   notice?: (line: string) => void;
 }
 
-const noticed = new Set<string>();
+// keys already noticed, per notice sink (console.warn by default): once per key per process
+const noticedBy = new WeakMap<(line: string) => void, Set<string>>();
+function noticeOnce(key: string, line: string, sink: (line: string) => void): void {
+  let seen = noticedBy.get(sink);
+  if (!seen) noticedBy.set(sink, (seen = new Set()));
+  if (!seen.has(key)) sink(line);
+  seen.add(key);
+}
 
 /** Returns a copy of `input` with canonical keys, recursing into nested plain objects. */
 export function normalizeConfigKeys(input: Record<string, unknown>, options: NormalizeOptions, path = ""): Record<string, unknown> {
@@ -56,9 +63,7 @@ export function normalizeConfigKeys(input: Record<string, unknown>, options: Nor
     if (renamed) {
       if (options.legacy && LEGACY_MAPPABLE.has(key)) {
         const mapped = renamed.value ? renamed.value(value) : { [renamed.to]: value };
-        const line = `kiln: "${key}" is now "${renamed.to}" (mapped for you; use the new name)`;
-        if (!noticed.has(key)) (options.notice ?? console.warn)(line);
-        noticed.add(key);
+        noticeOnce(key, `kiln: "${key}" is now "${renamed.to}" (mapped for you; use the new name)`, options.notice ?? console.warn);
         Object.assign(out, mapped);
         continue;
       }
@@ -71,9 +76,7 @@ export function normalizeConfigKeys(input: Record<string, unknown>, options: Nor
         throw new ConfigError(`${what}: "${at}" is not a key of the TypeScript API: use ${canonical}`);
       }
       if (options.legacy && LEGACY_MAPPABLE.has(key)) {
-        const line = `kiln: "${key}" is now "${canonical}" (mapped for you; use the new name)`;
-        if (!noticed.has(key)) (options.notice ?? console.warn)(line);
-        noticed.add(key);
+        noticeOnce(key, `kiln: "${key}" is now "${canonical}" (mapped for you; use the new name)`, options.notice ?? console.warn);
       }
       name = canonical;
     } else if (options.source === "file" && KEY_ALIASES[key]) {

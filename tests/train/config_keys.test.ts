@@ -33,10 +33,11 @@ describe("normalizeConfigKeys", () => {
 
   test("legacy mode maps the old helper's names with one notice each", () => {
     const notices: string[] = [];
-    const out = normalizeConfigKeys({ n_epochs: 3, gradient_clip_norm: 0.5, learning_rate: 1e-3 }, { source: "api", legacy: true, notice: (l) => notices.push(l) });
+    const notice = (l: string) => void notices.push(l);
+    const out = normalizeConfigKeys({ n_epochs: 3, gradient_clip_norm: 0.5, learning_rate: 1e-3 }, { source: "api", legacy: true, notice });
     expect(out).toEqual({ epochs: 3, maxGradNorm: 0.5, learningRate: 1e-3 });
     expect(notices.join("\n")).toContain('"n_epochs" is now "epochs"');
-    normalizeConfigKeys({ n_epochs: 4 }, { source: "api", legacy: true, notice: (l) => notices.push(l) });
+    normalizeConfigKeys({ n_epochs: 4 }, { source: "api", legacy: true, notice });
     expect(notices.filter((l) => l.includes("n_epochs"))).toHaveLength(1);
   });
 
