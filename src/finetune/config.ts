@@ -45,7 +45,8 @@ const LoopFields = {
   outputDir: z.string().nullable().default(null),
   /** continue from the newest checkpoint in outputDir */
   resume: z.boolean().default(false),
-  seed: z.number().int().default(42),
+  /** seeds the adapter's init, the data order and dropout (TRL/HF `seed`) */
+  randomSeed: z.number().int().default(42),
   /** skip bad data rows (counted) instead of stopping at the first */
   skipInvalid: z.boolean().default(false),
   /** print progress (false: silent) */
@@ -80,20 +81,12 @@ export const DpoConfig = z.strictObject({
 });
 export type DpoConfig = z.infer<typeof DpoConfig>;
 
-/** Aliases beyond snake_case → camelCase (the names TRL, HF and the engine also use). */
-const ALIASES: Record<string, string> = {
-  num_epochs: "epochs", numEpochs: "epochs", num_train_epochs: "epochs", numTrainEpochs: "epochs",
-  per_device_batch_size: "batchSize", perDeviceBatchSize: "batchSize", per_device_train_batch_size: "batchSize", batch_size: "batchSize",
-  lr: "learningRate", r: "loraR", lora_rank: "loraR", alpha: "loraAlpha",
-  max_grad_norm: "maxGradNorm", grad_clip: "maxGradNorm", iters: "maxSteps", max_iters: "maxSteps",
-  lr_scheduler_type: "lrSchedulerType", output_dir: "outputDir",
-};
-
 /** SftConfig from any accepted spelling; throws ConfigError naming bad keys and values. */
 export function parseSftConfig(input: Record<string, unknown> = {}, source = "SFT config"): SftConfig {
-  return normalizeKeys(SftConfig, input, { aliases: { ...ALIASES, max_length: "maxSeqLength", maxLength: "maxSeqLength" }, source });
+  return normalizeKeys(SftConfig, input, { aliases: { maxLength: "maxSeqLength", num_epochs_per_topic: "epochs" }, source });
 }
 
 export function parseDpoConfig(input: Record<string, unknown> = {}, source = "DPO config"): DpoConfig {
-  return normalizeKeys(DpoConfig, input, { aliases: ALIASES, source });
+  // TRL's DPO max_length bounds prompt + completion (maxLength), not one SFT example (maxSeqLength)
+  return normalizeKeys(DpoConfig, input, { aliases: { max_length: "maxLength" }, source });
 }

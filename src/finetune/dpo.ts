@@ -74,7 +74,7 @@ export class DpoTrainer {
     const precompute = (list: PreferenceExample[]) => withBackend(model.backend, () => this.#precompute(list, padId, limits));
     const precomputed = c.precomputeRefLogProbs ? await precompute(examples) : undefined;
     const evalPrecomputed = c.precomputeRefLogProbs && evalExamples.length ? await precompute(evalExamples) : undefined;
-    const sampler = new EpochSampler(examples.length, evalExamples.length, c.seed);
+    const sampler = new EpochSampler(examples.length, evalExamples.length, c.randomSeed);
     const source: BatchSource<PreferenceBatch> = {
       batch: (split: Split, batchSize: number, rng: Rng) => {
         const val = split !== "train" && evalExamples.length > 0;

@@ -48,7 +48,7 @@ const PipelineSchema = z.strictObject({
   curriculum: z.string().optional(),
   topics: z.array(Topic).optional(),
   outputDir: z.string().default("runs/pipeline"),
-  seed: z.number().int().default(42),
+  randomSeed: z.number().int().default(42),
   progress: z.boolean().default(true),
 });
 
@@ -147,7 +147,7 @@ export class DPOPipeline {
       }
       log(`[pipeline] topic "${topic.id}"`);
       const result: TopicResult = { topic: topic.id, adapter_path: join(c.outputDir, "topics", topic.id, "adapter") };
-      const common = { seed: c.seed, progress: c.progress };
+      const common = { randomSeed: c.randomSeed, progress: c.progress };
       if (topic.sft && c.sftEpochsPerTopic > 0) {
         const sft = new SftTrainer(model, { ...common, ...without(c.sft, EPOCH_KEYS), epochs: c.sftEpochsPerTopic });
         result.sft = await sft.train(topic.sft, undefined, { outDir: join(c.outputDir, "topics", topic.id, "sft"), signal: this.#signal });
@@ -182,7 +182,7 @@ export class DPOPipeline {
     if (this.#model) return this.#model;
     const c = this.config.values;
     if (!c.modelName) throw new ConfigError("invalid pipeline config: model.name (model_name) is required when no model is given");
-    this.#backend ??= await createBackend(c.backendType ?? "auto", { device: c.backendDevice, dtype: c.backendDtype, seed: c.seed });
+    this.#backend ??= await createBackend(c.backendType ?? "auto", { device: c.backendDevice, dtype: c.backendDtype, seed: c.randomSeed });
     this.#model = await this.#backend.loadModel(c.modelName);
     return this.#model;
   }

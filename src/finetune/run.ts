@@ -27,7 +27,7 @@ export interface FinetuneResult extends Partial<TrainingResult> {
   metrics: Record<string, number>;
 }
 
-type Shared = Pick<SftConfig, "loraR" | "loraAlpha" | "loraDropout" | "targetModules" | "useRslora" | "modulesToSave" | "seed">;
+type Shared = Pick<SftConfig, "loraR" | "loraAlpha" | "loraDropout" | "targetModules" | "useRslora" | "modulesToSave" | "randomSeed">;
 
 /**
  * The adapter a trainer trains: the model's active adapter when it has one (training continues
@@ -41,7 +41,7 @@ export function ownAdapter(model: ModelInterface, config: Shared, log: (s: strin
     applyLora(model.module, {
       r: config.loraR, loraAlpha: config.loraAlpha, loraDropout: config.loraDropout, targetModules: config.targetModules,
       useRslora: config.useRslora, modulesToSave: config.modulesToSave,
-      rng: new Rng(config.seed), // the adapter's init follows the config's seed, not whatever drew from the global RNG before
+      rng: new Rng(config.randomSeed), // the adapter's init follows the config's seed, not whatever drew from the global RNG before
     });
   }
   log(formatParameterCounts(model.module));
@@ -57,7 +57,7 @@ export function engineArgs(config: Omit<SftConfig, "maxSeqLength" | "completionO
     weightDecay: config.weightDecay, beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEpsilon,
     gradClip: config.maxGradNorm, evalInterval: config.evalSteps, evalIters: Math.max(1, evalBatches),
     finalEvalIters: Math.max(1, evalBatches), logInterval: config.loggingSteps, checkpointInterval: config.saveSteps,
-    seed: config.seed,
+    seed: config.randomSeed,
   };
 }
 

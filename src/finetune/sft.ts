@@ -52,7 +52,7 @@ export class SftTrainer {
     }
     const model = this.#model;
     const padId = model.tokenizer!.eosTokenId ?? 0;
-    const sampler = new EpochSampler(examples.length, evalExamples.length, c.seed);
+    const sampler = new EpochSampler(examples.length, evalExamples.length, c.randomSeed);
     const source: BatchSource<SftBatch> = {
       batch: (split: Split, batchSize: number, rng: Rng) => {
         const list = split === "train" || !evalExamples.length ? examples : evalExamples;

@@ -1,57 +1,42 @@
-// The config-key normaliser (DESIGN.md, "Names shared across issues"): a config object written
-// with the names users bring from PEFT/TRL/HF/nanoGPT (snake_case, or listed aliases) becomes the
-// camelCase object a zod schema parses. Unknown keys are errors that suggest the nearest valid key;
-// bad values are errors naming the field and the value. One function, used by every config.
+// Parsing a config object against a zod schema with the keys users write: the key mapping is the
+// engine's one normaliser (./config_keys.ts: snake_case and the shared aliases, renamed keys as
+// errors); on top, keys the schema does not know are errors that suggest the nearest valid key, and
+// bad values are errors naming the field and the value.
 
 import type { z } from "zod";
 import { ConfigError } from "./config.ts";
+import { normalizeConfigKeys } from "./config_keys.ts";
 
-export interface NormalizeOptions {
-  /** extra spellings → canonical camelCase key (snake_case of a canonical key needs no entry) */
+export interface ParseOptions {
+  /** spellings mapped before the shared normaliser (a config whose key means something else there,
+   *  e.g. DPO's max_length, the whole sequence, not SFT's maxSeqLength) */
   aliases?: Record<string, string>;
-  /** renamed keys that are errors: old → new (the message names the new key) */
-  renamed?: Record<string, string>;
   /** what the object is, for messages ("SFT config", "configs/run.yaml: sft") */
   source?: string;
 }
 
-/** snake_case → camelCase ("learning_rate" → "learningRate"); camelCase stays. */
-export function camelCase(key: string): string {
-  return key.replace(/_+([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** The object with every key canonical; throws ConfigError for unknown or duplicate keys. */
-export function canonicalKeys(input: Record<string, unknown>, valid: readonly string[], { aliases = {}, renamed = {}, source = "config" }: NormalizeOptions = {}): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  const from: Record<string, string> = {};
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(input)) {
-    if (value === undefined) continue;
-    if (key in renamed) {
-      problems.push(`"${key}" was renamed to "${renamed[key]}"`);
-      continue;
-    }
-    const canonical = aliases[key] ?? (valid.includes(key) ? key : camelCase(key));
-    if (!valid.includes(canonical)) {
-      const near = nearest(key, [...valid, ...Object.keys(aliases)]);
-      problems.push(`unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ""}`);
-      continue;
-    }
-    if (canonical in out) {
-      problems.push(`"${key}" and "${from[canonical]}" both set ${canonical}`);
-      continue;
-    }
-    out[canonical] = value;
-    from[canonical] = key;
+/** The schema's parse of `input` after key normalisation; throws ConfigError naming each problem. */
+export function normalizeKeys<S extends z.ZodObject>(schema: S, input: Record<string, unknown>, { aliases = {}, source = "config" }: ParseOptions = {}): z.infer<S> {
+  if (!input || typeof input !== "object" || Array.isArray(input)) throw new ConfigError(`invalid ${source}: expected an object of settings`);
+  const valid = Object.keys(schema.shape);
+  const pre = Object.fromEntries(Object.entries(input).map(([k, v]) => [aliases[k] ?? k, v]));
+  let canonical: Record<string, unknown>;
+  try {
+    canonical = normalizeConfigKeys(pre, { source: "file", what: source }, "");
+  } catch (e) {
+    throw new ConfigError(`invalid ${(e as Error).message}`);
   }
-  if (problems.length) throw new ConfigError(`invalid ${source}: ${problems.join("; ")}`);
-  return out;
-}
-
-/** canonicalKeys, then the schema's parse, with errors naming each field and its value. */
-export function normalizeKeys<S extends z.ZodObject>(schema: S, input: Record<string, unknown>, options: NormalizeOptions = {}): z.infer<S> {
-  if (!input || typeof input !== "object" || Array.isArray(input)) throw new ConfigError(`invalid ${options.source ?? "config"}: expected an object of settings`);
-  const canonical = canonicalKeys(input, Object.keys(schema.shape), options);
+  // nested sections (a pipeline's sft/dpo) stay as written: the trainer they go to parses them
+  const canonicalOf = (k: string) => Object.keys(normalizeConfigKeys({ [k]: 0 }, { source: "file" }))[0];
+  for (const [k, v] of Object.entries(pre)) if (v && typeof v === "object" && !Array.isArray(v)) canonical[canonicalOf(k)] = v;
+  const unknown = Object.keys(canonical).filter((k) => !valid.includes(k));
+  if (unknown.length) {
+    const original = (k: string) => Object.keys(pre).find((o) => canonicalOf(o) === k) ?? k;
+    throw new ConfigError(`invalid ${source}: ${unknown.map((k) => {
+      const near = nearest(original(k), valid);
+      return `unknown key "${original(k)}"${near ? ` (did you mean "${near}"?)` : ""}`;
+    }).join("; ")}`);
+  }
   const result = schema.safeParse(canonical);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
@@ -59,7 +44,7 @@ export function normalizeKeys<S extends z.ZodObject>(schema: S, input: Record<st
     const shown = key in canonical ? ` (got ${JSON.stringify(canonical[key])})` : "";
     return `${issue.path.join(".") || "(root)"}: ${issue.message}${shown}`;
   });
-  throw new ConfigError(`invalid ${options.source ?? "config"}: ${lines.join("; ")}`);
+  throw new ConfigError(`invalid ${source}: ${lines.join("; ")}`);
 }
 
 /** The candidate closest to `key` by edit distance (ignoring case and _), if close enough. */

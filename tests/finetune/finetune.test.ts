@@ -46,13 +46,16 @@ describe("the fine-tuning facade", () => {
     const model = await backend.loadModel(QWEN);
     expect(() => backend.createSftTrainer(model, { learning_rate: 1e-3, lerning_rate: 2 })).toThrow(/unknown key "lerning_rate" \(did you mean "learningRate"\?\)/);
     expect(() => backend.createSftTrainer(model, { learning_rate: -1 })).toThrow(/learningRate: .*\(got -1\)/);
-    expect(() => backend.createSftTrainer(model, { batch_size: 2, per_device_batch_size: 4 })).toThrow(/both set batchSize/);
+    expect(() => backend.createSftTrainer(model, { batch_size: 2, per_device_batch_size: 4 })).toThrow(/"per_device_batch_size" is given twice \(as batchSize too\)/);
+    expect(() => backend.createSftTrainer(model, { n_epochs: 2 })).toThrow(/"n_epochs" was renamed: use epochs/); // the engine's normaliser
     const sft = backend.createSftTrainer(model, {
       learning_rate: 3e-4, num_epochs: 3, per_device_batch_size: 4, gradient_accumulation_steps: 4,
       max_seq_length: 2048, lora_r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ["q_proj", "v_proj", "o_proj"], progress: false,
     });
     expect(sft.config).toMatchObject({ learningRate: 3e-4, epochs: 3, batchSize: 4, gradientAccumulationSteps: 4, maxSeqLength: 2048, loraR: 8, loraAlpha: 16, targetModules: ["q_proj", "v_proj", "o_proj"] });
     expect(loraLayers(model.module)).toHaveLength(6);
+    // DPO's max_length is the whole sequence (not SFT's max_seq_length); seed is the engine's randomSeed
+    expect(backend.createDpoTrainer(model, { max_length: 64, max_prompt_length: 16, seed: 3, progress: false }).config).toMatchObject({ maxLength: 64, maxPromptLength: 16, randomSeed: 3 });
     model.module.dispose();
   });
 
