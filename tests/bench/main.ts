@@ -7,6 +7,7 @@
 //                       GPU-sized (nanoGPT's shakespeare_char: 6 layers, 6 heads, 384 wide, context 256,
 //                       batch 64): run on a GPU adapter, on a CPU only when --filter names them
 //   generate/<model>    prefill and decode tokens/s (tiny Llama fixture, ~100M random Llama)
+//   engine_overhead/baby  ms/step of the baby GPT through a bare loop, the Trainer and GenericTrainer (profiling on)
 //   load/llama-1gb      loadPretrained of a 1 GB F32 Llama folder: GB/s, peak RSS / weight bytes
 // Options: --filter <substring>  --backend wasm|webgpu|all  --json  --steps <n>  --reps <n>
 // Timings are medians; never assert them in tests. Compare runs as ratios on one machine.
@@ -26,6 +27,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { benchGenerate } from "./generate.bench.ts";
 import { benchLoad } from "./load.bench.ts";
+import { benchEngineOverhead } from "./engine.bench.ts";
 
 const { values } = parseArgs({
   options: {
@@ -174,6 +176,14 @@ async function benchTrainStep(backend: Backend, label: string, cfg: (typeof TRAI
   trainer.optimizer.dispose();
 }
 
+async function benchOverhead(backend: Backend, label: string): Promise<void> {
+  if (!wanted("engine_overhead/baby")) return;
+  const text = await readFile(join(import.meta.dir, "..", "..", "data", "tinyshakespeare.txt"), "utf8");
+  const tokenizer = CharTokenizer.fromText(text);
+  const data = new TokenDataset(Int32Array.from(tokenizer.encode(text)), 64);
+  emit({ name: "engine_overhead/baby", backend: label, device: backend.device, ...(await benchEngineOverhead(backend, data, tokenizer.vocabSize)) });
+}
+
 // ---- run ----
 const runs: { label: string; make: () => Promise<Backend> }[] = [];
 if (values.backend === "all" || values.backend === "wasm") {
@@ -200,6 +210,7 @@ for (const r of runs) {
   console.error(`${r.label}: ${backend.device}`);
   await benchMatmul(backend, r.label);
   if (!r.label.endsWith("/1t")) await benchTrainSteps(backend, r.label);
+  if (!r.label.endsWith("/1t") && !r.label.includes("noblas")) await benchOverhead(backend, r.label);
   // prefill/decode tokens/s (the 100M model is too slow for a software WebGPU adapter)
   if (r.label === "wasm" || r.label === "wasm/noblas") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
   // loadPretrained of a ~1 GB F32 Llama-layout folder, in a child process (its own peak RSS)
