@@ -6,7 +6,7 @@ import { z } from "zod";
 import { readFile } from "node:fs/promises";
 import { TrainArgs } from "./args.ts";
 import { UserError } from "../util/errors.ts";
-import { jsonErrorPosition } from "../util/json_error.ts";
+import { jsonErrorPosition, yamlErrorPosition } from "../util/parse_position.ts";
 
 export const ModelArgs = z.strictObject({
   nLayer: z.number().int().positive().default(4),
@@ -71,7 +71,7 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
     if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error("the top level must be a mapping");
     return value as Record<string, unknown>;
   } catch (e) {
-    const at = /\.ya?ml$/i.test(path) ? undefined : jsonErrorPosition(text);
+    const at = /\.ya?ml$/i.test(path) ? yamlErrorPosition(text) : jsonErrorPosition(text);
     throw new ConfigError(`cannot parse ${path}${at ? ` (${at})` : ""}: ${(e as Error).message}`);
   }
 }

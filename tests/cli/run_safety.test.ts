@@ -134,8 +134,8 @@ describe("kiln train errors a user can read", () => {
     await writeFile(join(empty, "tokenizer.json"), JSON.stringify(CharTokenizer.fromText(TEXT).toJSON()));
     expectUserError(await kiln(["train", "--resume", empty, ...SMALL]), "the run has no checkpoint yet");
     const yaml = join(tmp, "bad.yaml");
-    await writeFile(yaml, "train:\n  iters: [1, 2\n");
-    expectUserError(await kiln(["train", "--config", yaml]), `cannot parse ${yaml}`);
+    await writeFile(yaml, "train:\n  iters: 5\n  lr: 0.1\n   bad: indent: here\nmodel: {}\n");
+    expectUserError(await kiln(["train", "--config", yaml]), `cannot parse ${yaml} (near line 4)`);
     const json = join(tmp, "bad.json");
     await writeFile(json, '{"train": {"iters": 5}\n "model": {}}');
     expectUserError(await kiln(["train", "--config", json]), `cannot parse ${json} (line 2, column 2)`);

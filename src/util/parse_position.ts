@@ -1,7 +1,8 @@
-// Where a JSON text stops being JSON: JavaScriptCore's JSON.parse errors carry no position
-// ("JSON Parse error: Expected '}'"), so a small recursive-descent scan finds the offset of the first
-// error and reports it as line and column. Used only after JSON.parse has failed.
-// Reference: RFC 8259 grammar.
+// Where a config file stops parsing, for error messages: JavaScriptCore's JSON.parse and Bun.YAML
+// errors carry no position ("JSON Parse error: Expected '}'"). For JSON a small recursive-descent scan
+// finds the offset of the first error (line and column); for YAML the first line whose prefix no
+// longer parses (a line, not a column: an unclosed bracket is reported where the text gives up).
+// Used only after the real parser has failed. Reference: RFC 8259 grammar.
 
 /** "line L, column C" (1-based) of the first syntax error in `text`, or undefined if it finds none. */
 export function jsonErrorPosition(text: string): string | undefined {
@@ -74,4 +75,18 @@ export function jsonErrorPosition(text: string): string | undefined {
     const line = before.split("\n").length;
     return `line ${line}, column ${at - before.lastIndexOf("\n")}`;
   }
+}
+
+/** "near line L" for the first line at which the YAML prefix of `text` stops parsing, or undefined. */
+export function yamlErrorPosition(text: string, parse: (t: string) => unknown = (t) => Bun.YAML.parse(t)): string | undefined {
+  const lines = text.split("\n");
+  if (lines.length > 5000) return undefined;
+  for (let n = 1; n <= lines.length; n++) {
+    try {
+      parse(lines.slice(0, n).join("\n"));
+    } catch {
+      return `near line ${n}`;
+    }
+  }
+  return undefined;
 }
