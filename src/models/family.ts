@@ -14,12 +14,45 @@ export interface FamilyConfig {
   readonly blockSize: number;
 }
 
-/** llama.cpp names for GGUF export: its architecture string and each tensor's name. */
+/**
+ * How a family's model is written as a llama.cpp GGUF file (and read back): its architecture
+ * string, each tensor's name, how a tensor's values are laid out differently from kiln's, and the
+ * hyperparameters llama.cpp reads (`{architecture}.context_length`, ...).
+ * Reference: llama.cpp convert_hf_to_gguf.py (each model class's tensor map and modify_tensors),
+ * gguf-py/gguf/constants.py (tensor and key names).
+ */
 export interface GGUFNames<C extends FamilyConfig = FamilyConfig> {
   /** general.architecture, e.g. "gpt2", "llama", "qwen2" */
   readonly architecture: string;
   /** the GGUF tensor name of kiln parameter `name` ("token_embd.weight", "blk.0.attn_q.weight", ...), or null to leave it out */
   tensorName(name: string, config: C): string | null;
+  /**
+   * How parameter `name` is stored in GGUF when not as kiln holds it: "transpose" (kiln keeps the
+   * HF Conv1D layout [in, out]; GGUF wants [out, in]), or "rope" with a head count (rows permuted
+   * from HF's rotate-half RoPE pairs (i, i + D/2) to llama.cpp's adjacent pairs (2i, 2i + 1), as
+   * the converter's LlamaModel.permute does for q and k).
+   */
+  layout(name: string, config: C): { kind: "transpose" } | { kind: "rope"; heads: number } | null;
+  /** the hyperparameters, by GGUF key without the `{architecture}.` prefix */
+  hparams(config: C): GGUFHParams;
+  /** the config a GGUF file's hyperparameters (and which tensors it holds: biases, output.weight) describe */
+  fromHParams(h: GGUFHParams, file: { vocabSize: number; bosTokenId: number | null; eosTokenId: number | null; hasTensor(name: string): boolean }): C;
+}
+
+/** llama.cpp's per-architecture keys (integers are u32 in the file, the rest f32). */
+export interface GGUFHParams {
+  context_length: number;
+  embedding_length: number;
+  block_count: number;
+  feed_forward_length: number;
+  "attention.head_count": number;
+  "attention.head_count_kv"?: number;
+  "attention.key_length"?: number;
+  "attention.value_length"?: number;
+  "attention.layer_norm_epsilon"?: number;
+  "attention.layer_norm_rms_epsilon"?: number;
+  "rope.freq_base"?: number;
+  "rope.dimension_count"?: number;
 }
 
 export interface ModelFamily<C extends FamilyConfig = FamilyConfig, M extends Module = Module> {
@@ -45,6 +78,6 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig, M extends Mo
   fromHFName(name: string, config: C): string | null;
   /** the HF checkpoint name of kiln parameter `name` */
   toHFName(name: string, config: C): string;
-  /** GGUF names, where export to GGUF is supported */
+  /** GGUF names and layout, where export to GGUF is supported */
   readonly gguf?: GGUFNames<C>;
 }

@@ -15,7 +15,7 @@ import { keepLast } from "./logits.ts";
 import { keep } from "../tensor/memory.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
-import type { ModelFamily } from "./family.ts";
+import type { GGUFNames, ModelFamily } from "./family.ts";
 import { hfCommon, hfTokenIds, posInt, tokenIds, unsupported, zodCheck } from "./hf_config.ts";
 import { savePretrained, type SaveOptions } from "./save.ts";
 
@@ -249,6 +249,39 @@ const GPT2_LAYER_TENSORS = [
   "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
 ];
 
+// llama.cpp's gpt2 names (convert_hf_to_gguf.py GPT2Model): the Conv1D weights transposed to
+// [out, in], the head tied to token_embd (llama.cpp duplicates it when output.weight is absent).
+const GPT2_GGUF_LAYER: Record<string, string> = {
+  ln_1: "attn_norm", "attn.c_attn": "attn_qkv", "attn.c_proj": "attn_output", ln_2: "ffn_norm", "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down",
+};
+const GPT2_CONV1D = /^transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
+
+const gpt2Gguf: GGUFNames<GPT2Config> = {
+  architecture: "gpt2",
+  tensorName: (name) => {
+    const top: Record<string, string> = {
+      "transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
+      "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias",
+    };
+    if (top[name]) return top[name];
+    const m = /^transformer\.h\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
+    const part = m && GPT2_GGUF_LAYER[m[2]];
+    return part ? `blk.${m[1]}.${part}.${m[3]}` : null;
+  },
+  layout: (name) => (GPT2_CONV1D.test(name) ? { kind: "transpose" } : null),
+  hparams: (c) => ({
+    context_length: c.blockSize, embedding_length: c.nEmbd, block_count: c.nLayer, feed_forward_length: 4 * c.nEmbd,
+    "attention.head_count": c.nHead, "attention.layer_norm_epsilon": c.layerNormEps,
+  }),
+  fromHParams: (h, { vocabSize, bosTokenId, eosTokenId }) => {
+    if (h.feed_forward_length !== 4 * h.embedding_length) unsupported("feed_forward_length", h.feed_forward_length, `kiln's GPT-2 MLP is 4 * embedding_length`);
+    return GPT2Config.parse({
+      family: "gpt2", vocabSize, blockSize: h.context_length, nLayer: h.block_count, nHead: h["attention.head_count"], nEmbd: h.embedding_length,
+      dropout: 0, layerNormEps: h["attention.layer_norm_epsilon"] ?? 1e-5, bosTokenId, eosTokenId, torchDtype: null,
+    });
+  },
+};
+
 export const gpt2: ModelFamily<GPT2Config, GPT> = {
   name: "gpt2",
   architecture: "GPT2LMHeadModel",
@@ -275,4 +308,5 @@ export const gpt2: ModelFamily<GPT2Config, GPT> = {
     return name.startsWith("transformer.") ? name : `transformer.${name}`;
   },
   toHFName: (name) => name,
+  gguf: gpt2Gguf,
 };

@@ -14,7 +14,7 @@ import { Embedding, Linear, RMSNorm } from "../nn/layers.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
-import type { ModelFamily } from "./family.ts";
+import type { GGUFNames, ModelFamily } from "./family.ts";
 import { hfCommon, hfTokenIds, posInt, tokenIds, unsupported, zodCheck } from "./hf_config.ts";
 import { savePretrained, type SaveOptions } from "./save.ts";
 import { KVCache } from "./kv_cache.ts";
@@ -260,6 +260,8 @@ export interface LlamaVariant<M extends LlamaForCausalLM> {
   read(c: HFLlamaConfig, raw: Record<string, unknown>): Pick<LlamaConfig, "qkvBias" | "oBias" | "mlpBias" | "slidingWindow">;
   /** this family's own HF fields for a kiln config (throws when HF cannot express it) */
   write(c: LlamaConfig): Record<string, unknown>;
+  /** llama.cpp's architecture for it, and whether q/k rows are permuted for its RoPE ("llama": yes; "qwen2" runs HF's rotate-half RoPE as is) */
+  gguf: { architecture: string; ropePermute: boolean };
 }
 
 function parseLlama<M extends LlamaForCausalLM>(raw: Record<string, unknown>, v: LlamaVariant<M>): LlamaConfig {
@@ -344,6 +346,51 @@ export function llamaFamily<M extends LlamaForCausalLM>(v: LlamaVariant<M>): Mod
     // HF checkpoints carry RoPE inv_freq buffers (older ones), and some a tied lm_head.weight
     fromHFName: (name, c) => (name.endsWith(".rotary_emb.inv_freq") || (name === "lm_head.weight" && c.tieWordEmbeddings) ? null : name),
     toHFName: (name) => name,
+    gguf: llamaGguf(v),
+  };
+}
+
+// llama.cpp's names for the Llama graph (convert_hf_to_gguf.py LlamaModel / Qwen2Model).
+const LLAMA_GGUF_LAYER: Record<string, string> = {
+  input_layernorm: "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+  "self_attn.o_proj": "attn_output", post_attention_layernorm: "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+  "mlp.down_proj": "ffn_down",
+};
+
+function llamaGguf<M extends LlamaForCausalLM>(v: LlamaVariant<M>): GGUFNames<LlamaConfig> {
+  return {
+    architecture: v.gguf.architecture,
+    tensorName: (name) => {
+      const top: Record<string, string> = { "model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight" };
+      if (top[name]) return top[name];
+      const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
+      const part = m && LLAMA_GGUF_LAYER[m[2]];
+      return part ? `blk.${m[1]}.${part}.${m[3]}` : null;
+    },
+    layout: (name, c) => {
+      if (!v.gguf.ropePermute) return null;
+      if (/^model\.layers\.\d+\.self_attn\.q_proj\.(weight|bias)$/.test(name)) return { kind: "rope", heads: c.nHead };
+      if (/^model\.layers\.\d+\.self_attn\.k_proj\.(weight|bias)$/.test(name)) return { kind: "rope", heads: c.nKvHead };
+      return null;
+    },
+    hparams: (c) => ({
+      context_length: c.blockSize, embedding_length: c.nEmbd, block_count: c.nLayer, feed_forward_length: c.intermediateSize,
+      "attention.head_count": c.nHead, "attention.head_count_kv": c.nKvHead, "attention.key_length": c.headDim, "attention.value_length": c.headDim,
+      "attention.layer_norm_rms_epsilon": c.rmsNormEps, "rope.freq_base": c.ropeTheta, "rope.dimension_count": c.headDim,
+    }),
+    fromHParams: (h, f) => {
+      const nHead = h["attention.head_count"];
+      const headDim = h["attention.key_length"] ?? h.embedding_length / nHead;
+      if ((h["rope.dimension_count"] ?? headDim) !== headDim) unsupported("rope.dimension_count", h["rope.dimension_count"], "RoPE is applied to the whole head");
+      return zodCheck(LlamaConfig, {
+        family: v.name, vocabSize: f.vocabSize, nEmbd: h.embedding_length, nLayer: h.block_count, nHead,
+        nKvHead: h["attention.head_count_kv"] ?? nHead, headDim, intermediateSize: h.feed_forward_length, blockSize: h.context_length,
+        rmsNormEps: h["attention.layer_norm_rms_epsilon"] ?? 1e-5, ropeTheta: h["rope.freq_base"] ?? 10000,
+        qkvBias: f.hasTensor("blk.0.attn_q.bias"), oBias: f.hasTensor("blk.0.attn_output.bias"), mlpBias: f.hasTensor("blk.0.ffn_up.bias"),
+        tieWordEmbeddings: !f.hasTensor("output.weight"), slidingWindow: null, attentionDropout: 0,
+        bosTokenId: f.bosTokenId, eosTokenId: f.eosTokenId, padTokenId: null, torchDtype: null,
+      }, `kiln ${v.name}`);
+    },
   };
 }
 
@@ -367,6 +414,7 @@ export const llama = llamaFamily({
   architecture: "LlamaForCausalLM",
   create: (config, backend) => new LlamaForCausalLM(config, backend),
   read: (c) => ({ qkvBias: c.attention_bias, oBias: c.attention_bias, mlpBias: c.mlp_bias, slidingWindow: null }),
+  gguf: { architecture: "llama", ropePermute: true },
   write: (c) => {
     if (c.qkvBias !== c.oBias) throw new Error(`[config] llama with qkvBias ${c.qkvBias} but oBias ${c.oBias}: HF attention_bias sets both`);
     return { attention_bias: c.qkvBias, mlp_bias: c.mlpBias };

@@ -17,6 +17,8 @@ export class MistralForCausalLM extends LlamaForCausalLM {
 export const mistral = llamaFamily({
   name: "mistral",
   architecture: "MistralForCausalLM",
+  // llama.cpp runs mistral as llama (convert_hf_to_gguf.py maps MistralForCausalLM to LlamaModel)
+  gguf: { architecture: "llama", ropePermute: true },
   create: (config, backend) => new MistralForCausalLM(config, backend),
   read: (c, raw) => ({ ...biases.read(c, raw), slidingWindow: c.sliding_window ?? null }),
   write: (c) => {

@@ -17,6 +17,8 @@ export class Qwen2ForCausalLM extends LlamaForCausalLM {
 export const qwen2 = llamaFamily({
   name: "qwen2",
   architecture: "Qwen2ForCausalLM",
+  // llama.cpp runs qwen2 with HF's rotate-half RoPE (NEOX), unpermuted
+  gguf: { architecture: "qwen2", ropePermute: false },
   create: (config, backend) => new Qwen2ForCausalLM(config, backend),
   read: (c, raw) => ({ ...biases.read(c, raw), slidingWindow: null }),
   write: (c) => {
