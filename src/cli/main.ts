@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   worker: { file: "./worker.ts", help: "run jobs from a queue (sqlite:// or postgres://); kiln worker --help" },
   jobs: { file: "./jobs.ts", help: "submit, inspect, cancel queued jobs: kiln jobs submit|status|list|cancel|results" },
   pipeline: { file: "./pipeline.ts", help: "curriculum fine-tuning: per topic SFT then DPO (kiln pipeline run <config.yaml>)" },
+  export: { file: "./export.ts", help: "export a model or LoRA adapter for llama.cpp (kiln export gguf --help)" },
 };
 
 const [command, ...rest] = process.argv.slice(2);

@@ -64,8 +64,10 @@ async function withSequence<T>(modelPath: string, { lora }: EvalOptions, fn: (se
   const runtime = await getLlamaCpp();
   const model = await runtime.loadModel({ modelPath });
   try {
+    // one thread: llama.cpp's workers spin while they wait, which on a small shared machine turns a
+    // millisecond decode step into seconds
     const context = await model.createContext({
-      contextSize: 64, batchSize: 64, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
+      contextSize: 64, batchSize: 64, threads: 1, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32",
       ...(lora ? { lora: { adapters: [{ filePath: lora, scale: 1 }] } } : {}),
     });
     try {
@@ -73,6 +75,17 @@ async function withSequence<T>(modelPath: string, { lora }: EvalOptions, fn: (se
     } finally {
       await context.dispose();
     }
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** llama.cpp's token ids for `text` with the file's tokenizer (special tokens parsed, no BOS added by hand). */
+export async function llamaCppTokenize(modelPath: string, text: string): Promise<number[]> {
+  const runtime = await getLlamaCpp();
+  const model = await runtime.loadModel({ modelPath, vocabOnly: true });
+  try {
+    return Array.from(model.tokenize(text, true) as number[]);
   } finally {
     await model.dispose();
   }
