@@ -66,6 +66,11 @@ export {
   mergeAdapters, unmergeAdapters, mergeAndUnload, parameterCounts, formatParameterCounts, type LoraConfig, type MergeOptions,
 } from "./nn/lora_model.ts";
 export { saveAdapter, loadAdapter, readAdapterConfig, type PeftLoraConfig } from "./io/peft.ts";
+export { readGguf, writeGguf, gguf, GGUFError, GGUFFile, type GGUFValue, type GGUFTensor, type GGUFTensorInfo } from "./io/gguf.ts";
+export { exportGguf, GGUF_QUANTIZATIONS, type ExportGgufOptions, type GGUFQuantization } from "./io/gguf_export.ts";
+export { exportGgufAdapter, GGUF_ADAPTER_TYPES, type ExportGgufAdapterOptions } from "./io/gguf_adapter.ts";
+export { loadGguf, type LoadGgufOptions, type LoadedGguf } from "./io/gguf_load.ts";
+export { quantize as ggmlQuantize, dequantize as ggmlDequantize, GGML_TYPES } from "./io/gguf_quants.ts";
 export { maskedCrossEntropy, sequenceLogps, dpoLoss, logSigmoid, shiftLabels, IGNORE_INDEX, type DpoLossType } from "./train/losses.ts";
 // serving: the OpenAI-compatible API
 export { createServer, type KilnServer, type ModelEntry, type ServerOptions } from "./serve/server.ts";
