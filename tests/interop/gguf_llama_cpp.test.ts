@@ -33,7 +33,7 @@ import { fromArray, useBackend } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { getBackend } from "../backends.ts";
-import { HF_FIXTURES, kQuantLlamaConfig, makeModelFolder } from "../io/gguf_models.ts";
+import { HF_FIXTURES, kQuantLlamaConfig, makeModelFolder, mistralConfig } from "../io/gguf_models.ts";
 import { LLAMA_CPP_LIB_DIR, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, requireLlamaCpp } from "./llama_cpp.ts";
 
 const run = requireLlamaCpp("tests/interop/gguf_llama_cpp.test.ts");
@@ -139,6 +139,17 @@ describe.if(run)("llama.cpp runs kiln's F32 exports as kiln does", () => {
       }
     });
   }
+
+  test("mistral (kiln-made, 4 query heads sharing 1 kv head): written as llama, within 1e-4, same greedy", async () => {
+    const dir = join(tmp, "mistral");
+    const model = await makeModelFolder(mistralConfig(), dir, await getBackend("wasm"), 3);
+    const file = join(tmp, "mistral.f32.gguf");
+    await exportGguf(dir, file, { quantization: "f32" });
+    expect((await readGguf(file)).get("general.architecture")).toBe("llama");
+    expect(maxDiff(await kilnLogProbs(model, IDS), await llamaCppLogProbs(file, IDS, 300))).toBeLessThan(1e-4);
+    await expectSameGreedy(file, model, 12, 1e-4);
+    model.dispose();
+  });
 
   test("a llama file with q/k rows left in HF's order is visibly wrong (the permutation is needed)", async () => {
     const good = join(tmp, "llama.f32.gguf");

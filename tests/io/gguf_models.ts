@@ -19,6 +19,11 @@ export function kQuantLlamaConfig(family: "llama" | "qwen2" = "llama"): ModelCon
   } as ModelConfig;
 }
 
+/** A small Mistral (the Llama graph with a sliding window; llama.cpp runs it as "llama"), untied head. */
+export function mistralConfig(): ModelConfig {
+  return { ...kQuantLlamaConfig(), family: "mistral", nEmbd: 64, nHead: 4, nKvHead: 1, headDim: 16, intermediateSize: 96, slidingWindow: 4096, ropeTheta: 1e6 } as ModelConfig;
+}
+
 /** A model of `config` with seeded weights (see the header), saved to `dir` with the fixture tokenizer. */
 export async function makeModelFolder(config: ModelConfig, dir: string, backend: Backend, seed = 1): Promise<PretrainedModel> {
   const model = withoutInit(() => createModel(config, backend));
