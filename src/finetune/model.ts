@@ -67,6 +67,8 @@ export class ModelInterface {
     if (ids !== inputIds) ids.dispose();
     if (!labels) return { logits };
     const [B, T] = logits.shape;
+    // labels are read on the host to shift them (as transformers shifts inside the loss)
+    if (!(labels instanceof Array) && !labels.backend.downloadSync) throw new Error("[model] on this backend pass labels as number[][] (they are shifted on the host)");
     const raw = labels instanceof Array ? Int32Array.from(labels.flat()) : (labels.dataSync() as Int32Array);
     if (raw.length !== B * T) throw new Error(`[model] labels must be [${B}, ${T}] like the input ids, got ${raw.length} values`);
     const targets = fromArray(shiftLabels(raw, B, T), [B, T], { dtype: "i32", backend: this.backend });

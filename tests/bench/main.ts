@@ -9,6 +9,8 @@
 //   generate/<model>    prefill and decode tokens/s (tiny Llama fixture, ~100M random Llama)
 //   engine_overhead/baby  ms/step of the baby GPT through a bare loop, the Trainer and GenericTrainer (profiling on)
 //   load/llama-1gb      loadPretrained of a 1 GB F32 Llama folder: GB/s, peak RSS / weight bytes
+//   lora_sft/qv, /all   LoRA SFT step of a 125M Llama (shared/bench/torch/lora.py's setup): tokens/s, peak
+//                       memory; tens of seconds a step on a CPU, so only when --filter names them (lora_sft/)
 // Options: --filter <substring>  --backend wasm|webgpu|all  --json  --steps <n>  --reps <n>
 // Timings are medians; never assert them in tests. Compare runs as ratios on one machine.
 
@@ -28,6 +30,7 @@ import { join } from "node:path";
 import { benchGenerate } from "./generate.bench.ts";
 import { benchLoad } from "./load.bench.ts";
 import { benchEngineOverhead } from "./engine.bench.ts";
+import { benchLora } from "./lora.bench.ts";
 
 const { values } = parseArgs({
   options: {
@@ -213,6 +216,7 @@ for (const r of runs) {
   if (!r.label.endsWith("/1t") && !r.label.includes("noblas")) await benchOverhead(backend, r.label);
   // prefill/decode tokens/s (the 100M model is too slow for a software WebGPU adapter)
   if (r.label === "wasm" || r.label === "wasm/noblas") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
+  if (!r.label.endsWith("/1t") && named("lora_sft/")) for (const f of await benchLora(backend, { label: r.label, wanted, steps: Math.min(Number(values.steps), 8) })) emit(f as Figure);
   // loadPretrained of a ~1 GB F32 Llama-layout folder, in a child process (its own peak RSS)
   if (r.label === "wasm" && wanted("load/llama-1gb")) {
     const f = await benchLoad({ dtype: "F32", backend: "wasm" });
