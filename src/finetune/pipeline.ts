@@ -147,14 +147,18 @@ export class DPOPipeline {
       }
       log(`[pipeline] topic "${topic.id}"`);
       const result: TopicResult = { topic: topic.id, adapter_path: join(c.outputDir, "topics", topic.id, "adapter") };
-      const common = { randomSeed: c.randomSeed, progress: c.progress };
+      // the pipeline's seed and progress unless a section sets its own
+      const common = (section: Record<string, unknown>) => ({
+        ...(["seed", "random_seed", "randomSeed"].some((k) => k in section) ? {} : { randomSeed: c.randomSeed }),
+        ...("progress" in section ? {} : { progress: c.progress }),
+      });
       if (topic.sft && c.sftEpochsPerTopic > 0) {
-        const sft = new SftTrainer(model, { ...common, ...without(c.sft, EPOCH_KEYS), epochs: c.sftEpochsPerTopic });
+        const sft = new SftTrainer(model, { ...common(c.sft), ...without(c.sft, EPOCH_KEYS), epochs: c.sftEpochsPerTopic });
         result.sft = await sft.train(topic.sft, undefined, { outDir: join(c.outputDir, "topics", topic.id, "sft"), signal: this.#signal });
         if (!result.sft.success) throw new Error(`[pipeline] topic "${topic.id}": SFT failed: ${result.sft.error_message}`);
       }
       if (topic.dpo && c.dpoStepsPerTopic > 0) {
-        const dpo = new DpoTrainer(model, { ...common, ...without(c.dpo, STEP_KEYS), maxSteps: c.dpoStepsPerTopic });
+        const dpo = new DpoTrainer(model, { ...common(c.dpo), ...without(c.dpo, STEP_KEYS), maxSteps: c.dpoStepsPerTopic });
         result.dpo = await dpo.train(topic.dpo, undefined, { outDir: join(c.outputDir, "topics", topic.id, "dpo"), signal: this.#signal });
         if (!result.dpo.success) throw new Error(`[pipeline] topic "${topic.id}": DPO failed: ${result.dpo.error_message}`);
       }
