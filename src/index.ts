@@ -53,6 +53,7 @@ export { GenericTrainer, GenericTrainerConfig, type TrainingStep, type StepOutpu
 export { TrainingConfig, inferTask, type TaskSpec, type TaskType } from "./train/training_config.ts";
 export { MultiDataLoaderConfig, SamplingStrategy, samplingOrder, EpochSampler } from "./train/sampling.ts";
 export { DataLoader, TensorDataset, collate, type Dataset, type Example, type TensorBatch } from "./train/data_loader.ts";
+export { jsonlExamples, tokenFileWindows } from "./train/streams.ts";
 export { EarlyStopping, LRMonitor, ProgressBar, type TrainerHooks, type HookTrainer } from "./train/hooks.ts";
 export { MetricsSummary, type StoppedBy } from "./train/result.ts";
 export { GradScaler, ampUnavailable } from "./train/amp.ts";
