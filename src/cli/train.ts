@@ -13,6 +13,7 @@ import { CharTokenizer } from "../data/tokenizer.ts";
 import { TokenDataset } from "../data/dataset.ts";
 import { Trainer } from "../train/trainer.ts";
 import { ConfigError, merge, parseRunConfig, readConfigFile, type RunConfig } from "../train/config.ts";
+import { normalizeRunConfigFile } from "../train/config_keys.ts";
 import { debugLevel, env } from "../util/env.ts";
 import { UserError } from "../util/errors.ts";
 import { RunFolder, RunFolderError } from "../io/run_folder.ts";
@@ -106,7 +107,7 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
     throw new ConfigError(`--resume ${resume}: not a run folder (no config.json)`);
   });
   const saved = input; // the resumed run's own config, before --config and flags
-  if (values.config) input = merge(input, await readConfigFile(values.config as string));
+  if (values.config) input = merge(input, normalizeRunConfigFile(await readConfigFile(values.config as string), values.config as string));
   const flags: Record<string, Record<string, unknown>> = { train: {}, model: {}, sample: {} };
   for (const [flag, [section, key]] of Object.entries(NUMBER_FLAGS)) {
     const raw = values[flag];

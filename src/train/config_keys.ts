@@ -42,6 +42,8 @@ export interface NormalizeOptions {
   legacy?: boolean;
   /** where notices go (default console.warn, once per key per process) */
   notice?: (line: string) => void;
+  /** the alias table (default KEY_ALIASES, the TrainingConfig names) */
+  aliases?: Readonly<Record<string, string>>;
 }
 
 // keys already noticed, per notice sink (console.warn by default): once per key per process
@@ -71,7 +73,7 @@ export function normalizeConfigKeys(input: Record<string, unknown>, options: Nor
     }
     let name = key;
     if (key.includes("_")) {
-      const canonical = KEY_ALIASES[key] ?? snakeToCamel(key);
+      const canonical = (options.aliases ?? KEY_ALIASES)[key] ?? snakeToCamel(key);
       if (options.source === "api" && !(options.legacy && LEGACY_MAPPABLE.has(key))) {
         throw new ConfigError(`${what}: "${at}" is not a key of the TypeScript API: use ${canonical}`);
       }
@@ -79,8 +81,8 @@ export function normalizeConfigKeys(input: Record<string, unknown>, options: Nor
         noticeOnce(key, `kiln: "${key}" is now "${canonical}" (mapped for you; use the new name)`, options.notice ?? console.warn);
       }
       name = canonical;
-    } else if (options.source === "file" && KEY_ALIASES[key]) {
-      name = KEY_ALIASES[key];
+    } else if (options.source === "file" && (options.aliases ?? KEY_ALIASES)[key]) {
+      name = (options.aliases ?? KEY_ALIASES)[key];
     }
     if (name in out) throw new ConfigError(`${what}: "${at}" is given twice (as ${name} too)`);
     out[name] = isPlain(value) ? normalizeConfigKeys(value, options, at) : value;
@@ -94,4 +96,17 @@ function snakeToCamel(key: string): string {
 
 function isPlain(v: unknown): v is Record<string, unknown> {
   return !!v && typeof v === "object" && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+/** The same foreign names for `kiln train`'s config file, whose train section keeps nanoGPT's short names. */
+export const RUN_CONFIG_ALIASES: Readonly<Record<string, string>> = {
+  learning_rate: "lr", learningRate: "lr", max_iters: "iters", max_steps: "iters", maxSteps: "iters", batch_size: "batchSize",
+  per_device_batch_size: "batchSize", grad_clip: "gradClip", max_grad_norm: "gradClip", maxGradNorm: "gradClip",
+  gradient_accumulation_steps: "gradAccum", gradientAccumulationSteps: "gradAccum", lr_decay_iters: "decayIters",
+  random_seed: "seed", randomSeed: "seed", block_size: "blockSize",
+};
+
+/** A `kiln train` YAML/JSON config with snake_case (nanoGPT, HF) keys → RunConfig's keys. */
+export function normalizeRunConfigFile(input: Record<string, unknown>, path: string): Record<string, unknown> {
+  return normalizeConfigKeys(input, { source: "file", what: path, aliases: RUN_CONFIG_ALIASES });
 }

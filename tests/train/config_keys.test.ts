@@ -93,3 +93,13 @@ describe("GenericTrainerConfig", () => {
     expect(c.trainLoaderConfig.dataloaderNames).toEqual(["a", "b"]);
   });
 });
+
+describe("kiln train config files", () => {
+  test("nanoGPT / HF snake_case keys map to the run config's names; a key twice and renamed keys are refused", async () => {
+    const { normalizeRunConfigFile } = await import("../../src/train/config_keys.ts");
+    expect(normalizeRunConfigFile({ model: { n_layer: 2, n_embd: 64, block_size: 32 }, train: { learning_rate: 3e-3, max_iters: 50, batch_size: 8, grad_clip: 0.5, gradient_accumulation_steps: 2, eval_interval: 10 } }, "c.yaml"))
+      .toEqual({ model: { nLayer: 2, nEmbd: 64, blockSize: 32 }, train: { lr: 3e-3, iters: 50, batchSize: 8, gradClip: 0.5, gradAccum: 2, evalInterval: 10 } } as never);
+    expect(() => normalizeRunConfigFile({ train: { learning_rate: 1, lr: 2 } }, "c.yaml")).toThrow(/c\.yaml: "train\.lr" is given twice/);
+    expect(() => normalizeRunConfigFile({ train: { n_epochs: 2 } }, "c.yaml")).toThrow(/"train\.n_epochs" was renamed: use epochs/);
+  });
+});
