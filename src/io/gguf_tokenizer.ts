@@ -30,9 +30,9 @@ export interface SpecialIds { bos: number | null; eos: number | null; pad?: numb
  */
 export function tokenizerMetadata(json: any, config: Record<string, any>, vocabSize: number, ids: SpecialIds): Map<string, GGUFValue> {
   const model = json?.model;
-  if (model?.type !== "BPE") throw new Error(`[gguf] tokenizer: model type ${JSON.stringify(model?.type)} is not supported (kiln writes byte-level BPE tokenizers)`);
-  if (model.byte_fallback) throw new Error("[gguf] tokenizer: a BPE with byte_fallback is a SentencePiece-style (llama/mistral v1) tokenizer: not supported");
-  const pre = preTokenizerName(json.pre_tokenizer);
+  if (model?.type !== "BPE") throw new Error(`[gguf] tokenizer: model type ${JSON.stringify(model?.type)} is not supported (kiln writes BPE tokenizers)`);
+  const spm = model.byte_fallback === true;
+  const pre = spm ? sentencePieceCheck(json) : preTokenizerName(json.pre_tokenizer);
   const byId: (string | undefined)[] = new Array(vocabSize);
   for (const [token, id] of Object.entries(model.vocab as Record<string, number>)) {
     if (id >= vocabSize) throw new Error(`[gguf] tokenizer: token ${JSON.stringify(token)} has id ${id}, past the model's vocab_size ${vocabSize}`);
@@ -52,6 +52,12 @@ export function tokenizerMetadata(json: any, config: Record<string, any>, vocabS
     if (t === undefined) {
       tokens.push(`[PAD${i}]`); // the converter's filler for ids the tokenizer does not use
       types.push(TOKEN_TYPE.USER_DEFINED);
+    } else if (spm && /^<0x[0-9A-Fa-f]{2}>$/.test(t)) {
+      tokens.push(t);
+      types.push(TOKEN_TYPE.BYTE);
+    } else if (spm && t === model.unk_token) {
+      tokens.push(t);
+      types.push(TOKEN_TYPE.UNKNOWN);
     } else if (a) {
       tokens.push(t);
       types.push(a.special || looksSpecial(t) ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED);
@@ -60,14 +66,28 @@ export function tokenizerMetadata(json: any, config: Record<string, any>, vocabS
       types.push(TOKEN_TYPE.NORMAL);
     }
   }
-  const merges = (model.merges ?? []).map((m: string | [string, string]) => (Array.isArray(m) ? m.join(" ") : m));
+  const merges: string[] = (model.merges ?? []).map((m: string | [string, string]) => (Array.isArray(m) ? m.join(" ") : m));
   const out = new Map<string, GGUFValue>([
-    ["tokenizer.ggml.model", gguf.str("gpt2")],
+    ["tokenizer.ggml.model", gguf.str(spm ? "llama" : "gpt2")],
     ["tokenizer.ggml.pre", gguf.str(pre)],
     ["tokenizer.ggml.tokens", gguf.arr("str", tokens)],
-    ["tokenizer.ggml.token_type", gguf.arr("i32", types)],
-    ["tokenizer.ggml.merges", gguf.arr("str", merges)],
   ]);
+  if (spm) {
+    // llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined piece scores highest:
+    // a piece scores minus the rank of the BPE merge that makes it, so it merges in BPE's order (the
+    // scores sentencepiece gives Llama's pieces are, likewise, minus their order)
+    const rank = new Map<string, number>();
+    merges.forEach((m, r) => {
+      const piece = m.replace(" ", "");
+      if (!rank.has(piece)) rank.set(piece, r);
+    });
+    out.set("tokenizer.ggml.scores", gguf.arr("f32", tokens.map((t) => -(rank.get(t) ?? 0))));
+    out.set("tokenizer.ggml.token_type", gguf.arr("i32", types));
+    out.set("tokenizer.ggml.add_space_prefix", gguf.bool(true));
+  } else {
+    out.set("tokenizer.ggml.token_type", gguf.arr("i32", types));
+    out.set("tokenizer.ggml.merges", gguf.arr("str", merges));
+  }
   const idOf = (token: unknown): number | null => {
     const content = typeof token === "string" ? token : (token as { content?: string } | null)?.content;
     if (content === undefined) return null;
@@ -93,7 +113,7 @@ export function tokenizerMetadata(json: any, config: Record<string, any>, vocabS
 /** The tokenizer.json and tokenizer_config.json that a GGUF's tokenizer.ggml.* entries describe. */
 export function tokenizerFromMetadata(get: (key: string) => unknown, file: string): { json: any; config: Record<string, unknown> } {
   const model = get("tokenizer.ggml.model");
-  if (model !== "gpt2") throw new Error(`[gguf] ${file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (kiln reads byte-level BPE, "gpt2")`);
+  if (model !== "gpt2") throw new Error(`[gguf] ${file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (kiln reads byte-level BPE, "gpt2"; load with { tokenizer: false } for the weights alone)`);
   const tokens = get("tokenizer.ggml.tokens") as string[] | undefined;
   if (!Array.isArray(tokens)) throw new Error(`[gguf] ${file}: tokenizer.ggml.tokens is missing`);
   const types = (get("tokenizer.ggml.token_type") as number[] | undefined) ?? [];
@@ -129,6 +149,22 @@ export function tokenizerFromMetadata(get: (key: string) => unknown, file: strin
   const template = get("tokenizer.chat_template");
   if (typeof template === "string") config.chat_template = template;
   return { json, config };
+}
+
+/**
+ * A byte-fallback BPE must be SentencePiece's (Llama 2, Mistral v0.1): spaces as "▁" with one
+ * prepended (a Prepend + Replace normalizer, or a Metaspace pre-tokenizer), which llama.cpp's "llama"
+ * tokenizer does itself. Returns the pre-tokenizer name ("default").
+ */
+function sentencePieceCheck(json: any): string {
+  const norms = json.normalizer?.type === "Sequence" ? json.normalizer.normalizers : json.normalizer ? [json.normalizer] : [];
+  const prepends = norms.some((n: any) => n?.type === "Prepend" && n.prepend === "\u2581");
+  const replaces = norms.some((n: any) => n?.type === "Replace" && n.pattern?.String === " " && n.content === "\u2581");
+  const metaspace = json.pre_tokenizer?.type === "Metaspace";
+  if (!((prepends && replaces && !json.pre_tokenizer) || metaspace)) {
+    throw new Error("[gguf] tokenizer: a BPE with byte_fallback must be SentencePiece-style (spaces as \u2581, one prepended) for llama.cpp's llama tokenizer");
+  }
+  return "default";
 }
 
 /** llama.cpp's name for a tokenizer.json pre_tokenizer, or a throw naming what differs. */

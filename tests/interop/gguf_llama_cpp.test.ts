@@ -33,7 +33,7 @@ import { fromArray, useBackend } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { getBackend } from "../backends.ts";
-import { HF_FIXTURES, kQuantLlamaConfig, makeModelFolder, mistralConfig } from "../io/gguf_models.ts";
+import { HF_FIXTURES, kQuantLlamaConfig, LLAMA2_TOKENIZER, llama2VocabConfig, makeModelFolder, mistralConfig } from "../io/gguf_models.ts";
 import { LLAMA_CPP_LIB_DIR, llamaCppGreedy, llamaCppLogProbs, llamaCppTokenize, requireLlamaCpp } from "./llama_cpp.ts";
 
 const run = requireLlamaCpp("tests/interop/gguf_llama_cpp.test.ts");
@@ -148,6 +148,20 @@ describe.if(run)("llama.cpp runs kiln's F32 exports as kiln does", () => {
     expect((await readGguf(file)).get("general.architecture")).toBe("llama");
     expect(maxDiff(await kilnLogProbs(model, IDS), await llamaCppLogProbs(file, IDS, 300))).toBeLessThan(1e-4);
     await expectSameGreedy(file, model, 12, 1e-4);
+    model.dispose();
+  });
+
+  test("Llama 2's SentencePiece-style tokenizer (32000 pieces, byte fallback): llama.cpp tokenizes as kiln, log-probs within 1e-4", async () => {
+    const dir = join(tmp, "llama2-vocab");
+    const model = await makeModelFolder(llama2VocabConfig(), dir, await getBackend("wasm"), 4, LLAMA2_TOKENIZER);
+    const file = join(tmp, "llama2-vocab.f32.gguf");
+    await exportGguf(dir, file, { quantization: "f32" });
+    const tok = await loadTokenizer(LLAMA2_TOKENIZER);
+    for (const text of ["Hello world", "The quick brown fox jumps over the lazy dog.", "naïve café 12345 — 日本語 🙂", "  leading spaces\nand\ttabs", "unbelievably antidisestablishmentarianism"]) {
+      expect(await llamaCppTokenize(file, text)).toEqual(tok.encode(text, { addSpecialTokens: false }));
+    }
+    const ids = [1, 15043, 3186, 29892, 306, 626, 263, 1243];
+    expect(maxDiff(await kilnLogProbs(model, ids), await llamaCppLogProbs(file, ids, 32000))).toBeLessThan(1e-4);
     model.dispose();
   });
 

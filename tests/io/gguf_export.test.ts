@@ -20,7 +20,7 @@ import { fromArray, useBackend } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { getBackend } from "../backends.ts";
-import { HF_FIXTURES, kQuantLlamaConfig, makeModelFolder } from "./gguf_models.ts";
+import { HF_FIXTURES, kQuantLlamaConfig, LLAMA2_TOKENIZER, llama2VocabConfig, makeModelFolder } from "./gguf_models.ts";
 
 const tmp = await mkdtemp(join(tmpdir(), "kiln-gguf-export-"));
 afterAll(() => rm(tmp, { recursive: true, force: true }));
@@ -117,6 +117,33 @@ describe("exportGguf metadata and tensors", () => {
     expect(f.info("blk.0.attn_qkv.bias").type).toBe("F32");
     expect(f.has("output.weight")).toBe(false);
   });
+});
+
+test("a SentencePiece-style tokenizer (Llama 2) is written as llama.cpp's llama tokenizer: scores, byte and control types", async () => {
+  const dir = join(tmp, "l2");
+  (await makeModelFolder(llama2VocabConfig(), dir, await getBackend("wasm"), 2, LLAMA2_TOKENIZER)).dispose();
+  const out = join(tmp, "l2.gguf");
+  await exportGguf(dir, out, { quantization: "f16" });
+  const f = await readGguf(out);
+  expect(f.get("tokenizer.ggml.model")).toBe("llama");
+  expect(f.get("tokenizer.ggml.pre")).toBe("default");
+  const tokens = f.get("tokenizer.ggml.tokens") as string[];
+  const types = f.get("tokenizer.ggml.token_type") as number[];
+  const scores = f.get("tokenizer.ggml.scores") as number[];
+  expect(tokens.length).toBe(32000);
+  expect([tokens[0], types[0]]).toEqual(["<unk>", 2]);
+  expect([tokens[1], types[1]]).toEqual(["<s>", 3]);
+  expect([tokens[3], types[3]]).toEqual(["<0x00>", 6]);
+  expect(tokens[261]).toBe("\u2581t"); // the first merge: the highest score among merged pieces
+  expect(scores[261]).toBe(-0);
+  expect(scores[262]).toBe(-1); // "in", the second merge
+  expect(f.has("tokenizer.ggml.merges")).toBe(false);
+  expect(f.get("tokenizer.ggml.add_bos_token")).toBe(true);
+  expect(f.get("tokenizer.ggml.bos_token_id")).toBe(1);
+  await expect(loadGguf(out)).rejects.toThrow(/tokenizer.ggml.model "llama" is not supported .*\{ tokenizer: false \}/);
+  const g = await loadGguf(out, { tokenizer: false });
+  expect(g.config.vocabSize).toBe(32000);
+  g.model.dispose();
 });
 
 describe("loadGguf", () => {
@@ -267,7 +294,7 @@ describe("exportGguf refuses what llama.cpp would run differently", () => {
     await writeFile(join(dir, "tokenizer.json"), JSON.stringify({ ...tok, pre_tokenizer: { type: "Whitespace" } }));
     await expect(exportGguf(dir, join(tmp, "x.gguf"))).rejects.toThrow(/pre_tokenizer .*Whitespace.* is not one llama.cpp knows by name/);
     await writeFile(join(dir, "tokenizer.json"), JSON.stringify({ ...tok, model: { ...tok.model, byte_fallback: true } }));
-    await expect(exportGguf(dir, join(tmp, "x.gguf"))).rejects.toThrow(/byte_fallback .* not supported/);
+    await expect(exportGguf(dir, join(tmp, "x.gguf"))).rejects.toThrow(/a BPE with byte_fallback must be SentencePiece-style/);
     const { model } = await loadPretrained(join(HF_FIXTURES, "llama"), { tokenizer: false });
     applyLora(model, { r: 2, loraAlpha: 4, targetModules: ["q_proj"] });
     await expect(exportGguf(model as any, join(tmp, "x.gguf"), { tokenizerDir: join(HF_FIXTURES, "llama") })).rejects.toThrow(/has no GGUF name .*mergeAndUnload/);

