@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Module } from "../nn/module.ts";
 import { LoRALinear } from "../nn/lora.ts";
 import { Linear } from "../nn/layers.ts";
-import { applyLora, loraLayers, setAdapter } from "../nn/lora_model.ts";
+import { applyLora, loraLayers, modulesNamed, modulesToSaveOf, setAdapter } from "../nn/lora_model.ts";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "./safetensors.ts";
 import { writeJsonAtomic } from "./atomic.ts";
 
@@ -58,13 +58,18 @@ export async function saveAdapter(model: Module, dir: string, options: SaveAdapt
     tensors[`${PREFIX}${path}.lora_A.weight`] = { dtype: "F32", shape: A.shape, data: () => A.data() as Promise<Float32Array> };
     tensors[`${PREFIX}${path}.lora_B.weight`] = { dtype: "F32", shape: B.shape, data: () => B.data() as Promise<Float32Array> };
   }
+  // modules_to_save: whole modules under their own names (PEFT drops "modules_to_save.<adapter>" on save)
+  const saved = modulesToSaveOf(model);
+  for (const name of saved) for (const [path, m] of modulesNamed(model, name)) {
+    for (const [pname, t] of m.namedParameters(`${path}.`)) tensors[`${PREFIX}${pname}`] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
+  }
   const fanInFanOut = layers.some(([, l]) => l.fanInFanOut);
   const config: PeftLoraConfig = {
     alpha_pattern: {}, auto_mapping: null,
     base_model_name_or_path: options.baseModelNameOrPath ?? null,
     bias: "none", fan_in_fan_out: fanInFanOut, inference_mode: true, init_lora_weights: true,
     layers_pattern: null, layers_to_transform: null,
-    lora_alpha: cfg.alpha, lora_dropout: cfg.dropout, modules_to_save: null, peft_type: "LORA", r: cfg.r,
+    lora_alpha: cfg.alpha, lora_dropout: cfg.dropout, modules_to_save: saved.length ? saved : null, peft_type: "LORA", r: cfg.r,
     rank_pattern: {}, revision: null,
     target_modules: options.targetModules ?? [...new Set(layers.map(([p]) => p.split(".").pop()!))].sort(),
     task_type: "CAUSAL_LM", use_dora: false, use_rslora: cfg.useRslora,
@@ -138,8 +143,15 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
   }
   const file = await readSafetensors(weightsPath);
   const byPath = new Map<string, { A?: string; B?: string }>();
+  const whole = new Map<string, string>(); // model parameter name -> key, for modules_to_save
+  const params = model.stateDict();
   for (const key of file.names()) {
     const m = key.match(/^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/);
+    const plain = key.replace(/^base_model\.model\./, "").replace(/\.modules_to_save(\.[^.]+)?\./, ".");
+    if (!m && config.modules_to_save?.length && params.has(plain) && config.modules_to_save.some((n) => modulesNamed(model, n).some(([p]) => plain.startsWith(`${p}.`)))) {
+      whole.set(plain, key);
+      continue;
+    }
     if (!m) throw new Error(`[peft] ${weightsPath}: tensor ${JSON.stringify(key)} is not a LoRA weight (<module>.lora_A.weight / lora_B.weight)`);
     const entry = byPath.get(m[1]) ?? {};
     entry[m[2] as "A" | "B"] = key;
@@ -162,7 +174,7 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
   const fullPaths = paths.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
   applyLora(model, {
     r: config.r, loraAlpha: config.lora_alpha, loraDropout: config.lora_dropout, useRslora: config.use_rslora,
-    targetModules: fullPaths, adapterName,
+    targetModules: fullPaths, adapterName, modulesToSave: isTrainable && whole.size ? config.modules_to_save ?? [] : [],
   });
   for (const [path, keys] of byPath) {
     const layer = model.getSubmodule(path) as LoRALinear;
@@ -174,6 +186,12 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
       }
       t.backend.upload(t.storage.buffer, (await file.read(key)) as Float32Array);
     }
+  }
+  for (const [name, key] of whole) {
+    const t = params.get(name)!;
+    const info = file.info(key);
+    if (info.shape.join() !== t.shape.join()) throw new Error(`[peft] ${weightsPath}: ${key} is [${info.shape.join(", ")}], the model's ${name} is [${t.shape.join(", ")}]`);
+    t.backend.upload(t.storage.buffer, (await file.read(key)) as Float32Array);
   }
   setAdapter(model, adapterName);
   if (!isTrainable) for (const [, l] of loraLayers(model)) {

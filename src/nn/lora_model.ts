@@ -61,11 +61,25 @@ export function applyLora(model: Module, config: LoraConfig): string[] {
   }
   setAdapter(model, adapterName);
   for (const name of config.modulesToSave ?? []) {
-    const hits = model.namedModules().filter(([p]) => p === name || p.endsWith(`.${name}`));
+    const hits = modulesNamed(model, name);
     if (!hits.length) throw new Error(`[lora] modules_to_save entry "${name}" matches no module`);
     for (const [, m] of hits) m.unfreeze();
   }
+  if (config.modulesToSave?.length) savedModules.set(model, [...new Set([...(savedModules.get(model) ?? []), ...config.modulesToSave])]);
   return paths;
+}
+
+/** modules_to_save entries per model: trained whole and written beside the adapter. */
+const savedModules = new WeakMap<Module, string[]>();
+
+/** The modules_to_save entries applyLora was given for this model. */
+export function modulesToSaveOf(model: Module): string[] {
+  return savedModules.get(model) ?? [];
+}
+
+/** [path, module] for the modules a modules_to_save entry names (the path or its last parts). */
+export function modulesNamed(model: Module, name: string): [string, Module][] {
+  return model.namedModules().filter(([p]) => p !== "" && (p === name || p.endsWith(`.${name}`)));
 }
 
 /** [path, layer] for every LoRA layer of the model. */

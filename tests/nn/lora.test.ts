@@ -279,3 +279,41 @@ describe("LoRA on GPT-2's Conv1D layers (fan_in_fan_out)", () => {
     model.dispose();
   });
 });
+
+describe("modules_to_save", () => {
+  test("trained whole, written under the module's own names (PEFT's layout) and loaded back", async () => {
+    const backend = await getBackend("wasm");
+    const { model } = await loadPretrained(join(FIX, "hf", "llama"), { backend }); // untied lm_head
+    applyLora(model, { r: 2, loraAlpha: 4, targetModules: ["q_proj"], modulesToSave: ["lm_head"] });
+    const head = model.stateDict().get("lm_head.weight")!;
+    expect(head.requiresGrad).toBe(true);
+    expect(model.stateDict().get("model.embed_tokens.weight")!.requiresGrad).toBe(false);
+    // as if trained: the head and the adapter both move
+    const w = (await head.data()) as Float32Array;
+    head.backend.upload(head.storage.buffer, w.map((v, i) => v + 0.01 * Math.cos(i)));
+    for (const [, l] of loraLayers(model)) {
+      const { B: Bw } = l.adapterWeights("default");
+      Bw.backend.upload(Bw.storage.buffer, Float32Array.from({ length: Bw.size }, (_, i) => 0.1 * Math.sin(i + 2)));
+    }
+    const x = fromArray(Int32Array.from([1, 2, 3, 4]), [1, 4], { dtype: "i32", backend });
+    const logits = async (m: PretrainedModel) => {
+      const out = scope(() => noGrad(() => m.forward(x)));
+      const d = (await out.data()) as Float32Array;
+      out.dispose();
+      return d;
+    };
+    const want = await logits(model);
+    const dir = join(tmp, "mts-adapter");
+    await saveAdapter(model, dir);
+    const file = await readSafetensors(join(dir, "adapter_model.safetensors"));
+    expect(file.names()).toContain("base_model.model.lm_head.weight");
+    expect(JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8")).modules_to_save).toEqual(["lm_head"]);
+    const { model: fresh } = await loadPretrained(join(FIX, "hf", "llama"), { backend });
+    await loadAdapter(fresh, dir, { isTrainable: true });
+    expect(maxAbsErr(await logits(fresh), want)).toBeLessThan(1e-6);
+    expect(fresh.stateDict().get("lm_head.weight")!.requiresGrad).toBe(true);
+    fresh.dispose();
+    model.dispose();
+    x.dispose();
+  });
+});
