@@ -113,9 +113,10 @@ export function tokenizerMetadata(json: any, config: Record<string, any>, vocabS
 /** The tokenizer.json and tokenizer_config.json that a GGUF's tokenizer.ggml.* entries describe. */
 export function tokenizerFromMetadata(get: (key: string) => unknown, file: string): { json: any; config: Record<string, unknown> } {
   const model = get("tokenizer.ggml.model");
-  if (model !== "gpt2") throw new Error(`[gguf] ${file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (kiln reads byte-level BPE, "gpt2"; load with { tokenizer: false } for the weights alone)`);
+  if (model !== "gpt2" && model !== "llama") throw new Error(`[gguf] ${file}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (kiln reads "gpt2" and "llama"; load with { tokenizer: false } for the weights alone)`);
   const tokens = get("tokenizer.ggml.tokens") as string[] | undefined;
   if (!Array.isArray(tokens)) throw new Error(`[gguf] ${file}: tokenizer.ggml.tokens is missing`);
+  if (model === "llama") return sentencePieceFromMetadata(get, tokens, file);
   const types = (get("tokenizer.ggml.token_type") as number[] | undefined) ?? [];
   const merges = (get("tokenizer.ggml.merges") as string[] | undefined) ?? [];
   const pre = (get("tokenizer.ggml.pre") as string | undefined) ?? "default";
@@ -165,6 +166,67 @@ function sentencePieceCheck(json: any): string {
     throw new Error("[gguf] tokenizer: a BPE with byte_fallback must be SentencePiece-style (spaces as \u2581, one prepended) for llama.cpp's llama tokenizer");
   }
   return "default";
+}
+
+/**
+ * A llama.cpp "llama" (SentencePiece) vocabulary as a byte-fallback BPE tokenizer.json, as
+ * transformers' LlamaConverter builds one from a sentencepiece model: merges are every split of a
+ * piece into two pieces, pieces in order of score (highest first), splits by the ids of their halves.
+ */
+function sentencePieceFromMetadata(get: (key: string) => unknown, tokens: string[], file: string): { json: any; config: Record<string, unknown> } {
+  const types = (get("tokenizer.ggml.token_type") as number[] | undefined) ?? [];
+  const scores = get("tokenizer.ggml.scores") as number[] | undefined;
+  if (!Array.isArray(scores) || scores.length !== tokens.length) throw new Error(`[gguf] ${file}: tokenizer.ggml.scores must have one score per token`);
+  const vocab: Record<string, number> = {};
+  const addedTokens: object[] = [];
+  tokens.forEach((t, id) => {
+    vocab[t] = id;
+    const type = types[id] ?? TOKEN_TYPE.NORMAL;
+    if (type === TOKEN_TYPE.CONTROL || type === TOKEN_TYPE.UNKNOWN || type === TOKEN_TYPE.USER_DEFINED) {
+      addedTokens.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type !== TOKEN_TYPE.USER_DEFINED });
+    }
+  });
+  const candidates: { score: number; id: number; l: number; r: number; merge: string }[] = [];
+  tokens.forEach((t, id) => {
+    if ((types[id] ?? TOKEN_TYPE.NORMAL) !== TOKEN_TYPE.NORMAL) return;
+    const chars = [...t];
+    for (let i = 1; i < chars.length; i++) {
+      const l = chars.slice(0, i).join(""), r = chars.slice(i).join("");
+      const li = vocab[l], ri = vocab[r];
+      if (li !== undefined && ri !== undefined) candidates.push({ score: scores[id], id, l: li, r: ri, merge: `${l} ${r}` });
+    }
+  });
+  candidates.sort((a, b) => b.score - a.score || a.id - b.id || a.l - b.l || a.r - b.r);
+  const unkId = types.findIndex((t) => t === TOKEN_TYPE.UNKNOWN);
+  const bosId = get("tokenizer.ggml.bos_token_id");
+  const bos = typeof bosId === "number" ? tokens[bosId] : undefined;
+  const addBos = get("tokenizer.ggml.add_bos_token") !== false && bos !== undefined;
+  const json = {
+    version: "1.0", truncation: null, padding: null, added_tokens: addedTokens,
+    normalizer: { type: "Sequence", normalizers: [{ type: "Prepend", prepend: "\u2581" }, { type: "Replace", pattern: { String: " " }, content: "\u2581" }] },
+    pre_tokenizer: null,
+    post_processor: addBos
+      ? { type: "TemplateProcessing", single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+        pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } }],
+        special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } } }
+      : null,
+    decoder: { type: "Sequence", decoders: [{ type: "Replace", pattern: { String: "\u2581" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }, { type: "Strip", content: " ", start: 1, stop: 0 }] },
+    model: {
+      type: "BPE", dropout: null, unk_token: unkId >= 0 ? tokens[unkId] : null, continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: true, byte_fallback: true, vocab, merges: candidates.map((c) => c.merge),
+    },
+  };
+  const tokenAt = (key: string) => {
+    const id = get(key);
+    return typeof id === "number" && id < tokens.length ? tokens[id] : undefined;
+  };
+  const config: Record<string, unknown> = {
+    tokenizer_class: "LlamaTokenizerFast", bos_token: bos, eos_token: tokenAt("tokenizer.ggml.eos_token_id"), unk_token: unkId >= 0 ? tokens[unkId] : undefined,
+    add_bos_token: addBos, add_eos_token: get("tokenizer.ggml.add_eos_token") === true,
+  };
+  const template = get("tokenizer.chat_template");
+  if (typeof template === "string") config.chat_template = template;
+  return { json, config };
 }
 
 /** llama.cpp's name for a tokenizer.json pre_tokenizer, or a throw naming what differs. */
