@@ -83,3 +83,11 @@ export { SftTrainer } from "./finetune/sft.ts";
 export { DpoTrainer } from "./finetune/dpo.ts";
 export { SftConfig, DpoConfig } from "./finetune/config.ts";
 export type { FinetuneResult } from "./finetune/run.ts";
+// job queue and hyperparameter search (sqlite:// or postgres://)
+export { JobQueue, JOB_STATUSES, type Job, type JobSpec, type JobStatus, type Claim } from "./jobs/queue.ts";
+export { registerTask, getTask, taskNames, JobConfigError, type TaskContext, type TaskDefinition, type TaskProgress } from "./jobs/tasks.ts";
+export { Worker, type WorkerOptions } from "./jobs/worker.ts";
+export { createStudy, loadStudy, Study, Trial, TrialPruned, type StudyOptions, type OptimizeOptions } from "./jobs/study.ts";
+export { RandomSampler, GridSampler, TPESampler, type Sampler, type FrozenTrial } from "./jobs/samplers.ts";
+export { MedianPruner, SuccessiveHalvingPruner, NopPruner, type Pruner } from "./jobs/pruners.ts";
+export { hyperparameterSearch, suggestSpace, writeStudyReport, PruningHook, type SearchSpace, type SearchOptions, type SearchResult } from "./jobs/search.ts";
