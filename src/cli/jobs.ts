@@ -39,7 +39,8 @@ export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | string[] | undefined>, positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
-      args: rest,
+      // "--priority -1": a negative number is the flag's value, not a flag
+      args: rest.flatMap((a, i) => (/^-\d/.test(a) && rest[i - 1]?.startsWith("--") && !rest[i - 1].includes("=") ? [] : /^--/.test(a) && !a.includes("=") && /^-\d/.test(rest[i + 1] ?? "") ? [`${a}=${rest[i + 1]}`] : [a])),
       allowPositionals: true,
       options: {
         queue: { type: "string" }, json: { type: "boolean" }, config: { type: "string" }, set: { type: "string", multiple: true },
@@ -59,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const queue = new JobQueue((values.queue as string | undefined) ?? (env("KILN_QUEUE") || "sqlite://kiln_jobs.db"));
   try {
+    await queue.store(); // a bad URL is reported before anything else
     const json = !!values.json;
     const id = () => {
       if (positionals.length !== 1) throw new ConfigError(`kiln jobs ${command} takes one job id`);
