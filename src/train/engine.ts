@@ -210,6 +210,7 @@ export class GenericTrainer<B = unknown> {
     let samplerState: SamplerState | null = null;
     let accumulated = 0;
     let previous: MetricRecord[] = [];
+    let resumedEpoch: { losses: number[]; metrics: Record<string, number[]> } | null = null;
     if (options.resumeFrom !== undefined) {
       const dir = (await hasCheckpoint(join(options.resumeFrom, "checkpoints"))) ? join(options.resumeFrom, "checkpoints") : options.resumeFrom;
       if (!(await hasCheckpoint(dir))) throw new ConfigError(`nothing to resume: no checkpoint in ${options.resumeFrom}`);
@@ -224,6 +225,7 @@ export class GenericTrainer<B = unknown> {
       this.dropoutRng.setState(e.dropoutRng);
       if (e.scaler && this.scaler) this.scaler.loadStateDict(e.scaler);
       for (const r of e.summary) this.summary.add(r);
+      if (e.sampler && e.epochLosses) resumedEpoch = { losses: e.epochLosses, metrics: e.epochMetrics ?? {} };
       await this.#resumeHook(state);
       if (this.config.outDir) previous = await readPrevious(this.config.outDir, this.globalStep);
     }
@@ -239,8 +241,8 @@ export class GenericTrainer<B = unknown> {
     let finalVal: Record<string, number> | undefined;
     let bestVal = Infinity;
     let bestEpoch: number | undefined;
-    let epochLosses: number[] = [];
-    let epochMetrics: Record<string, number[]> = {};
+    let epochLosses: number[] = resumedEpoch?.losses ?? [];
+    let epochMetrics: Record<string, number[]> = resumedEpoch?.metrics ?? {};
 
     await this.#emit("onTrainBegin", options.trainLoaders, options.valLoaders);
 
@@ -287,7 +289,7 @@ export class GenericTrainer<B = unknown> {
           }
           await this.loggers.log(record);
           const ckpt = this.checkpointDir && ((c.checkpointEveryNSteps > 0 && p.step % c.checkpointEveryNSteps === 0) || (this.#stopReason && p.step === this.globalStep));
-          if (ckpt) lastCheckpoint = await this.#checkpoint({ loaderEpochs, consumed, sampler: sampler.state });
+          if (ckpt) lastCheckpoint = await this.#checkpoint({ loaderEpochs, consumed, sampler: sampler.state, epochLosses, epochMetrics });
         } finally {
           disposePending(p);
         }
@@ -412,7 +414,7 @@ export class GenericTrainer<B = unknown> {
       await this.#emit("onValidationEnd", finalVal);
     }
     if (this.checkpointDir && stoppedBy !== "nan" && stepOf(lastCheckpoint) !== this.globalStep) {
-      lastCheckpoint = await this.#checkpoint({ loaderEpochs, consumed, sampler: midEpoch ? sampler.state : null });
+      lastCheckpoint = await this.#checkpoint({ loaderEpochs, consumed, sampler: midEpoch ? sampler.state : null, epochLosses, epochMetrics });
     }
     await this.loggers.close(this.summary, this.lossHistory, this.gradNormHistory, this.samplingCounts);
     const trainingTime = (performance.now() - t0) / 1000;
@@ -560,10 +562,11 @@ export class GenericTrainer<B = unknown> {
     return row;
   }
 
-  async #checkpoint(where: { loaderEpochs: number[]; consumed: number[]; sampler: SamplerState | null }): Promise<string> {
+  async #checkpoint(where: { loaderEpochs: number[]; consumed: number[]; sampler: SamplerState | null; epochLosses?: number[]; epochMetrics?: Record<string, number[]> }): Promise<string> {
     const engine: EngineState = {
       epoch: this.epoch, loaderEpochs: where.loaderEpochs, consumed: where.consumed, sampler: where.sampler,
       dropoutRng: this.dropoutRng.getState(), scaler: this.scaler?.stateDict() ?? null, summary: this.summary.rows,
+      ...(where.sampler ? { epochLosses: where.epochLosses, epochMetrics: where.epochMetrics } : {}),
     };
     const t0 = performance.now();
     await mkdir(this.checkpointDir!, { recursive: true });
@@ -604,6 +607,9 @@ interface EngineState {
   dropoutRng: { s: number[]; spare: number | null };
   scaler: { scale: number; growthTracker: number } | null;
   summary: SummaryRow[];
+  /** mid-epoch: the epoch's step losses and metrics so far (its summary row covers the whole epoch) */
+  epochLosses?: number[];
+  epochMetrics?: Record<string, number[]>;
 }
 
 function checkStepSignature(fn: unknown, what: string): void {

@@ -150,6 +150,7 @@ describe("GenericTrainer", () => {
     expect(tail.steps).toBe(whole.steps);
     expect([...head.lossHistory, ...tail.lossHistory]).toEqual(whole.lossHistory);
     expect([...first.calls, ...second.calls]).toEqual(full.calls);
+    expect(tail.metricsSummary.rows).toEqual(whole.metricsSummary.rows); // the resumed epoch's row covers all of it
     expect(await snapshot(second.model)).toEqual(await snapshot(full.model));
     for (const s of [full, first, second]) s.model.dispose();
   });
