@@ -185,3 +185,28 @@ describe("SFT run folders", () => {
     for (const m of [full, a, b]) m.module.dispose();
   });
 });
+
+describe("SFT evaluation", () => {
+  test("eval data is evaluated every eval_steps and at the end: eval_loss in the metrics, val_loss in metrics.jsonl", async () => {
+    const backend = await createBackend("wasm", { seed: 2 });
+    const model = await backend.loadModel(QWEN);
+    const out = join(tmp, "eval-run");
+    const sft = backend.createSftTrainer(model, { learning_rate: 1e-2, max_steps: 4, per_device_batch_size: 2, eval_steps: 2, lora_dropout: 0, output_dir: out, progress: false });
+    const r = await sft.train(SFT_ROWS, SFT_ROWS.slice(0, 2));
+    expect(r.error_message).toBeNull();
+    expect(Number.isFinite(r.metrics.eval_loss)).toBe(true);
+    // the mean over the eval batch's completion tokens (one batch of 2, padded), as HF's eval_loss
+    const tok = model.tokenizer!;
+    const rows = SFT_ROWS.slice(0, 2).map((row) => {
+      const p = tok.encode(row.prompt), c = [...tok.encode(row.completion, { addSpecialTokens: false }), tok.eosTokenId!];
+      return { ids: [...p, ...c], labels: [...p.map(() => -100), ...c] };
+    });
+    const T = Math.max(...rows.map((x) => x.ids.length));
+    const pad = (a: number[], v: number) => [...a, ...Array(T - a.length).fill(v)];
+    const { loss } = scope(() => noGrad(() => model.forward(rows.map((x) => pad(x.ids, tok.eosTokenId!)), { labels: rows.map((x) => pad(x.labels, -100)) })));
+    expect(Math.abs(r.metrics.eval_loss - (await loss!.item()))).toBeLessThan(1e-4);
+    const lines = (await readFile(join(out, "metrics.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.filter((l) => typeof l.val_loss === "number" || typeof l["val/loss"] === "number").length).toBeGreaterThanOrEqual(2);
+    model.module.dispose();
+  });
+});
