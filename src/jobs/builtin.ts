@@ -1,9 +1,10 @@
 // The built-in tasks: train (the `kiln train` config), sft and dpo (the `kiln sft`/`kiln dpo`
 // config: model folder, data, and the fine-tuning keys), pipeline (the curriculum pipeline's
-// config), and export (not in this build yet: submitting it says so). Their schemas are checked at
-// submit time; the heavy modules load only when a worker runs one.
+// config), and export (`kiln export gguf`: a model or a PEFT adapter to GGUF). Their schemas are
+// checked at submit time; the heavy modules load only when a worker runs one.
 
-import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { z } from "zod";
 import { RunConfig } from "../train/config.ts";
 import { parseDpoConfig, parseSftConfig } from "../finetune/config.ts";
@@ -63,6 +64,23 @@ function task<C>(d: TaskDefinition<C>): TaskDefinition<unknown> {
   return d as unknown as TaskDefinition<unknown>;
 }
 
+const ExportJob = z
+  .strictObject({
+    /** a Hugging Face model folder (kiln's own or one it loads) */
+    model: z.string().min(1).optional(),
+    /** a PEFT LoRA adapter folder, written as a llama.cpp adapter */
+    adapter: z.string().min(1).optional(),
+    /** the adapter's base model folder (default: its base_model_name_or_path) */
+    base: z.string().optional(),
+    /** f32, f16 (default), bf16, q8_0, q4_0, q4_1, q4_k, q6_k (adapters: f32, f16, bf16, q8_0) */
+    quantization: z.enum(["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q4_k", "q6_k"]).optional(),
+    /** the GGUF file (default <artifacts>/<job>/model.gguf or adapter.gguf) */
+    out: z.string().optional(),
+    name: z.string().optional(),
+  })
+  .refine((j) => !!j.model !== !!j.adapter, { message: "give exactly one of model (a model folder) or adapter (a PEFT adapter folder)" });
+type ExportJob = z.infer<typeof ExportJob>;
+
 const PipelineJob = z.record(z.string(), z.unknown()).superRefine(refineWith((keys) => new PipelineConfig(keys)));
 
 export const BUILTIN_TASKS: Record<string, TaskDefinition<unknown>> = {
@@ -92,11 +110,24 @@ export const BUILTIN_TASKS: Record<string, TaskDefinition<unknown>> = {
       return { topics, adapter_path: topics.at(-1)?.adapter_path ?? null, output_dir: config.values.outputDir };
     },
   }),
-  export: {
-    description: "export a model or adapter (GGUF)",
-    unavailable: "not available in this build of kiln yet (model export is being added); register your own with registerTask(\"export\", fn) in a module given to --import",
-    run: () => {
-      throw new Error("export is not available yet");
+  export: task<ExportJob>({
+    description: "export a model folder (model) or a PEFT adapter (adapter, base) as GGUF for llama.cpp; result.gguf_path",
+    schema: ExportJob,
+    run: async (job, ctx) => {
+      const out = job.out ?? join(ctx.dir, job.adapter ? "adapter.gguf" : "model.gguf");
+      await mkdir(dirname(out), { recursive: true });
+      if (job.adapter) {
+        const { exportGgufAdapter } = await import("../io/gguf_adapter.ts");
+        const { layers } = await exportGgufAdapter(job.adapter, out, { baseModel: job.base, quantization: (job.quantization ?? "f16") as never, name: job.name });
+        ctx.log(`export: adapter ${job.adapter} -> ${out} (${layers} layers)`);
+        return { gguf_path: out, layers, quantization: job.quantization ?? "f16" };
+      }
+      const { exportGguf } = await import("../io/gguf_export.ts");
+      const { init } = await import("../init.ts");
+      const backend = await init("wasm");
+      const { types, fallbacks } = await exportGguf(job.model!, out, { quantization: (job.quantization ?? "f16") as never, name: job.name, backend });
+      ctx.log(`export: ${job.model} -> ${out}`);
+      return { gguf_path: out, types, fallbacks, quantization: job.quantization ?? "f16" };
     },
-  },
+  }),
 };

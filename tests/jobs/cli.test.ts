@@ -44,7 +44,7 @@ test("bad input: one line naming the field or flag, exit code 2", async () => {
   const cases = [
     [["jobs", "submit", "train", "--queue", queue, "--set", "train.iters=-1"], /train\.iters/],
     [["jobs", "submit", "nope", "--queue", queue], /unknown task "nope"/],
-    [["jobs", "submit", "export", "--queue", queue], /not available/],
+    [["jobs", "submit", "export", "--queue", queue], /exactly one of model/],
     [["jobs", "status", "no-such-id", "--queue", queue], /no job no-such-id/],
     [["jobs", "list", "--queue", queue, "--status", "done"], /--status done/],
     [["jobs", "submit", "sleep", "--queue", "mysql://x"], /expected sqlite:\/\/<file> or postgres:\/\//],

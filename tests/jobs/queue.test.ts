@@ -28,14 +28,15 @@ async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, seconds = 20
 }
 
 describe.each(stores.kinds)("job queue on $name", (kind) => {
-  test("a bad config is refused at submit time, naming the field; unknown and unavailable tasks too", async () => {
+  test("a bad config is refused at submit time, naming the field; unknown tasks too", async () => {
     const q = new JobQueue(await kind.fresh());
     await expect(q.submitJob({ task: "train", config: { train: { iters: -3 } } })).rejects.toThrow(/train\.iters.*got -3/);
     await expect(q.submitJob({ task: "train", config: { modle: {} } })).rejects.toThrow(/modle/);
     await expect(q.submitJob({ task: "sleep", config: { ms: "x" } })).rejects.toThrow(JobConfigError);
     await expect(q.submitJob({ task: "sft", config: { model: "m", data: "d.jsonl", lora_r: 0 } })).rejects.toThrow(/loraR|lora_r/);
     await expect(q.submitJob({ task: "nope" })).rejects.toThrow(/unknown task "nope"/);
-    await expect(q.submitJob({ task: "export" })).rejects.toThrow(/not available/);
+    await expect(q.submitJob({ task: "export", config: {} })).rejects.toThrow(/exactly one of model .* or adapter/);
+    await expect(q.submitJob({ task: "export", config: { model: "m", quantization: "q3" } })).rejects.toThrow(/quantization/);
     await expect(q.submitJob({ task: "echo", dependsOn: ["missing-id"] })).rejects.toThrow(/no job missing-id/);
     expect(await q.listJobs()).toHaveLength(0);
     // a valid one is queued with its config as given
