@@ -11,10 +11,16 @@
 import type { z } from "zod";
 import { BUILTIN_TASKS } from "./builtin.ts";
 import { JobConfigError, type TaskDefinition, type TaskFn } from "./types.ts";
+import { trialTask } from "./trial_task.ts";
 
 export { JobConfigError, type TaskContext, type TaskDefinition, type TaskFn, type TaskProgress } from "./types.ts";
 
 const TASKS = new Map<string, TaskDefinition<unknown>>(Object.entries(BUILTIN_TASKS));
+// the trial task runs other tasks: it gets the registry's functions instead of importing them
+TASKS.set("trial", trialTask({
+  validate: (task, config) => validateJobConfig(task, config),
+  runTask: async (task, config, ctx) => getTask(task).run(parseJobConfig(task, config), ctx),
+}));
 
 /** Registers a task by name (a later registration of the same name replaces it). */
 export function registerTask<C>(name: string, run: TaskFn<C> | TaskDefinition<C>, options: { schema?: z.ZodType<C>; description?: string } = {}): void {

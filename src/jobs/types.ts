@@ -19,6 +19,8 @@ export interface TaskContext {
   signal: AbortSignal;
   /** this job's own folder under the worker's --artifacts (the same path on every worker): checkpoints go here, so another worker can resume */
   dir: string;
+  /** the URL of the queue the job came from (tasks that keep data beside the jobs use it) */
+  queueUrl?: string;
   /** the worker's --backend, for tasks whose config leaves the backend to the worker */
   backend?: string;
   /** live progress, written to the queue with the next heartbeat */

@@ -189,7 +189,7 @@ export class Worker {
       });
       const config = parseJobConfig(job.task, resolved);
       const ctx: TaskContext = {
-        jobId: job.id, attempt: job.attempts, signal: abort.signal, dir, backend: this.#o.backend,
+        jobId: job.id, attempt: job.attempts, signal: abort.signal, dir, backend: this.#o.backend, queueUrl: q.url,
         progress: (p) => void (progress = { ...p, at: Date.now() }), log,
       };
       const value = await getTask(job.task).run(config, ctx);
