@@ -10,14 +10,14 @@ import { env } from "../util/env.ts";
 import { createServer } from "../serve/server.ts";
 import { loadServedAdapter, loadServedModel, type LoadedModelEntry } from "../serve/load.ts";
 
-const HELP = `usage: kiln serve --model <dir> [options]
+const HELP = `usage: kiln serve --model <dir or file.gguf> [options]
 
 Serves a local Hugging Face model folder (config.json, model.safetensors, tokenizer.json) with an
 OpenAI-compatible API: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streaming
 with "stream": true), GET /health, GET /metrics (Prometheus). Concurrent requests share decode steps.
 
 options:
-  --model <dir>               model folder (required)
+  --model <dir>               model folder, or a llama.cpp .gguf file (required)
   --served-model-name <name>  the name clients pass as "model" (default: the folder's name)
   --lora-modules <name=dir>   also serve the base with this PEFT LoRA adapter merged in, as "name"
                               (repeatable, or comma-separated); each adapter is its own model: its
@@ -90,8 +90,9 @@ async function run(values: Record<string, string | boolean | string[] | undefine
   }
   const dir = values.model as string;
   const info = await stat(dir).catch(() => null);
-  if (!info?.isDirectory()) throw new UsageError(`--model ${dir}: no such folder`);
-  if (!(await Bun.file(join(dir, "config.json")).exists())) throw new UsageError(`--model ${dir} has no config.json: expected a Hugging Face model folder`);
+  const gguf = dir.toLowerCase().endsWith(".gguf");
+  if (gguf ? !info?.isFile() : !info?.isDirectory()) throw new UsageError(`--model ${dir}: no such ${gguf ? "file" : "folder"}`);
+  if (!gguf && !(await Bun.file(join(dir, "config.json")).exists())) throw new UsageError(`--model ${dir} has no config.json: expected a Hugging Face model folder or a .gguf file`);
   const backend = await init((values.backend as string | undefined) ?? env("KILN_BACKEND"), {
     device: values.device as string | undefined,
     threads: values.backend !== "webgpu" && values.device ? Number(values.device) || undefined : undefined,

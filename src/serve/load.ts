@@ -1,12 +1,15 @@
 // A Hugging Face model folder as a served model entry: weights (loadPretrained), tokenizer, chat
-// template (chat_template.jinja or tokenizer_config.json) and generation_config.json defaults; and
+// template (chat_template.jinja or tokenizer_config.json) and generation_config.json defaults, or a
+// llama.cpp GGUF file (loadGguf: weights dequantized to f32, tokenizer and chat template from its
+// tokenizer.ggml.* metadata); and
 // a PEFT LoRA adapter on it (vLLM's --lora-modules), merged into its own copy of the base weights.
 // The one way `kiln serve` and embedding apps load what createServer() serves.
 
 import { basename, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import { loadPretrained } from "../models/pretrained.ts";
-import { loadChatTemplate } from "../data/chat_template.ts";
+import { ChatTemplate, loadChatTemplate } from "../data/chat_template.ts";
+import { loadGguf } from "../io/gguf_load.ts";
 import { loadAdapter } from "../io/peft.ts";
 import { mergeAndUnload } from "../nn/lora_model.ts";
 import type { ModelEntry } from "./server.ts";
@@ -16,10 +19,12 @@ import type { PretrainedModel } from "../models/index.ts";
 export type LoadedModelEntry = ModelEntry & { model: PretrainedModel };
 
 /**
- * Loads `dir` for serving under `name` (default: the folder's name).
+ * Loads `dir` (a model folder, or a `.gguf` file) for serving under `name` (default: the folder's
+ * name, or the file's name without `.gguf`).
  * @example createServer({ models: [await loadServedModel("models/tiny")] })
  */
 export async function loadServedModel(dir: string, { name, backend }: { name?: string; backend?: Backend } = {}): Promise<LoadedModelEntry> {
+  if (dir.toLowerCase().endsWith(".gguf")) return loadServedGguf(dir, { name, backend });
   const { model, tokenizer, generationConfig } = await loadPretrained(dir, { backend });
   if (!tokenizer) {
     model.dispose();
@@ -45,4 +50,14 @@ export async function loadServedAdapter(baseDir: string, adapterDir: string, nam
     throw e;
   }
   return entry;
+}
+
+async function loadServedGguf(file: string, { name, backend }: { name?: string; backend?: Backend }): Promise<LoadedModelEntry> {
+  const { model, tokenizer, tokenizerFiles } = await loadGguf(file, { backend });
+  if (!tokenizer) {
+    model.dispose();
+    throw new Error(`[serve] ${file} has no tokenizer (tokenizer.ggml.* metadata): a server needs one`);
+  }
+  const chatTemplate = tokenizerFiles ? ChatTemplate.fromConfig(tokenizerFiles.config) : null;
+  return { name: name ?? basename(resolve(file)).replace(/\.gguf$/i, ""), model, tokenizer, chatTemplate };
 }
