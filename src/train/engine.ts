@@ -7,6 +7,8 @@
 // profiling per loader, metrics (JSONL, CSV, HTML) and the TrainingResult. The Trainer (one
 // model, one dataset, a task) and `kiln train` run on it. Process signals are the caller's: pass
 // an AbortSignal. Lightning's LightningModule/Trainer split, as a step function and a config.
+// Longer than the house's 500 lines on purpose: fit() is the one loop and reads top-down in one
+// place; the parts that stand alone live beside it (engine_config, sampling, profiler, loggers, amp).
 
 import { join } from "node:path";
 import { mkdir, readFile } from "node:fs/promises";
