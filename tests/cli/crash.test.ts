@@ -16,17 +16,22 @@ const ITERS = 8;
 const FLAGS = ["--backend", "wasm", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
   "--eval-interval", "0", "--log-interval", "1", "--checkpoint-interval", "1", "--sample-tokens", "0"];
 
-/** Runs kiln; with killAfterMs, SIGKILLs it that long after its first step line. */
-async function kiln(args: string[], killAfterMs?: number): Promise<{ code: number; stdout: string }> {
+/**
+ * Runs kiln; with `kill`, SIGKILLs it `delayMs` after it printed step `afterStep` (a step line, so the
+ * kill lands inside the run on a fast machine and on a slow one alike; the delay spreads it over the
+ * step's checkpoint save).
+ */
+async function kiln(args: string[], kill?: { afterStep: number; delayMs: number }): Promise<{ code: number; stdout: string }> {
   const proc = Bun.spawn([process.execPath, MAIN, ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe", env: { ...process.env, KILN_BACKEND: "wasm" } });
   let stdout = "";
-  let armed = killAfterMs !== undefined;
+  let armed = kill !== undefined;
   const decoder = new TextDecoder();
   for await (const chunk of proc.stdout as unknown as AsyncIterable<Uint8Array>) {
     stdout += decoder.decode(chunk);
-    if (armed && /step \d+\//.test(stdout)) {
+    const steps = [...stdout.matchAll(/step (\d+)\//g)].map((m) => Number(m[1]));
+    if (armed && steps.length > 0 && Math.max(...steps) >= kill!.afterStep) {
       armed = false;
-      setTimeout(() => proc.kill(9), killAfterMs);
+      setTimeout(() => proc.kill(9), kill!.delayMs);
     }
   }
   return { code: await proc.exited, stdout };
@@ -63,7 +68,7 @@ describe("kill -9 during checkpoints", () => {
     let killedMidRun = 0;
     for (let trial = 0; trial < 5; trial++) {
       const run = join(tmp, `run${trial}`);
-      const killed = await kiln(["train", "--data", data, "--out", run, "--iters", String(ITERS), ...FLAGS], 50 + Math.floor(rng.next() * 300));
+      const killed = await kiln(["train", "--data", data, "--out", run, "--iters", String(ITERS), ...FLAGS], { afterStep: 1 + Math.floor(rng.next() * (ITERS - 2)), delayMs: Math.floor(rng.next() * 15) });
       const step = await expectIntact(run);
       if (step === null) continue;
       const resumed = await kiln(["train", "--resume", run]);
@@ -80,7 +85,7 @@ describe("kill -9 during checkpoints", () => {
     for (let trial = 0; trial < 5 && resaves < 3; trial++) {
       const run = join(tmp, `run${trial}`);
       if ((await expectIntact(run)) !== ITERS) continue;
-      await kiln(["train", "--resume", run, "--resume-from", String(ITERS - 1)], Math.floor(rng.next() * 150));
+      await kiln(["train", "--resume", run, "--resume-from", String(ITERS - 1)], { afterStep: 0, delayMs: Math.floor(rng.next() * 150) });
       resaves++;
       expect(await expectIntact(run)).not.toBeNull();
       const finished = await kiln(["train", "--resume", run]);
