@@ -235,16 +235,19 @@ export class JobQueue {
     return r.count > 0;
   }
 
-  /** Records a failed run: queued again after the backoff while attempts remain, else failed for good. */
-  async fail(id: string, token: string, error: string, logs?: string): Promise<"retry" | "failed" | "lost"> {
+  /**
+   * Records a failed run: queued again after the backoff while attempts remain, else failed for
+   * good; `retry: false` (a config that can never run) fails it at once.
+   */
+  async fail(id: string, token: string, error: string, logs?: string, { retry = true }: { retry?: boolean } = {}): Promise<"retry" | "failed" | "lost"> {
     const r = await (await this.#store).query(
       `UPDATE kiln_jobs SET
-         status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+         status = CASE WHEN $5 = 1 AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
          run_after = NOW() + backoff_ms * POWER(2, attempts - 1),
-         finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE NOW() END,
+         finished_at = CASE WHEN $5 = 1 AND attempts < max_attempts THEN NULL ELSE NOW() END,
          error = $3, logs = COALESCE($4, logs), lease_token = NULL, lease_expires = NULL
        WHERE id = $1 AND lease_token = $2 AND status = 'running' RETURNING status`,
-      [id, token, error, logs ?? null],
+      [id, token, error, logs ?? null, retry ? 1 : 0],
     );
     if (!r.length) return "lost";
     return r[0].status === "queued" ? "retry" : "failed";

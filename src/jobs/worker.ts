@@ -8,7 +8,7 @@ import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { JobQueue, type Claim } from "./queue.ts";
-import { getTask, parseJobConfig, resolveRefs, taskNames, type TaskContext, type TaskProgress } from "./tasks.ts";
+import { getTask, JobConfigError, parseJobConfig, resolveRefs, taskNames, type TaskContext, type TaskProgress } from "./tasks.ts";
 
 export interface WorkerOptions {
   /** a queue or its URL */
@@ -223,7 +223,8 @@ export class Worker {
     const err = outcome.error as Error;
     const message = err instanceof Error ? err.message : String(err);
     log(`error: ${err instanceof Error && err.stack ? err.stack : message}`);
-    const state = await q.fail(job.id, token, message, logs());
+    // a config that cannot be resolved or parsed fails the same way on every attempt: no retry
+    const state = await q.fail(job.id, token, message, logs(), { retry: !(err instanceof JobConfigError) });
     if (state === "retry") this.counts.retried++;
     else if (state === "failed") this.counts.failed++;
     else this.counts.lost++;

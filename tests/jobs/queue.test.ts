@@ -116,6 +116,7 @@ describe.each(stores.kinds)("job queue on $name", (kind) => {
     const bad = await q.submitJob({ task: "flaky", config: { succeedOn: 9 }, maxAttempts: 2, backoff: 0.05 });
     const chained = await q.submitJob({ task: "echo", config: { got: { $from: ok, output: "attempt" }, n: [{ $from: ok, output: "attempt" }] } });
     const doomed = await q.submitJob({ task: "echo", config: { x: { $from: bad, output: "attempt" } } });
+    const missing = await q.submitJob({ task: "echo", config: { x: { $from: ok, output: "no.such.field" } } });
     const worker = new Worker({ queue: q, artifacts, exitWhenIdle: true, pollSeconds: 0.02, log: quiet });
     // exitWhenIdle would stop during a backoff: run until everything has settled
     await until(async () => (await worker.run(), (await q.listJobs({ status: ["queued", "running"] })).length), (n) => n === 0);
@@ -127,6 +128,10 @@ describe.each(stores.kinds)("job queue on $name", (kind) => {
     expect(failed.logs).toMatch(/attempt 2 of 2/);
     expect(await q.getJobResults(chained)).toEqual({ got: 2, n: [2] });
     expect((await q.getJob(chained)).dependsOn).toEqual([ok]);
+    // a reference to a field the result lacks fails at once (retrying cannot help), naming it
+    const m = await q.getJob(missing);
+    expect([m.status, m.attempts]).toEqual(["failed", 1]);
+    expect(m.error).toMatch(/no "no\.such\.field"/);
     expect(await q.getJobStatus(doomed)).toBe("failed");
     expect((await q.getJob(doomed)).error).toMatch(/depends on failed/);
     await q.close();
