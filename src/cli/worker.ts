@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "../jobs/worker.ts";
 import { taskNames } from "../jobs/tasks.ts";
+import { redact } from "../jobs/store.ts";
 import { ConfigError } from "../train/config.ts";
 import { env } from "../util/env.ts";
 
@@ -86,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
-  console.error(`kiln worker ${worker.id}: queue ${worker.queue.url}, tasks ${(tasks ?? known).join(", ")}`);
+  console.error(`kiln worker ${worker.id}: queue ${redact(worker.queue.url)}, tasks ${(tasks ?? known).join(", ")}`);
   await worker.run();
   const c = worker.counts;
   console.error(`kiln worker ${worker.id}: done (${c.completed} completed, ${c.failed} failed, ${c.retried} retried, ${c.cancelled} cancelled, ${c.released} handed back)`);

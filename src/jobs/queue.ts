@@ -6,7 +6,7 @@
 // lease (its token), so a job's result is stored exactly once, by the worker that holds the lease.
 
 import { UserError } from "../util/errors.ts";
-import { Store, parseJson } from "./store.ts";
+import { Store, parseJson, redact } from "./store.ts";
 import { findRefs, JobConfigError, validateJobConfig, type TaskProgress } from "./tasks.ts";
 
 export type JobStatus = "queued" | "running" | "completed" | "failed" | "cancelled";
@@ -108,7 +108,7 @@ export class JobQueue {
     await store.transaction(async (tx) => {
       for (const dep of deps) {
         const found = await tx.unsafe("SELECT id FROM kiln_jobs WHERE id = $1", [dep]);
-        if (!found.length) throw new JobConfigError(`dependsOn / $from: no job ${dep} in ${this.url}`);
+        if (!found.length) throw new JobConfigError(`dependsOn / $from: no job ${dep} in ${redact(this.url)}`);
       }
       await tx.unsafe(
         `INSERT INTO kiln_jobs (id, name, task, config, status, priority, depends_on, attempts, max_attempts, backoff_ms, run_after, created_at)
@@ -122,7 +122,7 @@ export class JobQueue {
 
   async getJob(id: string): Promise<Job> {
     const rows = await (await this.#store).query("SELECT * FROM kiln_jobs WHERE id = $1", [id]);
-    if (!rows.length) throw new JobNotFoundError(`no job ${id} in ${this.url}`);
+    if (!rows.length) throw new JobNotFoundError(`no job ${id} in ${redact(this.url)}`);
     return toJob(rows[0]);
   }
 
