@@ -9,7 +9,7 @@ import { createBackend } from "../finetune/backend.ts";
 import { DataError } from "../finetune/data.ts";
 import { ConfigError, readConfigFile } from "../train/config.ts";
 import { debugLevel, env } from "../util/env.ts";
-import { UserError } from "../util/errors.ts";
+import { isInputError, UserError } from "../util/errors.ts";
 import { RunFolder } from "../io/run_folder.ts";
 
 const COMMON = `  --model <dir>           Hugging Face model folder (required)
@@ -107,7 +107,7 @@ export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<
     return 0;
   } catch (e) {
     if (e instanceof UserError || e instanceof ConfigError || e instanceof DataError) await folder?.release({ removeIfEmpty: true }); // a crash keeps the lock: `kiln runs` reports it
-    const clear = e instanceof UserError || e instanceof ConfigError || e instanceof DataError || e instanceof UsageError || /^\[(peft|pretrained|finetune|lora|sft|dpo)\]/.test((e as Error).message);
+    const clear = e instanceof UserError || e instanceof ConfigError || e instanceof DataError || e instanceof UsageError || isInputError(e);
     if (debugLevel() > 0) console.error(e);
     console.error(`kiln ${verb}: ${(e as Error).message}`);
     return clear ? 2 : 1;

@@ -8,6 +8,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { init } from "../init.ts";
 import { env } from "../util/env.ts";
+import { isInputError } from "../util/errors.ts";
 import { loadPretrained } from "../models/pretrained.ts";
 import { GPT } from "../models/gpt.ts";
 import { generate, stream, type CausalLM, type GenerateOptions, type GenerateResult } from "../models/generate.ts";
@@ -71,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     return await run(values);
   } catch (e) {
     console.error(`kiln generate: ${(e as Error).message}`);
-    return e instanceof UsageError ? 2 : 1;
+    return e instanceof UsageError || isInputError(e) ? 2 : 1;
   }
 }
 

@@ -6,7 +6,7 @@ import { DPOPipeline, PipelineConfig } from "../finetune/pipeline.ts";
 import { ConfigError } from "../train/config.ts";
 import { DataError } from "../finetune/data.ts";
 import { debugLevel } from "../util/env.ts";
-import { UserError } from "../util/errors.ts";
+import { isInputError, UserError } from "../util/errors.ts";
 import { RunFolder } from "../io/run_folder.ts";
 import { stat } from "node:fs/promises";
 
@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof UserError || e instanceof ConfigError || e instanceof DataError) await folder?.release({ removeIfEmpty: true }); // a crash keeps the lock: `kiln runs` reports it
     if (debugLevel() > 0) console.error(e);
     console.error(`kiln pipeline: ${(e as Error).message}`);
-    return e instanceof UserError || e instanceof ConfigError || e instanceof DataError ? 2 : 1;
+    return isInputError(e) || e instanceof ConfigError || e instanceof DataError ? 2 : 1;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

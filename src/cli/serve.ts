@@ -7,6 +7,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { init } from "../init.ts";
 import { env } from "../util/env.ts";
+import { isInputError } from "../util/errors.ts";
 import { createServer } from "../serve/server.ts";
 import { loadServedAdapter, loadServedModel, type LoadedModelEntry } from "../serve/load.ts";
 
@@ -65,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     console.error(`kiln serve: ${(e as Error).message}`);
     if (process.env.KILN_DEBUG) console.error(e);
-    return e instanceof UsageError ? 2 : 1;
+    return e instanceof UsageError || isInputError(e) ? 2 : 1;
   }
 }
 

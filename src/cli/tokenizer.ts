@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util";
 import { PATTERNS, trainBpeFiles } from "../data/bpe_train.ts";
 import { loadTokenizer } from "../data/tokenizer.ts";
+import { isInputError } from "../util/errors.ts";
 
 const HELP = `usage: kiln tokenizer train --files <a.txt> [<b.txt> ...] --vocab-size <n> --out <dir> [options]
        kiln tokenizer encode --dir <tokenizer dir> (--text <string> | --file <path>) [--no-special]
@@ -62,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
     if (sub === "encode") return await encode(values);
   } catch (e) {
     console.error(`kiln tokenizer ${sub}: ${(e as Error).message}`);
-    return 1;
+    return isInputError(e) ? 2 : 1;
   }
   console.error(`kiln tokenizer: unknown subcommand "${sub}"\n\n${HELP}`);
   return 2;

@@ -36,3 +36,12 @@ export function isUserFsError(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException)?.code;
   return ["ENOENT", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT"].includes(code ?? "");
 }
+
+// Errors the library throws about what the caller passed (a file, an option, a data row) carry an area
+// tag as their first word; the CLI reports them as one line with exit 2, like a UserError.
+const INPUT_TAGS = /^(\[(config|pretrained|generate|tokenizer|chat_template|bpe_train|peft|lora|sft|dpo|finetune|pipeline)\]|safetensors:) /;
+
+/** True for a UserError or a library error about the caller's input (see INPUT_TAGS): exit 2, not a bug. */
+export function isInputError(e: unknown): boolean {
+  return e instanceof UserError || (e instanceof Error && INPUT_TAGS.test(e.message));
+}
