@@ -53,8 +53,6 @@ precompute_ref_log_probs false, lora_r 8, lora_alpha 16, target_modules q_proj,v
 
 const OWN = new Set(["model", "data", "eval", "config", "out", "output", "adapter", "backend", "device", "overwrite"]);
 
-class UsageError extends Error {}
-
 export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<number> {
   let flags: Record<string, string>, keys: Record<string, unknown>;
   try {
@@ -63,8 +61,8 @@ export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<
       return 0;
     }
     ({ flags, keys } = parseFlags(argv));
-    if (!flags.model) throw new UsageError("--model <dir> is required");
-    if (!flags.data) throw new UsageError("--data <file.jsonl> is required");
+    if (!flags.model) throw new UserError("--model <dir> is required");
+    if (!flags.data) throw new UserError("--data <file.jsonl> is required");
   } catch (e) {
     console.error(`kiln ${verb}: ${(e as Error).message}\n\n${HELP[verb]}`);
     return 2;
@@ -107,7 +105,7 @@ export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<
     return 0;
   } catch (e) {
     if (e instanceof UserError || e instanceof ConfigError || e instanceof DataError) await folder?.release({ removeIfEmpty: true }); // a crash keeps the lock: `kiln runs` reports it
-    const clear = e instanceof UserError || e instanceof ConfigError || e instanceof DataError || e instanceof UsageError || isInputError(e);
+    const clear = isInputError(e) || e instanceof DataError;
     if (debugLevel() > 0) console.error(e);
     console.error(`kiln ${verb}: ${(e as Error).message}`);
     return clear ? 2 : 1;
@@ -120,7 +118,7 @@ function parseFlags(argv: string[]): { flags: Record<string, string>; keys: Reco
   const keys: Record<string, unknown> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith("--")) throw new UsageError(`unexpected argument "${arg}"`);
+    if (!arg.startsWith("--")) throw new UserError(`unexpected argument "${arg}"`);
     let [name, value] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
     if (value === undefined) {
       const next = argv[i + 1];

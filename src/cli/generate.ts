@@ -8,7 +8,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { init } from "../init.ts";
 import { env } from "../util/env.ts";
-import { isInputError } from "../util/errors.ts";
+import { isInputError, UserError } from "../util/errors.ts";
 import { loadPretrained } from "../models/pretrained.ts";
 import { GPT } from "../models/gpt.ts";
 import { generate, stream, type CausalLM, type GenerateOptions, type GenerateResult } from "../models/generate.ts";
@@ -43,8 +43,6 @@ const NUMBER_FLAGS = {
   "repetition-penalty": "repetitionPenalty", seed: "seed",
 } as const;
 
-class UsageError extends Error {}
-
 export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
@@ -62,8 +60,8 @@ export async function main(argv: string[]): Promise<number> {
       console.log(HELP);
       return 0;
     }
-    if (!values.model) throw new UsageError("--model <dir> is required");
-    if (values.prompt === undefined) throw new UsageError('--prompt "..." is required');
+    if (!values.model) throw new UserError("--model <dir> is required");
+    if (values.prompt === undefined) throw new UserError('--prompt "..." is required');
   } catch (e) {
     console.error(`kiln generate: ${(e as Error).message}\n\n${HELP}`);
     return 2;
@@ -72,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     return await run(values);
   } catch (e) {
     console.error(`kiln generate: ${(e as Error).message}`);
-    return e instanceof UsageError || isInputError(e) ? 2 : 1;
+    return isInputError(e) ? 2 : 1;
   }
 }
 
@@ -82,15 +80,15 @@ async function run(values: Record<string, string | boolean | string[] | undefine
     const raw = values[flag] as string | undefined;
     if (raw === undefined) continue;
     const n = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a number (got ${JSON.stringify(raw)})`);
+    if (raw.trim() === "" || !Number.isFinite(n)) throw new UserError(`--${flag} must be a number (got ${JSON.stringify(raw)})`);
     (options as Record<string, number>)[key] = n;
   }
   const dir = values.model as string;
   const info = await stat(dir).catch(() => null);
-  if (!info) throw new UsageError(`model folder not found: ${dir}`);
-  if (!info.isDirectory()) throw new UsageError(`--model ${dir} is a file; pass the folder that holds config.json`);
+  if (!info) throw new UserError(`model folder not found: ${dir}`);
+  if (!info.isDirectory()) throw new UserError(`--model ${dir} is a file; pass the folder that holds config.json`);
   if (!(await Bun.file(join(dir, "config.json")).exists())) {
-    throw new UsageError(`${dir} has no config.json: expected a Hugging Face model folder (config.json, model.safetensors, tokenizer.json) or a kiln train run folder`);
+    throw new UserError(`${dir} has no config.json: expected a Hugging Face model folder (config.json, model.safetensors, tokenizer.json) or a kiln train run folder`);
   }
   let prompt = values.prompt as string;
   if (prompt === "-") prompt = await new Response(Bun.stdin.stream()).text();
@@ -101,7 +99,7 @@ async function run(values: Record<string, string | boolean | string[] | undefine
   });
   try {
     const { model, tokenizer, generationConfig } = await loadModelFolder(dir);
-    if (!tokenizer) throw new UsageError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): kiln generate needs one to encode the prompt`);
+    if (!tokenizer) throw new UserError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): kiln generate needs one to encode the prompt`);
     options.generationConfig = generationConfig;
     if (values.adapter) {
       const { loadAdapter } = await import("../io/peft.ts");
@@ -142,10 +140,10 @@ async function loadModelFolder(dir: string): Promise<{ model: CausalLM; tokenize
   const isRun = config.model_type === undefined && config.architectures === undefined && typeof config.model === "object" && typeof config.train === "object";
   if (!isRun) return loadPretrained(dir);
   const tokenizerFile = join(dir, "tokenizer.json");
-  if (!(await Bun.file(tokenizerFile).exists())) throw new UsageError(`run folder ${dir} has no tokenizer.json`);
+  if (!(await Bun.file(tokenizerFile).exists())) throw new UserError(`run folder ${dir} has no tokenizer.json`);
   const tokenizer = CharTokenizer.fromJSON(await readFile(tokenizerFile, "utf8"));
   const checkpoints = join(dir, "checkpoints");
-  if (!(await hasCheckpoint(checkpoints))) throw new UsageError(`run folder ${dir} has no checkpoint yet (${checkpoints}/latest.json)`);
+  if (!(await hasCheckpoint(checkpoints))) throw new UserError(`run folder ${dir} has no checkpoint yet (${checkpoints}/latest.json)`);
   const model = new GPT({ ...(config.model as object), vocabSize: tokenizer.vocabSize } as ConstructorParameters<typeof GPT>[0]);
   await loadCheckpoint(checkpoints, { model });
   model.eval();

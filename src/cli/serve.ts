@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { init } from "../init.ts";
 import { env } from "../util/env.ts";
-import { isInputError } from "../util/errors.ts";
+import { isInputError, UserError } from "../util/errors.ts";
 import { createServer } from "../serve/server.ts";
 import { loadServedAdapter, loadServedModel, type LoadedModelEntry } from "../serve/load.ts";
 
@@ -38,8 +38,6 @@ options:
 
 const INT_FLAGS = ["port", "max-batch", "max-queue", "max-model-len", "max-body-bytes", "request-timeout"] as const;
 
-class UsageError extends Error {}
-
 export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
@@ -56,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(HELP);
       return 0;
     }
-    if (!values.model) throw new UsageError("--model <dir> is required");
+    if (!values.model) throw new UserError("--model <dir> is required");
   } catch (e) {
     console.error(`kiln serve: ${(e as Error).message}\n\n${HELP}`);
     return 2;
@@ -66,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     console.error(`kiln serve: ${(e as Error).message}`);
     if (process.env.KILN_DEBUG) console.error(e);
-    return e instanceof UsageError || isInputError(e) ? 2 : 1;
+    return isInputError(e) ? 2 : 1;
   }
 }
 
@@ -77,23 +75,23 @@ async function run(values: Record<string, string | boolean | string[] | undefine
     if (raw === undefined) continue;
     const n = Number(raw);
     if (raw.trim() === "" || !Number.isInteger(n) || n < 0 || (flag !== "port" && flag !== "max-queue" && n === 0)) {
-      throw new UsageError(`--${flag} must be an integer${flag === "port" || flag === "max-queue" ? " >= 0" : " >= 1"} (got ${JSON.stringify(raw)})`);
+      throw new UserError(`--${flag} must be an integer${flag === "port" || flag === "max-queue" ? " >= 0" : " >= 1"} (got ${JSON.stringify(raw)})`);
     }
     ints[flag] = n;
   }
   const loras = ((values["lora-modules"] as string[] | undefined) ?? []).flatMap((v) => v.split(",")).map((spec) => {
     const eq = spec.indexOf("=");
-    if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`--lora-modules ${JSON.stringify(spec)}: expected name=dir`);
+    if (eq <= 0 || eq === spec.length - 1) throw new UserError(`--lora-modules ${JSON.stringify(spec)}: expected name=dir`);
     return { name: spec.slice(0, eq), dir: spec.slice(eq + 1) };
   });
   for (const l of loras) {
-    if (!(await stat(join(l.dir, "adapter_config.json")).catch(() => null))) throw new UsageError(`--lora-modules ${l.name}=${l.dir}: no adapter_config.json there (a PEFT LoRA folder)`);
+    if (!(await stat(join(l.dir, "adapter_config.json")).catch(() => null))) throw new UserError(`--lora-modules ${l.name}=${l.dir}: no adapter_config.json there (a PEFT LoRA folder)`);
   }
   const dir = values.model as string;
   const info = await stat(dir).catch(() => null);
   const gguf = dir.toLowerCase().endsWith(".gguf");
-  if (gguf ? !info?.isFile() : !info?.isDirectory()) throw new UsageError(`--model ${dir}: no such ${gguf ? "file" : "folder"}`);
-  if (!gguf && !(await Bun.file(join(dir, "config.json")).exists())) throw new UsageError(`--model ${dir} has no config.json: expected a Hugging Face model folder or a .gguf file`);
+  if (gguf ? !info?.isFile() : !info?.isDirectory()) throw new UserError(`--model ${dir}: no such ${gguf ? "file" : "folder"}`);
+  if (!gguf && !(await Bun.file(join(dir, "config.json")).exists())) throw new UserError(`--model ${dir} has no config.json: expected a Hugging Face model folder or a .gguf file`);
   const backend = await init((values.backend as string | undefined) ?? env("KILN_BACKEND"), {
     device: values.device as string | undefined,
     threads: values.backend !== "webgpu" && values.device ? Number(values.device) || undefined : undefined,
@@ -101,13 +99,13 @@ async function run(values: Record<string, string | boolean | string[] | undefine
   const entry = await loadServedModel(dir, { name: values["served-model-name"] as string | undefined, backend });
   const context = entry.model.config.blockSize;
   if (ints["max-model-len"] !== undefined && (ints["max-model-len"] < 2 || ints["max-model-len"] > context)) {
-    throw new UsageError(`--max-model-len must be in 2..${context} (the model's context), got ${ints["max-model-len"]}`);
+    throw new UserError(`--max-model-len must be in 2..${context} (the model's context), got ${ints["max-model-len"]}`);
   }
   const entries: LoadedModelEntry[] = [entry];
   for (const l of loras) entries.push(await loadServedAdapter(dir, l.dir, l.name, { backend }));
   const names = entries.map((e) => e.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
-  if (twice !== undefined) throw new UsageError(`two served models are named ${JSON.stringify(twice)} (--served-model-name / --lora-modules)`);
+  if (twice !== undefined) throw new UserError(`two served models are named ${JSON.stringify(twice)} (--served-model-name / --lora-modules)`);
   const api = createServer({
     models: entries,
     maxBatch: ints["max-batch"],
