@@ -82,7 +82,7 @@ describe("kiln generate", () => {
 
     await copyFile(join(LLAMA, "config.json"), join(empty, "config.json"));
     const noWeights = await kiln(["generate", "--model", empty, "--prompt", "x"]);
-    expect(noWeights.code).toBe(1);
+    expect(noWeights.code).toBe(2);
     expect(noWeights.stderr).toContain("model.safetensors");
 
     await copyFile(join(LLAMA, "model.safetensors"), join(empty, "model.safetensors"));
@@ -94,7 +94,7 @@ describe("kiln generate", () => {
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toContain('--top-p must be a number (got "lots")');
     const badValue = await kiln(["generate", "--model", LLAMA, "--prompt", "x", "--top-p", "1.5"]);
-    expect(badValue.code).toBe(1);
+    expect(badValue.code).toBe(2);
     expect(badValue.stderr).toContain("topP must be in (0, 1]");
     const noPrompt = await kiln(["generate", "--model", LLAMA]);
     expect(noPrompt.code).toBe(2);
