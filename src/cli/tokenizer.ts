@@ -4,7 +4,7 @@
 import { parseArgs } from "node:util";
 import { PATTERNS, trainBpeFiles } from "../data/bpe_train.ts";
 import { loadTokenizer } from "../data/tokenizer.ts";
-import { isInputError } from "../util/errors.ts";
+import { isInputError, UserError } from "../util/errors.ts";
 
 const HELP = `usage: kiln tokenizer train --files <a.txt> [<b.txt> ...] --vocab-size <n> --out <dir> [options]
        kiln tokenizer encode --dir <tokenizer dir> (--text <string> | --file <path>) [--no-special]
@@ -71,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
 
 function positiveInt(name: string, v: unknown): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n <= 0) throw new UserError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
