@@ -28,7 +28,8 @@ if (command === "--version" || command === "-v") {
   process.exit(0);
 }
 if (!command || command === "--help" || command === "-h" || !(command in COMMANDS)) {
-  const list = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`).join("\n");
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const list = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.help}`).join("\n");
   const out = `usage: kiln <command> [options]\n\ncommands:\n${list}\n\nkiln <command> --help shows a command's options.`;
   if (command && command !== "--help" && command !== "-h") {
     console.error(`kiln: unknown command "${command}"\n\n${out}`);
