@@ -257,7 +257,7 @@ async function* steps(model: CausalLM, tokenizer: Tokenizer | null, prompt: stri
     const first = window(promptIds);
     if (opts.useCache && model.newCache) cache = model.newCache(1, Math.min(blockSize, first.length + opts.maxNewTokens - 1));
     const t0 = performance.now();
-    let logits = await lastLogits(model, backend, first, cache);
+    let logits = await lastLogits(model, backend, [first], cache);
     timings.prefillTokens = first.length;
     timings.prefillMs = performance.now() - t0;
     const t1 = performance.now();
@@ -280,11 +280,11 @@ async function* steps(model: CausalLM, tokenizer: Tokenizer | null, prompt: stri
       }
       if (i + 1 >= opts.maxNewTokens) break;
       if (cache && cache.length < cache.maxLength) {
-        logits = await lastLogits(model, backend, [next], cache); // decode: one token against the cache
+        logits = await lastLogits(model, backend, [[next]], cache); // decode: one token against the cache
       } else {
         // no cache, or the context outgrew blockSize: recompute over the last blockSize tokens
         if (cache) cache.dispose(), (cache = null);
-        logits = await lastLogits(model, backend, window(context), null);
+        logits = await lastLogits(model, backend, [window(context)], null);
       }
       timings.decodeTokens++;
     }
@@ -302,11 +302,18 @@ async function* steps(model: CausalLM, tokenizer: Tokenizer | null, prompt: stri
 }
 
 /** One forward pass in eval mode and its own memory scope; reads back only the last position's logits [V]. */
-async function lastLogits(model: CausalLM, backend: Backend, ids: number[], cache: KVCache | null): Promise<Float32Array> {
+/** The last position's logits of each row ([B·V], row after row): one eval-mode, gradient-free forward of
+ *  rows [B, T] in its own memory scope. The serving batcher decodes through it too (with its batched cache). */
+export async function lastLogits<C>(
+  model: { forward(ids: Tensor, opts?: { cache?: C; logitsToKeep?: number }): Tensor },
+  backend: Backend,
+  rows: number[][],
+  cache: C | null,
+): Promise<Float32Array> {
   const last = withTraining(false, () => scope(() =>
     noGrad(() => {
-      const x = fromArray(Int32Array.from(ids), [1, ids.length], { dtype: "i32", backend }); // [1, T]
-      const logits = model.forward(x, { cache: cache ?? undefined, logitsToKeep: 1 }); // [1, 1, V]
+      const x = fromArray(Int32Array.from(rows.flat()), [rows.length, rows[0].length], { dtype: "i32", backend }); // [B, T]
+      const logits = model.forward(x, { cache: cache ?? undefined, logitsToKeep: 1 }); // [B, 1, V]
       const T = logits.shape[1]; // a model that ignores logitsToKeep returns every position
       return T === 1 ? logits : logits.narrow(1, T - 1, 1);
     }),

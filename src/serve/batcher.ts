@@ -9,15 +9,12 @@
 // scheduling; vLLM's scheduler (waiting / running queues).
 
 import type { Tensor } from "../tensor/tensor.ts";
-import { fromArray } from "../tensor/tensor.ts";
-import { scope } from "../tensor/memory.ts";
-import { noGrad } from "../autograd/tape.ts";
-import { withTraining } from "../tensor/mode.ts";
 import type { Tokenizer } from "../data/tokenizer.ts";
 import type { KVCache } from "../models/kv_cache.ts";
 import { BatchedKVCache, type AnyKVCache } from "../models/batched_kv_cache.ts";
 import { KVPool } from "../models/kv_pool.ts";
 import { StreamingDetokenizer } from "../models/detokenizer.ts";
+import { lastLogits } from "../models/generate.ts";
 import { chooseToken, type TokenChoiceParams, type TokenLogprob } from "./token_choice.ts";
 import type { ServerMetrics } from "./metrics.ts";
 
@@ -282,23 +279,9 @@ export class Batcher {
 
   /** One forward in its own memory scope; the last position's logits of each row, [B·V]. */
   async #forward(rows: number[][], cache: AnyKVCache): Promise<Float32Array> {
-    const model = this.#model;
-    const backend = model.parameters()[0].backend;
-    // eval mode for this call only: the model's own flag (a training loop may share it) stays as it is
-    const last = withTraining(false, () => scope(() =>
-      noGrad(() => {
-        const x = fromArray(Int32Array.from(rows.flat()), [rows.length, rows[0].length], { dtype: "i32", backend }); // [B, T]
-        const logits = model.forward(x, { cache, logitsToKeep: 1 }); // [B, 1, V]
-        const T = logits.shape[1];
-        return T === 1 ? logits : logits.narrow(1, T - 1, 1);
-      }),
-    ));
-    try {
-      return (await last.data()) as Float32Array;
-    } finally {
-      last.dispose();
-    }
+    return lastLogits(this.#model, this.#model.parameters()[0].backend, rows, cache);
   }
+
 
   /** Chooses s's next token from its logits row and hands it out; finishes s when it should. */
   #step(s: Sequence, logits: Float32Array): void {
