@@ -58,6 +58,11 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (!["submit", "status", "list", "cancel", "results"].includes(command)) {
+    // before the queue is opened: a mistyped command must not create a database file
+    console.error(`kiln jobs: unknown jobs command ${JSON.stringify(command)} (submit, status, list, cancel, results)`);
+    return 2;
+  }
   const queue = new JobQueue((values.queue as string | undefined) ?? (env("KILN_QUEUE") || "sqlite://kiln_jobs.db"));
   try {
     await queue.store(); // a bad URL is reported before anything else

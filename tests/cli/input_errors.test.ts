@@ -3,7 +3,7 @@
 // line naming the thing, exit code 2, no stack trace; a bug keeps exit 1.
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isInputError, UserError } from "../../src/util/errors.ts";
@@ -55,4 +55,15 @@ describe("kiln verbs: library input errors exit 2 with one line", () => {
       expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace
     });
   }
+});
+
+test("kiln jobs with a mistyped command exits 2 and creates no queue database", async () => {
+  const cwd = await mkdtemp(join(tmp, "jobs-"));
+  const env: Record<string, string | undefined> = { ...process.env };
+  delete env.KILN_QUEUE;
+  const proc = Bun.spawn([process.execPath, MAIN, "jobs", "sumbit", "train"], { cwd, stdout: "pipe", stderr: "pipe", env });
+  const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  expect(code).toBe(2);
+  expect(stderr).toContain('unknown jobs command "sumbit"');
+  expect(await readdir(cwd)).toEqual([]);
 });
