@@ -91,3 +91,7 @@ export { createStudy, loadStudy, Study, Trial, TrialPruned, type StudyOptions, t
 export { RandomSampler, GridSampler, TPESampler, type Sampler, type FrozenTrial } from "./jobs/samplers.ts";
 export { MedianPruner, SuccessiveHalvingPruner, NopPruner, type Pruner } from "./jobs/pruners.ts";
 export { hyperparameterSearch, suggestSpace, writeStudyReport, PruningHook, type SearchSpace, type SearchOptions, type SearchResult } from "./jobs/search.ts";
+export {
+  BuilderConfig, loadConfig, parseConfig, validateConfig, fixConfig, toTrainingConfig, PRESETS, migrateLegacyConfig, buildModel,
+  type ConfigProblem, type PresetName, type BuilderConfigInput,
+} from "./builder/index.ts";

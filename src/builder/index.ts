@@ -1,0 +1,5 @@
+// The LLM builder: structured configs with presets and legacy migration, model building.
+export { BuilderConfig, BuilderConfigSchema, ModelSection, TrainingSection, SystemSection, loadConfig, parseConfig, readConfigFile, validateConfig, fixConfig, toTrainingConfig, type ConfigProblem, type BuilderConfigInput, type ModelSectionValues, type TrainingSectionValues, type SystemSectionValues } from "./config.ts";
+export { PRESETS, type PresetName, type Preset } from "./presets.ts";
+export { isLegacyConfig, migrateLegacyObject, migrateLegacyConfig } from "./legacy.ts";
+export { buildModel, hfConfigOf, formatCount } from "./build.ts";
