@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { ConfigError } from "../train/config.ts";
 import { describeFsError } from "../util/errors.ts";
-import { jsonErrorPosition } from "../util/json_error.ts";
+import { jsonErrorPosition, yamlErrorPosition } from "../util/parse_position.ts";
 
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -17,7 +17,7 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
   try {
     value = yaml ? Bun.YAML.parse(text) : JSON.parse(text);
   } catch (e) {
-    const at = yaml ? undefined : jsonErrorPosition(text);
+    const at = yaml ? yamlErrorPosition(text) : jsonErrorPosition(text);
     throw new ConfigError(`config file ${path}: not valid ${yaml ? "YAML" : "JSON"}${at ? ` at ${at}` : ""}: ${(e as Error).message}`);
   }
   if (!value || typeof value !== "object" || Array.isArray(value)) throw new ConfigError(`config file ${path}: expected an object at the top level`);
