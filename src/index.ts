@@ -94,4 +94,5 @@ export { hyperparameterSearch, suggestSpace, writeStudyReport, PruningHook, type
 export {
   BuilderConfig, loadConfig, parseConfig, validateConfig, fixConfig, toTrainingConfig, PRESETS, migrateLegacyConfig, buildModel,
   type ConfigProblem, type PresetName, type BuilderConfigInput,
+  DocumentLoader, cleanText, dedupe, TextDataset, tokenizeFile, readTokenFile,
 } from "./builder/index.ts";

@@ -3,3 +3,8 @@ export { BuilderConfig, BuilderConfigSchema, ModelSection, TrainingSection, Syst
 export { PRESETS, type PresetName, type Preset } from "./presets.ts";
 export { isLegacyConfig, migrateLegacyObject, migrateLegacyConfig } from "./legacy.ts";
 export { buildModel, hfConfigOf, formatCount } from "./build.ts";
+export { DocumentLoader, formatReport, type DocumentLoaderOptions, type FileReport, type LoadedDocuments } from "./documents.ts";
+export { cleanText, removeBoilerplate } from "./clean.ts";
+export { dedupe, minhash, shingles, type DedupeOptions, type DedupeResult } from "./dedupe.ts";
+export { TextDataset, TokenWindows, readTokenFile, type TextDatasetOptions } from "./text_dataset.ts";
+export { tokenizeFile } from "./tokenize_file.ts";

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   "compare-backends": { file: "./compare_backends.ts", help: "the same short LoRA SFT on wasm and WebGPU, compared step by step" },
   worker: { file: "./worker.ts", help: "run jobs from a queue (sqlite:// or postgres://); kiln worker --help" },
   jobs: { file: "./jobs.ts", help: "submit, inspect, cancel queued jobs: kiln jobs submit|status|list|cancel|results" },
+  data: { file: "./data.ts", help: "raw documents to clean text (kiln data load), text to a .bin token file (kiln data tokenize)" },
   config: { file: "./config.ts", help: "builder configs: migrate a nanoGPT config, validate/fix, list presets (kiln config --help)" },
   pipeline: { file: "./pipeline.ts", help: "curriculum fine-tuning: per topic SFT then DPO (kiln pipeline run <config.yaml>)" },
   export: { file: "./export.ts", help: "export a model or LoRA adapter for llama.cpp (kiln export gguf --help)" },

@@ -12,6 +12,8 @@ const HELP = `usage: kiln tokenizer train --files <a.txt> [<b.txt> ...] --vocab-
 train: learns a byte-level BPE (special tokens, then the 256 bytes, then merges) and writes
 <dir>/tokenizer.json + tokenizer_config.json, readable by kiln and Hugging Face tokenizers.
   --files <paths...>       UTF-8 text files to learn from
+  --input <dir|file>       documents to learn from, read as \`kiln data load --clean\` reads them
+                           (.txt .md .html .json .jsonl .csv, recursive)
   --vocab-size <n>         final vocabulary size, special and byte tokens included
   --out <dir>              output folder
   --min-frequency <n>      stop when the best pair is rarer than this (default 2)
@@ -35,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
       args: rest,
       options: {
         files: { type: "string", multiple: true },
+        input: { type: "string" },
         "vocab-size": { type: "string" },
         out: { type: "string" },
         "min-frequency": { type: "string" },
@@ -77,6 +80,7 @@ function positiveInt(name: string, v: unknown): number {
 
 async function train(values: Record<string, unknown>, positionals: string[]): Promise<number> {
   const files = [...((values.files as string[] | undefined) ?? []), ...positionals];
+  if (values.input !== undefined) files.push(await documentsAsFile(values.input as string));
   if (files.length === 0 || values["vocab-size"] === undefined || values.out === undefined) {
     console.error(`kiln tokenizer train: --files, --vocab-size and --out are required\n\n${HELP}`);
     return 2;
@@ -118,4 +122,17 @@ async function encode(values: Record<string, unknown>): Promise<number> {
       `${(bytes / 1e6 / (ms / 1000)).toFixed(2)} MB/s, round trip ${tok.decode(ids) === text ? "exact" : "differs (normalizer or special tokens)"}`,
   );
   return 0;
+}
+
+/** The documents under `input` (kiln data load's reader, cleaned), as one temporary text file. */
+async function documentsAsFile(input: string): Promise<string> {
+  const { DocumentLoader, formatReport } = await import("../builder/documents.ts");
+  const { mkdtemp } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const r = await new DocumentLoader({ cleanText: true }).loadDirectory(input);
+  for (const line of formatReport(r).filter((l) => l.startsWith("skipped"))) console.log(line);
+  const file = join(await mkdtemp(join(tmpdir(), "kiln-tokenizer-")), "documents.txt");
+  await Bun.write(file, r.texts.join("\n\n"));
+  return file;
 }

@@ -1,0 +1,92 @@
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { TextDataset, readTokenFile } from "../../src/builder/text_dataset.ts";
+import { tokenizeFile } from "../../src/builder/tokenize_file.ts";
+import { loadTokenizer } from "../../src/data/tokenizer.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const TOK = join(ROOT, "tests/fixtures/tokenizers/shakespeare_llama3");
+const dir = mkdtempSync(join(tmpdir(), "kiln-textdata-"));
+
+async function kiln(...args: string[]) {
+  const proc = Bun.spawn([process.execPath, join(ROOT, "src/cli/main.ts"), ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, code };
+}
+
+describe("TextDataset", () => {
+  test("windows, stride and the train/val split", async () => {
+    const tokens = Int32Array.from({ length: 100 }, (_, i) => i);
+    const ds = new TextDataset(tokens, { blockSize: 8, stride: 4, trainSplit: 0.5 });
+    expect(ds.train.length).toBe(Math.floor((50 - 9) / 4) + 1);
+    expect(Array.from(ds.train.get(1).x)).toEqual([4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(Array.from(ds.train.get(1).y)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(ds.val.get(0).x[0]).toBe(50);
+    expect(() => ds.train.get(ds.train.length)).toThrow(/out of range/);
+    expect(() => new TextDataset(tokens, { blockSize: 200 })).toThrow(/no train window of blockSize 200/);
+  });
+  test("texts are tokenized with eos between documents", async () => {
+    const tok = await loadTokenizer(TOK);
+    const ds = new TextDataset(["To be, or not to be", "that is the question"], { blockSize: 4, tokenizer: tok, trainSplit: 1 });
+    const expected = [...tok.encode("To be, or not to be"), ...(tok.eosTokenId !== undefined ? [tok.eosTokenId] : []), ...tok.encode("that is the question")];
+    expect(Array.from(ds.tokens)).toEqual(expected);
+    expect(() => new TextDataset(["x"], { blockSize: 4 })).toThrow(/need a tokenizer/);
+  });
+});
+
+describe("kiln data tokenize / load", () => {
+  test("streamed .bin equals whole-text encoding, and TextDataset reads it memory-mapped", async () => {
+    const tok = await loadTokenizer(TOK);
+    const corpus = readFileSync(join(ROOT, "tests/fixtures/tokenizer_corpus.txt"), "utf8");
+    const input = join(dir, "corpus.txt");
+    writeFileSync(input, corpus);
+    // small chunks: many cuts, including inside multi-byte characters
+    const r = await tokenizeFile(tok, input, join(dir, "small.bin"), { chunkBytes: 97 });
+    const whole = tok.encode(corpus);
+    expect(r.tokens).toBe(whole.length);
+    expect(Array.from(readTokenFile(join(dir, "small.bin")))).toEqual(whole);
+    const cli = await kiln("data", "tokenize", "--tokenizer", TOK, "--input", input, "--output", join(dir, "cli.bin"));
+    expect(cli.code).toBe(0);
+    expect(readFileSync(join(dir, "cli.bin"))).toEqual(readFileSync(join(dir, "small.bin")));
+    expect(JSON.parse(readFileSync(join(dir, "cli.bin.json"), "utf8"))).toMatchObject({ dtype: "uint16", tokens: whole.length });
+    const ds = new TextDataset(join(dir, "cli.bin"), { blockSize: 16 });
+    expect(Array.from(ds.get(0).x)).toEqual(whole.slice(0, 16));
+  });
+  test("non-UTF-8 input is refused with the offset", async () => {
+    writeFileSync(join(dir, "bad.txt"), Buffer.from([0x61, 0x62, 0xff, 0x63]));
+    const r = await kiln("data", "tokenize", "--tokenizer", TOK, "--input", join(dir, "bad.txt"), "--out", join(dir, "bad.bin"));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("not UTF-8 text: invalid byte at offset 2");
+  });
+  test("kiln data load writes the kept documents and a per-file report", async () => {
+    const raw = join(dir, "raw");
+    mkdirSync(join(raw, "x"), { recursive: true });
+    const text = "one document about the sea and its many moods through the long seasons of the year";
+    writeFileSync(join(raw, "a.txt"), text);
+    writeFileSync(join(raw, "x/b.txt"), text);
+    writeFileSync(join(raw, "x/c.md"), "another  document\u0000 entirely");
+    writeFileSync(join(raw, "x/d.png"), "png");
+    const r = await kiln("data", "load", "--input", raw, "--output", join(dir, "data.txt"), "--clean", "--dedupe", "--min-length", "5");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("skipped x/b.txt (duplicate of a.txt)");
+    expect(r.stdout).toContain("skipped x/d.png (unsupported type .png)");
+    expect(r.stdout).toContain("2 document(s) kept; removed: 1 exact duplicate(s)");
+    expect(readFileSync(join(dir, "data.txt"), "utf8")).toBe(`${text}\n\nanother document entirely\n`);
+    const none = await kiln("data", "load", "--input", join(dir, "missing"), "--out", join(dir, "o.txt"));
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("--input");
+  });
+  test("kiln tokenizer train --input reads a documents folder", async () => {
+    const raw = join(dir, "tokraw");
+    mkdirSync(raw, { recursive: true });
+    writeFileSync(join(raw, "a.txt"), readFileSync(join(ROOT, "tests/fixtures/tokenizer_corpus.txt"), "utf8"));
+    writeFileSync(join(raw, "b.html"), "<p>the the the the</p><script>zzzzqqqq zzzzqqqq zzzzqqqq</script>");
+    const r = await kiln("tokenizer", "train", "--input", raw, "--vocab-size", "300", "--out", join(dir, "tok"));
+    expect(r.code).toBe(0);
+    const tok = await loadTokenizer(join(dir, "tok"));
+    expect(tok.vocabSize).toBe(300);
+    expect(tok.tokenToId("zz")).toBeUndefined(); // script text is not trained on
+  });
+});
