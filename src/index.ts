@@ -95,4 +95,5 @@ export {
   BuilderConfig, loadConfig, parseConfig, validateConfig, fixConfig, toTrainingConfig, PRESETS, migrateLegacyConfig, buildModel,
   type ConfigProblem, type PresetName, type BuilderConfigInput,
   DocumentLoader, cleanText, dedupe, TextDataset, tokenizeFile, readTokenFile,
+  saveModel, loadSavedModel, generateText, evaluateModel,
 } from "./builder/index.ts";

@@ -8,3 +8,5 @@ export { cleanText, removeBoilerplate } from "./clean.ts";
 export { dedupe, minhash, shingles, type DedupeOptions, type DedupeResult } from "./dedupe.ts";
 export { TextDataset, TokenWindows, readTokenFile, type TextDatasetOptions } from "./text_dataset.ts";
 export { tokenizeFile } from "./tokenize_file.ts";
+export { saveModel, loadSavedModel, generateText, type SaveModelOptions, type SavedModel, type GenerateTextRequest } from "./saved_model.ts";
+export { evaluateModel, type Evaluation, type EvaluateOptions } from "./evaluate.ts";

@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { file: string; help: string }> = {
   worker: { file: "./worker.ts", help: "run jobs from a queue (sqlite:// or postgres://); kiln worker --help" },
   jobs: { file: "./jobs.ts", help: "submit, inspect, cancel queued jobs: kiln jobs submit|status|list|cancel|results" },
   data: { file: "./data.ts", help: "raw documents to clean text (kiln data load), text to a .bin token file (kiln data tokenize)" },
+  model: { file: "./model.ts", help: "evaluate saved models: loss, perplexity, tokens/s (kiln model evaluate --help)" },
   config: { file: "./config.ts", help: "builder configs: migrate a nanoGPT config, validate/fix, list presets (kiln config --help)" },
   pipeline: { file: "./pipeline.ts", help: "curriculum fine-tuning: per topic SFT then DPO (kiln pipeline run <config.yaml>)" },
   export: { file: "./export.ts", help: "export a model or LoRA adapter for llama.cpp (kiln export gguf --help)" },
@@ -40,6 +41,8 @@ if (!command || command === "--help" || command === "-h" || !(command in COMMAND
   console.log(out);
   process.exit(0);
 }
+// the replaced tool's verb names: `kiln generate text ...` is `kiln generate ...`
+if (command === "generate" && rest[0] === "text") rest.shift();
 const mod = (await import(COMMANDS[command].file)) as { main(argv: string[]): Promise<number | void> };
 let code: number | void;
 try {

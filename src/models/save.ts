@@ -32,6 +32,8 @@ export interface SaveOptions {
   tokenizerDir?: string;
   /** written as generation_config.json (default: the one loaded with the model, if any) */
   generationConfig?: GenerationConfig;
+  /** extra safetensors `__metadata__` entries (string values; "format" stays "pt") */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 /** A model that knows its family (every model class of src/models). */
@@ -69,7 +71,7 @@ export async function savePretrained(model: FamilyModel, dir: string, options: S
     // read back from the device one tensor at a time, as the file is written: one copy of the weights
     tensors[family.toHFName(name, config)] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
   }
-  await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+  await writeSafetensors(join(dir, "model.safetensors"), tensors, { ...options.metadata, format: "pt" });
   await writeJsonAtomic(join(dir, "config.json"), hfConfig);
   const generationConfig = options.generationConfig ?? origin?.generationConfig;
   if (generationConfig) await writeJsonAtomic(join(dir, "generation_config.json"), generationConfig);
