@@ -95,5 +95,5 @@ export {
   BuilderConfig, loadConfig, parseConfig, validateConfig, fixConfig, toTrainingConfig, PRESETS, migrateLegacyConfig, buildModel,
   type ConfigProblem, type PresetName, type BuilderConfigInput,
   DocumentLoader, cleanText, dedupe, TextDataset, tokenizeFile, readTokenFile,
-  saveModel, loadSavedModel, generateText, evaluateModel,
+  saveModel, loadSavedModel, generateText, evaluateModel, exportBundle,
 } from "./builder/index.ts";

@@ -10,3 +10,4 @@ export { TextDataset, TokenWindows, readTokenFile, type TextDatasetOptions } fro
 export { tokenizeFile } from "./tokenize_file.ts";
 export { saveModel, loadSavedModel, generateText, type SaveModelOptions, type SavedModel, type GenerateTextRequest } from "./saved_model.ts";
 export { evaluateModel, type Evaluation, type EvaluateOptions } from "./evaluate.ts";
+export { exportBundle, type ExportBundleOptions, type BundleResult } from "./bundle.ts";

@@ -11,6 +11,7 @@ import { debugLevel } from "../util/env.ts";
 
 const HELP = `usage: kiln export gguf --model <dir> --out <model.gguf> [--quantization <type>] [--name <name>]
        kiln export gguf --adapter <peft dir> [--base <model dir>] --out <adapter.gguf> [--quantization <type>]
+       kiln export bundle --model <dir> --out <bundle dir> (kiln export bundle --help)
 
 gguf: writes a GGUF v3 file for llama.cpp (architectures gpt2, llama, qwen2; Mistral as llama) with
 the tokenizer (tokenizer.ggml.*) and chat template. 1-D tensors stay F32; rows a block does not
@@ -30,7 +31,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (sub !== "gguf") throw new UserError(`unknown export format ${JSON.stringify(sub)} (kiln export gguf ...)`);
+  if (sub === "bundle") return (await import("./export_bundle.ts")).main(rest);
+  if (sub !== "gguf") throw new UserError(`unknown export format ${JSON.stringify(sub)} (kiln export gguf ... | kiln export bundle ...)`);
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({

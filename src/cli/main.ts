@@ -43,7 +43,9 @@ if (!command || command === "--help" || command === "-h" || !(command in COMMAND
 }
 // the replaced tool's verb names: `kiln generate text ...` is `kiln generate ...`
 if (command === "generate" && rest[0] === "text") rest.shift();
-const mod = (await import(COMMANDS[command].file)) as { main(argv: string[]): Promise<number | void> };
+// `kiln train model` is kiln train given a structured builder config
+const file = command === "train" && rest[0] === "model" ? (rest.shift(), "./train_model.ts") : COMMANDS[command].file;
+const mod = (await import(file)) as { main(argv: string[]): Promise<number | void> };
 let code: number | void;
 try {
   code = await mod.main(rest);
