@@ -41,6 +41,8 @@ if (!command || command === "--help" || command === "-h" || !(command in COMMAND
   console.log(out);
   process.exit(0);
 }
+// `--output` is accepted wherever `--out` is (the replaced tool's spelling)
+for (let i = 0; i < rest.length; i++) if (rest[i] === "--output" || rest[i].startsWith("--output=")) rest[i] = "--out" + rest[i].slice(8);
 // the replaced tool's verb names: `kiln generate text ...` is `kiln generate ...`
 if (command === "generate" && rest[0] === "text") rest.shift();
 // `kiln train model` is kiln train given a structured builder config

@@ -83,7 +83,7 @@ describe("kiln data tokenize / load", () => {
     mkdirSync(raw, { recursive: true });
     writeFileSync(join(raw, "a.txt"), readFileSync(join(ROOT, "tests/fixtures/tokenizer_corpus.txt"), "utf8"));
     writeFileSync(join(raw, "b.html"), "<p>the the the the</p><script>zzzzqqqq zzzzqqqq zzzzqqqq</script>");
-    const r = await kiln("tokenizer", "train", "--input", raw, "--vocab-size", "300", "--out", join(dir, "tok"));
+    const r = await kiln("tokenizer", "train", "--input", raw, "--vocab-size", "300", "--output", join(dir, "tok"));
     expect(r.code).toBe(0);
     const tok = await loadTokenizer(join(dir, "tok"));
     expect(tok.vocabSize).toBe(300);
