@@ -28,8 +28,9 @@ divide fall back as llama.cpp's tools do (Q8_0/Q4_0/Q4_1 -> F16, Q4_K -> Q5_0, Q
 export async function main(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (!sub || sub === "-h" || sub === "--help") {
-    console.log(HELP);
-    return 0;
+    // asked for help: stdout, 0; no format at all is a usage mistake: stderr, 2 (as kiln jobs)
+    (sub ? console.log : console.error)(HELP);
+    return sub ? 0 : 2;
   }
   if (sub === "bundle") return (await import("./export_bundle.ts")).main(rest);
   if (sub !== "gguf") throw new UserError(`unknown export format ${JSON.stringify(sub)} (kiln export gguf ... | kiln export bundle ...)`);

@@ -68,5 +68,8 @@ describe("kiln export gguf", () => {
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
       expect(r.stderr).toMatch(message);
     }
+    const bare = await kiln(); // no format: the usage on stderr, exit 2
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain("usage: kiln export gguf");
   });
 });
