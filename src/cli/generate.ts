@@ -12,7 +12,7 @@ import { isInputError, UserError } from "../util/errors.ts";
 import { loadPretrained } from "../models/pretrained.ts";
 import { GPT } from "../models/gpt.ts";
 import { generate, stream, type CausalLM, type GenerateOptions, type GenerateResult } from "../models/generate.ts";
-import { CharTokenizer, type Tokenizer } from "../data/tokenizer.ts";
+import { CharTokenizer, loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
 import { hasCheckpoint, loadCheckpoint } from "../io/checkpoint.ts";
 
 const HELP = `usage: kiln generate --model <dir> --prompt "..." [options]
@@ -31,6 +31,7 @@ options:
   --repetition-penalty <x>    > 1 discourages tokens already in the text (HF semantics)
   --stop <text>               stop string, repeatable: the text ends before it
   --seed <n>                  sampling seed: same seed, same text (default 0)
+  --tokenizer <dir>           a tokenizer folder (default: the model folder's)
   --adapter <dir>             apply a LoRA adapter (PEFT folder: adapter_config.json + adapter_model.safetensors)
   --stream                    print the text as it is generated
   --no-cache                  recompute the whole context at every step (slow; for checking)
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         model: { type: "string" }, prompt: { type: "string" }, stop: { type: "string", multiple: true },
         stream: { type: "boolean" }, "no-cache": { type: "boolean" }, backend: { type: "string" }, device: { type: "string" }, adapter: { type: "string" },
+        tokenizer: { type: "string" },
         help: { type: "boolean", short: "h" },
         ...Object.fromEntries(Object.keys(NUMBER_FLAGS).map((k) => [k, { type: "string" as const }])),
       },
@@ -98,7 +100,9 @@ async function run(values: Record<string, string | boolean | string[] | undefine
     threads: values.backend !== "webgpu" && values.device ? Number(values.device) || undefined : undefined,
   });
   try {
-    const { model, tokenizer, generationConfig } = await loadModelFolder(dir);
+    const loaded = await loadModelFolder(dir);
+    const { model, generationConfig } = loaded;
+    const tokenizer = values.tokenizer ? await loadTokenizer(values.tokenizer as string) : loaded.tokenizer;
     if (!tokenizer) throw new UserError(`${dir} has no tokenizer (tokenizer.json, or vocab.json + merges.txt): kiln generate needs one to encode the prompt`);
     options.generationConfig = generationConfig;
     if (values.adapter) {

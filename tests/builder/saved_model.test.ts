@@ -72,8 +72,11 @@ describe("saveModel / loadSavedModel / generateText / evaluate", () => {
     const lines = r.stdout.trim().split("\n");
     expect(lines).toHaveLength(2);
     for (const l of lines) expect(l).toMatch(/loss \d+\.\d{4}  perplexity \d+\.\d\d  128 tokens  \d+ tokens\/s/);
-    const g = await kiln("generate", "text", "--model", out, "--prompt", "To be", "--max-new-tokens", "3");
+    const g = await kiln("generate", "text", "--model", out, "--tokenizer", TOK, "--prompt", "To be", "--max-new-tokens", "3");
     expect(g.code).toBe(0);
+    const noTok = await kiln("generate", "text", "--model", out, "--tokenizer", join(dir, "nope"), "--prompt", "To be");
+    expect(noTok.code).not.toBe(0);
+    expect(noTok.stderr).toContain("nope");
     const bad = await kiln("model", "evaluate", "--model", out);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--model and --data are required");
