@@ -13,6 +13,7 @@ import * as ops from "../ops/index.ts";
 import { alloc, allocZeros, launch, launchGroup, launchOf } from "../ops/dispatch.ts";
 import { copyKernel, batchedGemm } from "../ops/index.ts";
 import { broadcastShapes, stridesOf } from "../tensor/shape.ts";
+import { withAutocast } from "../tensor/mode.ts";
 
 export type VjpRule<K extends OpName> = (g: Tensor, node: Node<K>, needs?: readonly boolean[]) => (Tensor | null)[];
 /** A rule that adds its (single) input gradient into `acc`, a gradient buffer the tape owns alone. */
@@ -69,7 +70,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       return piece;
     });
   },
-  matmul: (g, { ctx: { a, b } }, [needA = true, needB = true] = []) => {
+  // the backward products run in the precision the forward ran in (withAutocast, recorded by the op)
+  matmul: (g, { ctx: { a, b, autocast } }, [needA = true, needB = true] = []) => withAutocast(autocast, () => {
     if (a.rank === 2 && b.rank === 2) {
       // da = g·bᵀ and db = aᵀ·g: independent, run together (on wasm one per thread)
       const [M, K] = a.shape, N = b.shape[1];
@@ -96,8 +98,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       da && owned(ops.sumTo, da, a2.shape).reshape([...a.shape]),
       db && owned(ops.sumTo, db, b2.shape).reshape([...b.shape]),
     ];
-  },
-  linear: (g, { ctx: { x, w, hasBias, wLayout } }, [needX = true, needW = true, needB = true] = []) => {
+  }),
+  linear: (g, { ctx: { x, w, hasBias, wLayout, autocast } }, [needX = true, needW = true, needB = true] = []) => withAutocast(autocast, () => {
     const out = g.shape[g.rank - 1];
     const g2 = g.reshape([-1, out]); // [M, out]
     const x2 = x.reshape([-1, x.shape[x.rank - 1]]); // [M, in]
@@ -119,7 +121,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     // independent of each other: run together (on wasm, dx and dW one per thread)
     launchGroup(g.backend, launches);
     return [dx, dw, db];
-  },
+  }),
   softmax: (g, { ctx }) => {
     const dx = alloc(g.backend, g.shape);
     const cols = g.shape[g.rank - 1];

@@ -54,6 +54,8 @@ export interface Backend {
   readonly name: BackendName;
   /** what it runs on, in words ("wasm simd, 2 threads", "NVIDIA H100 (vulkan)") */
   readonly device: string;
+  /** whether matrix products under withAutocast(true) multiply in f16 (WebGPU with shader-f16) */
+  readonly autocastF16?: boolean;
   alloc(bytes: number): DeviceBuffer;
   free(buffer: DeviceBuffer): void;
   upload(buffer: DeviceBuffer, data: ArrayBufferView, byteOffset?: number): void;

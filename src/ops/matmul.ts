@@ -1,10 +1,13 @@
 // Matrix products: matmul (PyTorch torch.matmul semantics for rank >= 1, batch dims broadcast) and
 // linear (y = x·Wᵀ + b for nn.Linear weights [out, in], or y = x·W + b for Hugging Face Conv1D
 // weights [in, out]), both on the one `matmul` kernel with its transpose flags and fused bias.
+// Each records whether it ran under autocast, so its backward products run in the same precision
+// wherever backward() is called (torch.autocast's rule).
 
 import type { Tensor } from "../tensor/tensor.ts";
 import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.ts";
 import { record } from "../autograd/tape.ts";
+import { isAutocast } from "../tensor/mode.ts";
 import { alloc, backendOf, launch, view } from "./dispatch.ts";
 import { checkFloat } from "./elementwise.ts";
 import { expandRaw } from "./movement.ts";
@@ -30,7 +33,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 1) shape = [...shape.slice(0, -2), shape[shape.length - 1]];
   if (b.rank === 1) shape = shape.slice(0, -1);
   const result = shape === out.shape ? out : squeezeOwned(out, shape);
-  return record(result, "matmul", [a, b], { a, b });
+  return record(result, "matmul", [a, b], { a, b, autocast: isAutocast() });
 }
 
 /**
@@ -50,7 +53,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null, layout:
   const M = x.size / K;
   const out = alloc(backend, [...x.shape.slice(0, -1), outF]); // [..., out]
   gemm(x, w, out, { batch: 1, M, N: outF, K, transA: false, transB: layout === "out_in", strideA: 0, strideB: 0, bias });
-  return record(out, "linear", [x, w, bias], { x, w, hasBias: !!bias, wLayout: layout });
+  return record(out, "linear", [x, w, bias], { x, w, hasBias: !!bias, wLayout: layout, autocast: isAutocast() });
 }
 
 /**

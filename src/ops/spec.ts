@@ -27,8 +27,8 @@ export interface OpSpecs {
   expand: { inShape: readonly number[] };
   narrow: { inShape: readonly number[]; axis: number; start: number };
   cat: { axis: number; sizes: readonly number[] };
-  matmul: { a: Tensor; b: Tensor };
-  linear: { x: Tensor; w: Tensor; hasBias: boolean; wLayout: "out_in" | "in_out" };
+  matmul: { a: Tensor; b: Tensor; autocast: boolean };
+  linear: { x: Tensor; w: Tensor; hasBias: boolean; wLayout: "out_in" | "in_out"; autocast: boolean };
   softmax: { out: Tensor };
   embedding: { ids: Tensor; V: number };
   layer_norm: { x: Tensor; weight: Tensor; mean: Tensor; rstd: Tensor };

@@ -26,3 +26,23 @@ export function isTraining(module: { readonly training: boolean }): boolean {
 export function trainingOverride(): boolean | undefined {
   return override.getStore();
 }
+
+// Mixed precision per call, as torch.autocast: inside withAutocast(true, fn) matrix products
+// (matmul, linear, and the backward products of those recorded there) multiply in f16 on
+// backends that can (WebGPU with shader-f16), reading and writing f32 tensors; every other op,
+// the weights and the optimizer stay f32. Other calls running at the same time are unaffected.
+const autocast = new AsyncLocalStorage<boolean>();
+
+/**
+ * Runs fn (sync or async) with matrix products in f16 (enabled) or f32 (false) where the backend
+ * has f16 arithmetic; tensors stay f32.
+ * @example const loss = await withAutocast(true, async () => lossOf(model.forward(x), y))
+ */
+export function withAutocast<T>(enabled: boolean, fn: () => T): T {
+  return autocast.run(enabled, fn);
+}
+
+/** Whether the running call is inside withAutocast(true, ...). */
+export function isAutocast(): boolean {
+  return autocast.getStore() ?? false;
+}

@@ -1,6 +1,8 @@
 // Mixed precision support: a dynamic loss scaler with torch.cuda.amp.GradScaler's semantics
 // (scale starts at 2^16; ×2 after 2000 steps without inf/NaN; ×0.5 and the step skipped when a
-// gradient is inf/NaN), and the check of whether a backend can run f16 arithmetic at all.
+// gradient is inf/NaN), and the check of whether a backend can run f16 arithmetic at all. The f16
+// products themselves come from withAutocast (src/tensor/mode.ts), which the engine wraps around
+// each step's forward and backward when AMP is on.
 
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Backend } from "../backend/backend.ts";
@@ -87,11 +89,12 @@ export class GradScaler {
 }
 
 /**
- * Whether `backend` can train in f16: null when it can, else the reason it cannot. kiln's training
- * kernels (matmul backward, attention, layer norm, AdamW) are f32 on every backend today, so AMP
- * falls back to f32 with this reason.
+ * Whether `backend` can train with f16 matmuls under withAutocast: null when it can (WebGPU with
+ * shader-f16), else the reason it cannot.
  */
 export function ampUnavailable(backend: Backend): string | null {
+  if (backend.autocastF16) return null;
   if (backend.name === "wasm") return "the wasm backend has no f16 arithmetic (WebAssembly SIMD has no f16 lanes)";
-  return `kiln's ${backend.name} training kernels are f32 only (there are f16 matmul kernels, but no f16 backward pass or f16 optimizer step)`;
+  if (backend.name === "webgpu") return "this WebGPU adapter lacks the shader-f16 feature";
+  return `the ${backend.name} backend has no f16 matmul`;
 }

@@ -17,7 +17,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { asyncScope, dispose } from "../tensor/memory.ts";
 import { Rng, withRng } from "../tensor/random.ts";
 import { noGrad } from "../autograd/tape.ts";
-import { withTraining } from "../tensor/mode.ts";
+import { withAutocast, withTraining } from "../tensor/mode.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 import { gradNormSq } from "../optim/clip.ts";
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
@@ -344,7 +344,7 @@ export class GenericTrainer<B = unknown> {
         this.profiler.add(name, "data", performance.now() - tData);
 
         // forward + backward of one micro-batch, in its own memory scope, dropout from our stream
-        const out = await withRng(this.dropoutRng, () => asyncScope(async () => {
+        const out = await withAutocast(this.ampEnabled, () => withRng(this.dropoutRng, () => asyncScope(async () => {
           let t = performance.now();
           const result = toStepOutput(this.#trainingStep!(this, batch, batchIdx, i, name), "trainingStep");
           if (profiled) await backend?.flush();
@@ -358,7 +358,7 @@ export class GenericTrainer<B = unknown> {
           if (profiled) await backend?.flush();
           this.profiler.add(name, "backward", performance.now() - t);
           return { loss: result.loss.detach(), metrics: detachMetrics(result.metrics) };
-        }));
+        })));
         micro.losses.push(out.loss);
         micro.metrics.push(out.metrics);
         micro.loaders.add(i);
@@ -467,10 +467,10 @@ export class GenericTrainer<B = unknown> {
         perLoader.push(acc);
         let batchIdx = 0;
         for await (const batch of loader.iterate(final ? -1 : this.globalStep, 0)) {
-          const out = await withTraining(false, () => withRng(rng, () => asyncScope(async () => noGrad(() => {
+          const out = await withAutocast(this.ampEnabled, () => withTraining(false, () => withRng(rng, () => asyncScope(async () => noGrad(() => {
             const r = toStepOutput(step(this, batch, batchIdx++, i, names[i]), "validationStep");
             return { loss: r.loss, metrics: r.metrics ?? {} };
-          }))));
+          })))));
           dispose(batch);
           acc.losses.push(out.loss);
           acc.metrics.push(out.metrics);

@@ -26,6 +26,10 @@ export class WebGPUBackend implements Backend {
   readonly #dummy: GpuBuffer;
   readonly #ctx: KernelContext;
   #failure: string | null = null;
+
+  get autocastF16(): boolean {
+    return this.driver.features.shaderF16;
+  }
   #disposed = false;
   #temps: GpuBuffer[] = [];
   readonly #constants = new Map<string, GpuBuffer>();

@@ -1,4 +1,6 @@
 // WebGPU launch of matmul (kernels/matmul.wgsl, kernels/matmul_f16.wgsl). The variant:
+//   inside withAutocast(true) (mixed-precision training), when the device has shader-f16:
+//     matmul_f16_tiled for every shape, M = 1 included;
 //   M = 1 (decoding one token), when the vector dim is 16-byte aligned: the GEMV kernels,
 //     matmul_vec (B [K, N]) or matmul_vec_rows (B [N, K]) — the 4×4 kernels waste 3 rows of 4 there;
 //   f16 opted in (and the device has shader-f16): matmul_f16_tiled (inference only);
@@ -9,6 +11,7 @@
 // Transposes are override constants (a pipeline per combination, no branch in the inner loop).
 import type { KernelParams } from "../../kernels.ts";
 import type { GpuBuffer } from "../driver.ts";
+import { isAutocast } from "../../../tensor/mode.ts";
 import { grid1d, i, type KernelContext, type KernelTable, pack, u } from "../launch.ts";
 
 type Params = KernelParams<"matmul">;
@@ -44,14 +47,15 @@ export const MATMUL: KernelTable<"matmul"> = {
     const trans = { TRANS_A: p.transA ? 1 : 0, TRANS_B: p.transB ? 1 : 0 };
     const buffers = [a!, b!, bias ?? ctx.dummy, out];
     const t = ctx.tuning;
-    const gemv = t.gemv > 0 ? gemvEntry(p) : null;
+    const autocast = ctx.features.shaderF16 && isAutocast();
+    const gemv = t.gemv > 0 && !autocast ? gemvEntry(p) : null;
     const tiles = [Math.ceil(p.N / 64), Math.ceil(p.M / 64), p.batch];
     if (gemv === "matmul_vec") {
       ctx.launch("matmul", gemv, buffers, params, [Math.ceil(p.N / (4 * WV)), 1, p.batch], { ...trans, WV, KS: t.gemv });
     } else if (gemv === "matmul_vec_rows") {
       const [x, y] = grid1d(Math.ceil(p.N / 4), 1);
       ctx.launch("matmul", gemv, buffers, params, [x, y, p.batch], { ...trans, RW: t.rowThreads });
-    } else if (t.f16 && ctx.features.shaderF16) {
+    } else if (autocast || (t.f16 && ctx.features.shaderF16)) {
       ctx.launch("matmul_f16", "matmul_f16_tiled", buffers, params, tiles, trans);
     } else if (t.matmul === "matmul_tiled") {
       ctx.launch("matmul", "matmul_tiled", buffers, params, tiles, trans);
