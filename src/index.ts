@@ -19,7 +19,7 @@ export {
   matmul, linear, softmax, layerNorm, rmsNorm, attention, rope, embedding, crossEntropy,
 } from "./ops/index.ts";
 export { Module, ModuleList } from "./nn/module.ts";
-export { withTraining, isTraining } from "./tensor/mode.ts";
+export { withTraining, isTraining, withAutocast, isAutocast } from "./tensor/mode.ts";
 export { Linear, Embedding, LayerNorm, RMSNorm, Dropout } from "./nn/layers.ts";
 export { AdamW, type AdamWOptions } from "./optim/adamw.ts";
 export { Optimizer, type ParamGroup, type OptimizerStateDict, type ParamState, type StepOptions } from "./optim/optimizer.ts";
