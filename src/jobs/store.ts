@@ -5,7 +5,7 @@
 // takes the single write lock up front; PostgreSQL: row locks, FOR UPDATE SKIP LOCKED in the
 // claim), and the schema's auto-increment spelling.
 
-import { SQL } from "bun";
+import type { SQL } from "bun";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { UserError } from "../util/errors.ts";
@@ -121,6 +121,10 @@ export class Store {
   }
 
   static async #connect(url: string, dialect: Dialect, path: string): Promise<Store> {
+    // Bun.SQL read at run time, not imported: src/index.ts re-exports the queue, and Deno (which
+    // runs the rest of kiln) has no "bun" module to import
+    const SQL = (globalThis as { Bun?: { SQL: typeof import("bun").SQL } }).Bun?.SQL;
+    if (!SQL) throw new StorageError(`${url}: the job queue needs Bun (Bun.SQL); run it with bun`);
     let sql: SQL;
     if (dialect === "sqlite") {
       if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });

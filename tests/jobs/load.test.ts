@@ -31,7 +31,7 @@ describe.each(stores.kinds)("load and faults on $name", (kind) => {
     const mark = join(dir, `${kind.name}-executions.txt`);
     const artifacts = join(dir, `${kind.name}-artifacts`);
     const ids: string[] = [];
-    for (let i = 0; i < JOBS; i++) ids.push(await q.submitJob({ task: "sleep", config: { ms: 20 + (i % 4) * 10, mark }, maxAttempts: 5 }));
+    for (let i = 0; i < JOBS; i++) ids.push(await q.submitJob({ task: "sleep", config: { ms: 100 + (i % 4) * 20, mark }, maxAttempts: 5 }));
     const args = ["--lease", String(LEASE), "--poll", "0.05", "--concurrency", "2"];
     const workers: Subprocess[] = [0, 1, 2].map(() => spawnWorker(url, artifacts, args));
     const t0 = performance.now();
@@ -93,7 +93,7 @@ describe.each(stores.kinds)("load and faults on $name", (kind) => {
     expect(rerun).toBeGreaterThanOrEqual(recovered.size);
     const median = recoveries.sort((a, b) => a - b)[Math.floor(recoveries.length / 2)];
     console.log(
-      `[jobs load ${kind.name}] ${JOBS} jobs (20-50 ms each), 3 workers x 2 slots, ${kills} kills: ${seconds.toFixed(1)} s, ` +
+      `[jobs load ${kind.name}] ${JOBS} jobs (100-160 ms each), 3 workers x 2 slots, ${kills} kills: ${seconds.toFixed(1)} s, ` +
         `${(JOBS / seconds).toFixed(0)} jobs/s; ${recoveries.length} jobs recovered from dead workers, ` +
         `median ${(median / 1000).toFixed(2)} s from kill to completed (lease ${LEASE} s); ${executions.length - JOBS} extra executions`,
     );
