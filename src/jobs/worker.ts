@@ -7,6 +7,7 @@
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { DataFileError } from "../data/text_file.ts";
 import { JobQueue, type Claim } from "./queue.ts";
 import { getTask, JobConfigError, parseJobConfig, resolveRefs, taskNames, type TaskContext, type TaskProgress } from "./tasks.ts";
 
@@ -223,8 +224,9 @@ export class Worker {
     const err = outcome.error as Error;
     const message = err instanceof Error ? err.message : String(err);
     log(`error: ${err instanceof Error && err.stack ? err.stack : message}`);
-    // a config that cannot be resolved or parsed fails the same way on every attempt: no retry
-    const state = await q.fail(job.id, token, message, logs(), { retry: !(err instanceof JobConfigError) });
+    // a config that cannot be resolved or parsed, or a data file that is missing or not text, fails
+    // the same way on every attempt: no retry
+    const state = await q.fail(job.id, token, message, logs(), { retry: !(err instanceof JobConfigError || err instanceof DataFileError) });
     if (state === "retry") this.counts.retried++;
     else if (state === "failed") this.counts.failed++;
     else this.counts.lost++;

@@ -137,6 +137,18 @@ describe.each(stores.kinds)("job queue on $name", (kind) => {
     await q.close();
   });
 
+  test("a train job whose data file is missing fails at once (retrying cannot help), naming the file", async () => {
+    const q = new JobQueue(await kind.fresh());
+    const data = join(artifacts, "no-such-data.txt");
+    const id = await q.submitJob({ task: "train", config: { data, train: { iters: 2 } }, maxAttempts: 3, backoff: 0.05 });
+    const worker = new Worker({ queue: q, artifacts, exitWhenIdle: true, pollSeconds: 0.02, log: quiet });
+    await until(async () => (await worker.run(), (await q.listJobs({ status: ["queued", "running"] })).length), (n) => n === 0);
+    const job = await q.getJob(id);
+    expect([job.status, job.attempts]).toEqual(["failed", 1]);
+    expect(job.error).toContain("no-such-data.txt");
+    await q.close();
+  });
+
   test("progress is visible while a job runs; cancelling stops it at its next step", async () => {
     const q = new JobQueue(await kind.fresh());
     const id = await q.submitJob({ task: "loop", config: { steps: 100000, ms: 5 } });
