@@ -1,6 +1,6 @@
 // `kiln data load|tokenize`: raw documents → one clean text file (src/builder/documents.ts), and a
 // text file → a nanoGPT .bin token file, streamed (src/builder/tokenize_file.ts).
-import { parseArgs } from "node:util";
+import { outFlag, parseFlags } from "./flags.ts";
 import { DocumentLoader, formatReport } from "../builder/documents.ts";
 import { tokenizeFile } from "../builder/tokenize_file.ts";
 import { loadTokenizer } from "../data/tokenizer.ts";
@@ -34,24 +34,16 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
+  const values = parseFlags({
       args: rest,
       options: {
         input: { type: "string" }, out: { type: "string" }, output: { type: "string" }, clean: { type: "boolean" }, dedupe: { type: "boolean" },
         threshold: { type: "string" }, "min-length": { type: "string" }, "json-field": { type: "string" }, "csv-column": { type: "string" },
         encoding: { type: "string" }, tokenizer: { type: "string" }, help: { type: "boolean", short: "h" },
       },
-    }));
-  } catch (e) {
-    throw new UserError((e as Error).message);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const out = (values.out ?? values.output) as string | undefined;
+    }, HELP);
+  if (!values) return 0;
+  const out = outFlag(values);
   if (!values.input) throw new UserError("--input is required");
   if (!out) throw new UserError("--out (or --output) is required");
   if (sub === "load") {

@@ -1,7 +1,7 @@
 // `kiln export gguf`: a Hugging Face model folder as a llama.cpp GGUF file (--quantization), or a
 // PEFT LoRA adapter folder as a llama.cpp LoRA adapter GGUF (--adapter, with --base). The export
 // itself is src/io/gguf_export.ts and src/io/gguf_adapter.ts; this file parses flags and reports.
-import { parseArgs } from "node:util";
+import { outFlag, parseFlags } from "./flags.ts";
 import { stat } from "node:fs/promises";
 import { init } from "../init.ts";
 import { exportGguf, GGUF_QUANTIZATIONS, type GGUFQuantization } from "../io/gguf_export.ts";
@@ -34,24 +34,16 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (sub === "bundle") return (await import("./export_bundle.ts")).main(rest);
   if (sub !== "gguf") throw new UserError(`unknown export format ${JSON.stringify(sub)} (kiln export gguf ... | kiln export bundle ...)`);
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
+  const values = parseFlags({
       args: rest,
       options: {
         model: { type: "string" }, out: { type: "string" }, output: { type: "string" }, quantization: { type: "string" },
         name: { type: "string" }, adapter: { type: "string" }, base: { type: "string" }, help: { type: "boolean", short: "h" },
       },
       strict: true,
-    }));
-  } catch (e) {
-    throw new UserError((e as Error).message);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const out = (values.out ?? values.output) as string | undefined;
+    }, HELP);
+  if (!values) return 0;
+  const out = outFlag(values);
   if (!out) throw new UserError("--out <file.gguf> is required");
   const quantization = ((values.quantization as string | undefined) ?? "f16").toLowerCase();
   try {

@@ -1,5 +1,5 @@
 // `kiln export bundle --model dir --out bundle/`: a deployable folder (src/builder/bundle.ts).
-import { parseArgs } from "node:util";
+import { outFlag, parseFlags } from "./flags.ts";
 import { exportBundle } from "../builder/bundle.ts";
 import { init } from "../init.ts";
 import { GGUF_QUANTIZATIONS, type GGUFQuantization } from "../io/gguf_export.ts";
@@ -17,17 +17,9 @@ and a Dockerfile (oven/bun base).
   --name <name>            the model name the server answers to (default: the folder's name)`;
 
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { model: { type: "string" }, out: { type: "string" }, output: { type: "string" }, quantization: { type: "string" }, "no-gguf": { type: "boolean" }, name: { type: "string" }, help: { type: "boolean", short: "h" } } }));
-  } catch (e) {
-    throw new UserError((e as Error).message);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const out = (values.out ?? values.output) as string | undefined;
+  const values = parseFlags({ args: argv, options: { model: { type: "string" }, out: { type: "string" }, output: { type: "string" }, quantization: { type: "string" }, "no-gguf": { type: "boolean" }, name: { type: "string" }, help: { type: "boolean", short: "h" } } }, HELP);
+  if (!values) return 0;
+  const out = outFlag(values);
   if (!values.model || !out) throw new UserError("--model <dir> and --out <bundle dir> are required");
   const q = ((values.quantization as string | undefined) ?? "f16").toLowerCase();
   if (!(GGUF_QUANTIZATIONS as readonly string[]).includes(q)) throw new UserError(`--quantization ${q} is not one of ${GGUF_QUANTIZATIONS.join(", ")}`);

@@ -2,7 +2,7 @@
 // config (src/builder): a BPE tokenizer trained on the data when none is given, the model built from
 // config.model (GPT-2 or Llama style), the engine's trainModel, and the result saved as a Hugging
 // Face folder (config + metrics in its safetensors metadata) with the run folder in <out>/run.
-import { parseArgs } from "node:util";
+import { outFlag, parseFlags } from "./flags.ts";
 import { join } from "node:path";
 import { mkdir } from "node:fs/promises";
 import { buildModel, fixConfig, loadConfig, toTrainingConfig, validateConfig, type BuilderConfig } from "../builder/index.ts";
@@ -27,17 +27,9 @@ safetensors metadata), the run folder <out>/run, and <out>/bundle when training.
   --backend <name>       auto | wasm | webgpu (default: the config's system.device)`;
 
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { config: { type: "string" }, preset: { type: "string" }, data: { type: "string" }, out: { type: "string" }, output: { type: "string" }, tokenizer: { type: "string" }, "max-steps": { type: "string" }, backend: { type: "string" }, help: { type: "boolean", short: "h" } } }));
-  } catch (e) {
-    throw new UserError((e as Error).message);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const out = (values.out ?? values.output) as string | undefined;
+  const values = parseFlags({ args: argv, options: { config: { type: "string" }, preset: { type: "string" }, data: { type: "string" }, out: { type: "string" }, output: { type: "string" }, tokenizer: { type: "string" }, "max-steps": { type: "string" }, backend: { type: "string" }, help: { type: "boolean", short: "h" } } }, HELP);
+  if (!values) return 0;
+  const out = outFlag(values);
   if (!values.data || !out || !(values.config || values.preset)) throw new UserError("--config (or --preset), --data and --out are required");
   const overrides = values["max-steps"] ? { training: { maxSteps: Number(values["max-steps"]) } } : {};
   let config: BuilderConfig = values.config ? await loadConfig(values.config as string) : await loadConfig({ preset: values.preset as never, ...overrides });
