@@ -1,11 +1,12 @@
 // TextDataset: texts (or a text / token file) → next-token examples { x, y } of blockSize tokens,
 // windows `stride` apart, split into train and validation by position (nanoGPT's 90/10). Token
-// files are nanoGPT's .bin layout (raw little-endian uint16, or uint32 for vocabularies over 65536,
-// the dtype in a `<file>.json` sidecar), memory-mapped so a corpus bigger than memory trains.
+// files are nanoGPT's .bin layout (src/data/token_file.ts: uint16, or uint32 for vocabularies over
+// 65536, the dtype in a `<file>.json` sidecar), memory-mapped so a corpus bigger than memory trains.
 
 import { readFileSync } from "node:fs";
 import type { Tokenizer } from "../data/tokenizer.ts";
 import { DataFileError, firstInvalidUtf8 } from "../data/text_file.ts";
+import { readTokenFile } from "../data/token_file.ts";
 import type { Dataset } from "../train/data_loader.ts";
 import { ConfigError } from "../train/config.ts";
 
@@ -87,25 +88,6 @@ function windowAt(tokens: TokenArray, i: number, blockSize: number, stride: numb
   return { x, y };
 }
 
-/** A nanoGPT .bin token file, memory-mapped; the dtype from `<file>.json` (default uint16). */
-export function readTokenFile(path: string): TokenArray {
-  let dtype = "uint16";
-  try {
-    dtype = (JSON.parse(readFileSync(path + ".json", "utf8")) as { dtype?: string }).dtype ?? "uint16";
-  } catch {
-    // no sidecar: nanoGPT's own files are uint16
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = Bun.mmap(path, { shared: false });
-  } catch (e) {
-    throw new DataFileError(`token file ${path}: ${(e as Error).message}`);
-  }
-  const width = dtype === "uint32" ? 4 : 2;
-  if (bytes.byteLength % width !== 0) throw new DataFileError(`token file ${path}: ${bytes.byteLength} bytes is not a whole number of ${dtype} tokens`);
-  return width === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-}
-
 function readUtf8(path: string): string {
   let bytes: Uint8Array;
   try {
@@ -120,3 +102,5 @@ function readUtf8(path: string): string {
     throw new DataFileError(`data file ${path} is not UTF-8 text: invalid byte 0x${bytes[at].toString(16).padStart(2, "0")} at offset ${at}`);
   }
 }
+
+export { readTokenFile };

@@ -7,16 +7,17 @@ import { open } from "node:fs/promises";
 import type { Tokenizer } from "../data/tokenizer.ts";
 import { DataFileError, firstInvalidUtf8 } from "../data/text_file.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { sidecarPath, tokenDtypeFor, type TokenDtype } from "../data/token_file.ts";
 
 export interface TokenizeFileResult {
   tokens: number;
-  dtype: "uint16" | "uint32";
+  dtype: TokenDtype;
   bytes: number;
 }
 
 /** Tokenizes `input` into `output` (+ `output`.json: dtype, vocabSize, tokens). */
 export async function tokenizeFile(tokenizer: Tokenizer, input: string, output: string, { chunkBytes = 1 << 20 }: { chunkBytes?: number } = {}): Promise<TokenizeFileResult> {
-  const dtype = tokenizer.vocabSize <= 65536 ? "uint16" : "uint32";
+  const dtype = tokenDtypeFor(tokenizer.vocabSize);
   const src = Bun.file(input);
   if (!(await src.exists())) throw new DataFileError(`--input ${input} not found`);
   const out = await open(output, "w");
@@ -56,7 +57,7 @@ export async function tokenizeFile(tokenizer: Tokenizer, input: string, output: 
   } finally {
     await out.close();
   }
-  await writeJsonAtomic(output + ".json", { dtype, vocabSize: tokenizer.vocabSize, tokens });
+  await writeJsonAtomic(sidecarPath(output), { dtype, vocabSize: tokenizer.vocabSize, tokens });
   return { tokens, dtype, bytes: tokens * (dtype === "uint16" ? 2 : 4) };
 }
 

@@ -1,10 +1,11 @@
 // Training data streamed from disk, for DataLoader: JSONL files one object per line, and token
-// files (nanoGPT's train.bin: a flat array of u16 or i32 token ids) cut into windows of
+// files (nanoGPT's train.bin: a flat array of uint16 or uint32 token ids, src/data/token_file.ts) cut into windows of
 // blockSize + 1 tokens (x = window[0:T], y = window[1:T+1]). Both read the file in chunks: a file
 // larger than memory trains, and each epoch reads it again from the start.
 
 import { ConfigError } from "./config.ts";
 import type { Example } from "./data_loader.ts";
+import { tokenFileInfo, type TokenDtype } from "../data/token_file.ts";
 
 /** A generator function over the objects of a JSONL file (blank lines skipped; a bad line names its number). */
 export function jsonlExamples<E = Example>(path: string): () => AsyncGenerator<E> {
@@ -40,14 +41,14 @@ export function jsonlExamples<E = Example>(path: string): () => AsyncGenerator<E
 
 /**
  * A generator function over consecutive, non-overlapping windows of a token file: { x, y } with
- * blockSize tokens each (y shifted by one). dtype: "u16" (nanoGPT's .bin) or "i32".
+ * blockSize tokens each (y shifted by one). The dtype comes from the file's sidecar `<file>.json`
+ * (written by `kiln data tokenize`); without one, `dtype` (default "uint16", nanoGPT's own files).
  */
-export function tokenFileWindows(path: string, { blockSize, dtype = "u16" }: { blockSize: number; dtype?: "u16" | "i32" }): () => AsyncGenerator<{ x: Int32Array; y: Int32Array }> {
-  const width = dtype === "u16" ? 2 : 4;
+export function tokenFileWindows(path: string, { blockSize, dtype }: { blockSize: number; dtype?: TokenDtype }): () => AsyncGenerator<{ x: Int32Array; y: Int32Array }> {
   return async function* () {
     const file = Bun.file(path);
     if (!(await file.exists())) throw new ConfigError(`token file not found: ${path}`);
-    if (file.size % width !== 0) throw new ConfigError(`${path}: ${file.size} bytes is not a whole number of ${dtype} tokens`);
+    const { width } = tokenFileInfo(path, file.size, dtype);
     const need = blockSize + 1;
     let carry = new Int32Array(0);
     let pending = new Uint8Array(0);
@@ -61,7 +62,7 @@ export function tokenFileWindows(path: string, { blockSize, dtype = "u16" }: { b
       const view = new DataView(bytes.buffer, bytes.byteOffset, whole);
       const ids = new Int32Array(carry.length + whole / width);
       ids.set(carry);
-      for (let i = 0; i < whole / width; i++) ids[carry.length + i] = width === 2 ? view.getUint16(i * 2, true) : view.getInt32(i * 4, true);
+      for (let i = 0; i < whole / width; i++) ids[carry.length + i] = width === 2 ? view.getUint16(i * 2, true) : view.getUint32(i * 4, true);
       let at = 0;
       for (; at + need <= ids.length; at += blockSize) yield { x: ids.slice(at, at + blockSize), y: ids.slice(at + 1, at + need) };
       carry = ids.slice(at);

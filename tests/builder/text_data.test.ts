@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { TextDataset, readTokenFile } from "../../src/builder/text_dataset.ts";
 import { tokenizeFile } from "../../src/builder/tokenize_file.ts";
 import { loadTokenizer } from "../../src/data/tokenizer.ts";
+import { tokenFileWindows } from "../../src/train/streams.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const TOK = join(ROOT, "tests/fixtures/tokenizers/shakespeare_llama3");
@@ -53,6 +54,46 @@ describe("kiln data tokenize / load", () => {
     expect(JSON.parse(readFileSync(join(dir, "cli.bin.json"), "utf8"))).toMatchObject({ dtype: "uint16", tokens: whole.length });
     const ds = new TextDataset(join(dir, "cli.bin"), { blockSize: 16 });
     expect(Array.from(ds.get(0).x)).toEqual(whole.slice(0, 16));
+  });
+  test("a vocabulary over 65,536 writes uint32 ids that every reader reads back", async () => {
+    // the fixture tokenizer with every id moved up by 65,600 (the gap filled with unused tokens):
+    // its ids are the fixture's + 65,600, none fits 16 bits
+    const SHIFT = 65_600;
+    const json = JSON.parse(readFileSync(join(TOK, "tokenizer.json"), "utf8"));
+    const vocab: Record<string, number> = {};
+    for (let i = 0; i < SHIFT; i++) vocab[`<unused_${i}>`] = i;
+    for (const [t, id] of Object.entries(json.model.vocab as Record<string, number>)) vocab[t] = id + SHIFT;
+    json.model.vocab = vocab;
+    for (const t of json.added_tokens) t.id += SHIFT;
+    const big = join(dir, "big_tok");
+    mkdirSync(big, { recursive: true });
+    writeFileSync(join(big, "tokenizer.json"), JSON.stringify(json));
+    writeFileSync(join(big, "tokenizer_config.json"), readFileSync(join(TOK, "tokenizer_config.json")));
+    const small = await loadTokenizer(TOK);
+    const tok = await loadTokenizer(big);
+    expect(tok.vocabSize).toBeGreaterThan(65_536);
+    const corpus = readFileSync(join(ROOT, "tests/fixtures/tokenizer_corpus.txt"), "utf8");
+    const input = join(dir, "corpus32.txt");
+    writeFileSync(input, corpus);
+    const expected = small.encode(corpus).map((id) => id + SHIFT);
+    expect(tok.encode(corpus)).toEqual(expected);
+    const cli = await kiln("data", "tokenize", "--tokenizer", big, "--input", input, "--out", join(dir, "big.bin"));
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toContain("(uint32)");
+    expect(JSON.parse(readFileSync(join(dir, "big.bin.json"), "utf8"))).toMatchObject({ dtype: "uint32", vocabSize: tok.vocabSize, tokens: expected.length });
+    expect(readFileSync(join(dir, "big.bin")).length).toBe(expected.length * 4);
+    const mapped = readTokenFile(join(dir, "big.bin"));
+    expect(mapped).toBeInstanceOf(Uint32Array);
+    expect(Array.from(mapped)).toEqual(expected);
+    const ds = new TextDataset(join(dir, "big.bin"), { blockSize: 16 });
+    expect(Array.from(ds.get(1).y)).toEqual(expected.slice(17, 33));
+    const windows = await Array.fromAsync(tokenFileWindows(join(dir, "big.bin"), { blockSize: 16 })());
+    expect(Array.from(windows[1].x)).toEqual(expected.slice(16, 32));
+    // the same text through the 16-bit tokenizer: uint16, read back the same way
+    const r16 = await tokenizeFile(small, input, join(dir, "small16.bin"));
+    expect(r16.dtype).toBe("uint16");
+    expect(readTokenFile(join(dir, "small16.bin"))).toBeInstanceOf(Uint16Array);
+    expect(Array.from((await Array.fromAsync(tokenFileWindows(join(dir, "small16.bin"), { blockSize: 16 })()))[1].x)).toEqual(expected.slice(16, 32).map((id) => id - SHIFT));
   });
   test("non-UTF-8 input is refused with the offset", async () => {
     writeFileSync(join(dir, "bad.txt"), Buffer.from([0x61, 0x62, 0xff, 0x63]));
