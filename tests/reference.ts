@@ -386,6 +386,33 @@ export const adamw: Ref<"adamw"> = ([grad, gradNormSq], p, init) => {
   return [param, m, v];
 };
 
+// ---- dtype cast ----
+
+/**
+ * v rounded to a binary float format with `mant` fraction bits and exponents >= minExp (subnormals
+ * below), ties to even, ±inf past max: plain float64 arithmetic, no bit tricks (the backends use those).
+ */
+function roundTo(v: number, mant: number, minExp: number, max: number): number {
+  if (!Number.isFinite(v) || v === 0) return v;
+  const e = Math.max(Math.floor(Math.log2(Math.abs(v))), minExp);
+  // ulp = 2^(e - mant); correct log2's rounding at exact powers of two
+  let ulp = 2 ** (e - mant);
+  if (Math.abs(v) >= 2 ** (e + 1)) ulp *= 2;
+  else if (e > minExp && Math.abs(v) < 2 ** e) ulp /= 2;
+  const q = v / ulp; // exact: v has at most 24 significant bits
+  let r = Math.floor(q);
+  const frac = q - r;
+  if (frac > 0.5 || (frac === 0.5 && r % 2 !== 0)) r += 1;
+  const out = r * ulp;
+  // overflow: values at or past max + ulp/2 (after rounding, above max) are inf
+  return Math.abs(out) > max ? Math.sign(v) * Infinity : out === 0 ? (v < 0 ? -0 : 0) : out;
+}
+const F16_MAX = 65504;
+const BF16_MAX = (2 - 2 ** -7) * 2 ** 127;
+/** x's values in the cast's destination dtype (codes as CAST_DTYPES: 0 f32, 1 f16, 2 bf16) */
+export const cast: Ref<"cast"> = ([x], p) =>
+  [map(x!, p.n, (v) => (p.dst === 1 ? roundTo(v, 10, -14, F16_MAX) : p.dst === 2 ? roundTo(v, 7, -126, BF16_MAX) : v))];
+
 /** Every kernel's oracle, by kernel name (a new kernel does not compile until it has one). */
 export const REFERENCE: { [K in KernelName]: Ref<K> } = {
   fill, add, sub, mul, div, affine, pow, exp, log, sqrt, tanh, sigmoid, relu,
@@ -396,5 +423,5 @@ export const REFERENCE: { [K in KernelName]: Ref<K> } = {
   embedding_backward: embeddingBackward, layer_norm: layerNorm, layer_norm_backward: layerNormBackward,
   rms_norm: rmsNorm, rms_norm_backward: rmsNormBackward, rope, rope_backward: ropeBackward, attention,
   attention_backward: attentionBackward, cross_entropy: crossEntropy,
-  cross_entropy_backward: crossEntropyBackward, adamw,
+  cross_entropy_backward: crossEntropyBackward, adamw, cast,
 };

@@ -166,6 +166,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     });
     return [dq, dk, dv];
   },
+  // the gradient goes back in the source's dtype; a 16-bit source never requires grad (dtype.ts)
+  cast: (g, { ctx }) => [ops.cast(g, ctx.from)],
   cross_entropy: (g, { ctx: { logits, targets, lse, ignoreIndex } }) => {
     const V = logits.shape[logits.rank - 1];
     const N = logits.size / V;

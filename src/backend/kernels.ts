@@ -5,7 +5,8 @@
 // kernel on every available backend against it.
 //
 // Conventions. All tensors are contiguous, row-major, 4-byte elements: f32, except the i32 token ids
-// and targets (the `ids` of embedding*, the `targets` of cross_entropy*). Shapes use llm.c letters (B, T, C, V, H, D; M, N, K for matmul).
+// and targets (the `ids` of embedding*, the `targets` of cross_entropy*), and 16-bit storage (f16,
+// bf16: two per 4-byte word, low half first; src/tensor/dtype.ts) where a kernel says so (cast). Shapes use llm.c letters (B, T, C, V, H, D; M, N, K for matmul).
 // Params are plain numbers (booleans are 0/1). An output is written in full (never accumulated)
 // unless its doc says "+=". Inputs named with a trailing "?" are optional: the caller passes
 // `null` in that slot. Outputs marked "(in place)" are read and written.
@@ -181,6 +182,16 @@ export const KERNELS = {
     inputs: ["logits", "targets", "lse", "dloss"], outputs: ["dlogits"], params: ["N", "V", "ignoreIndex"],
   },
 
+  // ---- dtype cast (kernels/cast.wgsl + kernels/half.wgsl, wasm/assembly/cast.ts) ----
+  /**
+   * out[i] = x[i] converted from dtype `src` to dtype `dst` (codes: CAST_DTYPES), i < n. Widening
+   * (f16/bf16 → f32) is exact; narrowing rounds to nearest, ties to even (as PyTorch), overflows to
+   * ±inf; f16 keeps subnormals and a NaN's sign and payload (quiet); any NaN becomes bf16 0x7fc0
+   * (PyTorch's c10::BFloat16). f16 ↔ bf16 goes through f32 (one rounding). A 16-bit out with odd n
+   * gets a zero upper half in its last word.
+   */
+  cast: { inputs: ["x"], outputs: ["out"], params: ["n", "src", "dst"] },
+
   // ---- optimizer (kernels/adamw.wgsl, wasm/assembly/adamw.ts) ----
   /**
    * One fused AdamW step (PyTorch torch.optim.AdamW semantics) on n elements, param, m, v in place.
@@ -194,6 +205,9 @@ export const KERNELS = {
     params: ["n", "lr", "beta1", "beta2", "eps", "weightDecay", "step", "maxNorm"],
   },
 } as const satisfies Record<string, KernelSpec>;
+
+/** The dtypes of the cast kernel's `src` and `dst` params: the code is the index. */
+export const CAST_DTYPES = ["f32", "f16", "bf16"] as const;
 
 export type KernelName = keyof typeof KERNELS;
 export const KERNEL_NAMES = Object.keys(KERNELS) as KernelName[];

@@ -5,7 +5,7 @@
 // quantizes to the bytes the reference gives; dequantizers follow dequantize_row_*.
 // Reference: ggml/src/ggml-quants.c, ggml/src/ggml-common.h (block layouts), gguf-py/gguf/constants.py.
 
-import { f16ToF32, f32ArrayToBf16, f32ArrayToF16, f32ToF16, bf16ArrayToF32, f16ArrayToF32 } from "./half.ts";
+import { f16ToF32, f32ArrayToBf16, f32ArrayToF16, f32ToF16, bf16ArrayToF32, f16ArrayToF32 } from "../tensor/half.ts";
 
 /** Every ggml type id a GGUF file may hold, with its block size (elements) and block bytes. */
 export const GGML_TYPES = {

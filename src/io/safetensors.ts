@@ -7,7 +7,7 @@
 
 import { open } from "node:fs/promises";
 import { writeFileAtomic } from "./atomic.ts";
-import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "./half.ts";
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "../tensor/half.ts";
 
 /** The dtypes kiln reads into typed arrays and writes. */
 export type SafetensorsDType = "F32" | "F16" | "BF16" | "F64" | "I32" | "I64";

@@ -14,7 +14,7 @@ import type { Backend } from "../backend/backend.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
 import { withoutInit, type Tensor } from "../tensor/tensor.ts";
 import { readSafetensors, type SafetensorsFile, type SafetensorsTensorInfo } from "../io/safetensors.ts";
-import { bf16ArrayToF32, f16ArrayToF32 } from "../io/half.ts";
+import { bf16ArrayToF32, f16ArrayToF32 } from "../tensor/half.ts";
 import { exists, readJson } from "../io/files.ts";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
 import { loadModelConfig } from "./config.ts";

@@ -5,6 +5,7 @@
 import { currentRng, type Rng } from "../tensor/random.ts";
 import { trainingOverride } from "../tensor/mode.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { halfStorageError, isHalf } from "../tensor/dtype.ts";
 import { broadcastShapes, sameShape, sizeOf, type Shape } from "../tensor/shape.ts";
 import { record, willRecord } from "../autograd/tape.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
@@ -158,6 +159,8 @@ function unaryKernel(kernel: UnaryKernel, x: Tensor, extra: Record<string, numbe
   return out;
 }
 
+/** Throws unless x is f32 (a 16-bit tensor gets the message that says what reads them). */
 export function checkFloat(op: string, x: Tensor): void {
+  if (isHalf(x.dtype)) throw halfStorageError(op, x.describe());
   if (x.dtype !== "f32") throw new Error(`[${op}] expects f32 tensors, got ${x.describe()}`);
 }

@@ -7,6 +7,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { record } from "../autograd/tape.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { checkIds } from "./token_ids.ts";
+import { checkFloat } from "./elementwise.ts";
 
 /**
  * weight[ids]: ids (i32) of any shape, weight [V, C] -> [...ids.shape, C]. An id outside [0, V) throws a
@@ -31,5 +32,6 @@ function checkArgs(ids: Tensor, weight: Tensor): Backend {
   const backend = backendOf("embedding", [ids, weight]);
   if (ids.dtype !== "i32") throw new Error(`[embedding] ids must be i32, got ${ids.describe()}`);
   if (weight.rank !== 2) throw new Error(`[embedding] weight must be [V, C], got ${weight.describe()}`);
+  checkFloat("embedding", weight);
   return backend;
 }

@@ -8,3 +8,4 @@ export * from "./norm.ts";
 export * from "./attention.ts";
 export * from "./embedding.ts";
 export * from "./loss.ts";
+export * from "./cast.ts";

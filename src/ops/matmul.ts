@@ -43,6 +43,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null, layout: "out_in" | "in_out" = "out_in"): Tensor {
   const backend = backendOf("linear", [x, w, bias]);
   checkFloat("linear", x);
+  checkFloat("linear", w);
   if (w.rank !== 2) throw new Error(`[linear] weight must be 2-D, got ${w.describe()}`);
   const [inF, outF] = layout === "out_in" ? [w.shape[1], w.shape[0]] : [w.shape[0], w.shape[1]];
   const K = x.shape[x.rank - 1];

@@ -3,6 +3,7 @@
 // `copy` kernel (rank <= 6) and their gradients its adjoint `copy_backward` or a sum.
 
 import type { Tensor } from "../tensor/tensor.ts";
+import { halfStorageError, isHalf } from "../tensor/dtype.ts";
 import { formatShape, normalizeAxis, sizeOf, stridesOf, type Shape } from "../tensor/shape.ts";
 import { record } from "../autograd/tape.ts";
 import { alloc, backendOf, launch, view } from "./dispatch.ts";
@@ -105,6 +106,7 @@ export function cat(tensors: readonly Tensor[], axis = 0): Tensor {
   if (tensors.length === 0) throw new Error("[cat] needs at least one tensor");
   const backend = backendOf("cat", tensors);
   const first = tensors[0];
+  if (isHalf(first.dtype)) throw halfStorageError("cat", first.describe());
   if (first.dtype !== "f32") {
     // the windows are scatter-added into a zeroed output: float adds would not keep i32 bit patterns
     throw new Error(`[cat] expects f32 tensors, got ${first.describe()}`);
@@ -131,6 +133,8 @@ export function cat(tensors: readonly Tensor[], axis = 0): Tensor {
 
 /** Launches copy (gather from `src` with strides) or copy_backward (scatter-add into `dst`). */
 export function copyKernel(src: Tensor, dst: Tensor, dims: Shape, strides: readonly number[], offset: number, scatter = false): void {
+  // copy moves 4-byte elements: a 16-bit tensor is reshaped (a view) but never permuted or sliced
+  if (isHalf(src.dtype)) throw halfStorageError(scatter ? "cat" : "copy", src.describe());
   const { d, s } = packDims(dims, strides);
   const n = sizeOf(dims);
   if (n === 0) return;

@@ -6,7 +6,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Backend } from "../backend/backend.ts";
 import type { Node } from "../autograd/tape.ts";
-import { BYTES_PER_ELEMENT, type DType } from "./dtype.ts";
+import { BYTES_PER_ELEMENT, bufferBytes, halfGradError, isHalf, type DType } from "./dtype.ts";
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "./half.ts";
 import { Storage, track } from "./memory.ts";
 import { checkShape, formatShape, sizeOf, type Shape } from "./shape.ts";
 import { Rng } from "./random.ts";
@@ -112,11 +113,13 @@ export class Tensor {
   }
 
   // ---- reading back ----
-  /** A copy of the elements (Float32Array for f32, Int32Array for i32), once queued work is done. */
+  /**
+   * A copy of the elements, once queued work is done: Int32Array for i32, else Float32Array (f16
+   * and bf16 widened exactly, as torch's .float() would).
+   */
   async data(): Promise<Float32Array | Int32Array> {
     this.check("data");
-    const bytes = await this.backend.download(this.storage.buffer, this.size * BYTES_PER_ELEMENT[this.dtype]);
-    return this.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
+    return hostArray(this.dtype, await this.backend.download(this.storage.buffer, this.size * BYTES_PER_ELEMENT[this.dtype]));
   }
 
   /** data() without waiting: only on backends where reading is free (wasm). */
@@ -124,8 +127,7 @@ export class Tensor {
     this.check("dataSync");
     const sync = this.backend.downloadSync;
     if (!sync) throw new Error(`[dataSync] backend ${this.backend.name} cannot read synchronously: use await t.data()`);
-    const bytes = sync.call(this.backend, this.storage.buffer, this.size * BYTES_PER_ELEMENT[this.dtype]);
-    return this.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
+    return hostArray(this.dtype, sync.call(this.backend, this.storage.buffer, this.size * BYTES_PER_ELEMENT[this.dtype]));
   }
 
   /** The value of a one-element tensor. */
@@ -156,8 +158,9 @@ export class Tensor {
     return new Tensor(this.check("detach").storage.retain(), this.shape, this.dtype);
   }
 
-  /** Marks this tensor as a leaf that collects gradients. */
+  /** Marks this tensor as a leaf that collects gradients (f32 only: 16-bit tensors are frozen storage). */
   requireGrad(flag = true): this {
+    if (flag && isHalf(this.dtype)) throw halfGradError("requireGrad", this.describe());
     this.requiresGrad = flag;
     return this;
   }
@@ -188,11 +191,34 @@ export class Tensor {
   narrow(axis: number, start: number, length: number): Tensor { return ops.narrow(this, axis, start, length); }
   matmul(b: Tensor): Tensor { return ops.matmul(this, b); }
   softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
-  /** A copy on another backend (no gradient flows across). */
-  async to(backend: Backend): Promise<Tensor> {
-    if (backend === this.backend) return this;
-    return fromArray(await this.data(), this.shape, { dtype: this.dtype, backend });
+  /**
+   * `to(dtype)`: the values in another float dtype ("f32", "f16", "bf16"; round to nearest even,
+   * as torch's .to(dtype)); this tensor itself when it already has that dtype. Gradients flow back
+   * to an f32 source. `to(backend)`: a copy on another backend (no gradient flows across).
+   */
+  to(dtype: DType): Tensor;
+  to(backend: Backend): Promise<Tensor>;
+  to(target: DType | Backend): Tensor | Promise<Tensor> {
+    if (typeof target === "string") return ops.cast(this, target);
+    return this.#toBackend(target);
   }
+  async #toBackend(backend: Backend): Promise<Tensor> {
+    if (backend === this.backend) return this;
+    const t = empty(this.shape, this.dtype, backend);
+    // the raw bytes travel (16-bit stays 16-bit, bit for bit)
+    const bytes = await this.backend.download(this.storage.buffer, this.size * BYTES_PER_ELEMENT[this.dtype]);
+    if (bytes.byteLength > 0) backend.upload(t.storage.buffer, new Uint8Array(bytes));
+    if (this.dtype === "i32") rememberHostIds(t, new Int32Array(bytes));
+    return t;
+  }
+}
+
+/** Downloaded bytes as a host array: i32 as is, f32 as is, f16/bf16 widened to f32. */
+function hostArray(dtype: DType, bytes: ArrayBuffer): Float32Array | Int32Array {
+  if (dtype === "i32") return new Int32Array(bytes);
+  if (dtype === "f16") return f16ArrayToF32(new Uint16Array(bytes));
+  if (dtype === "bf16") return bf16ArrayToF32(new Uint16Array(bytes));
+  return new Float32Array(bytes);
 }
 
 function flatShape(args: number[] | [number[]]): number[] {
@@ -204,8 +230,7 @@ function flatShape(args: number[] | [number[]]): number[] {
 /** A new uninitialised tensor (internal: ops fill it). */
 export function empty(shape: Shape, dtype: DType = "f32", backend: Backend = defaultBackend()): Tensor {
   checkShape("empty", shape);
-  const bytes = Math.max(sizeOf(shape), 1) * BYTES_PER_ELEMENT[dtype];
-  return new Tensor(new Storage(backend, backend.alloc(bytes)), shape, dtype);
+  return new Tensor(new Storage(backend, backend.alloc(bufferBytes(sizeOf(shape), dtype))), shape, dtype);
 }
 
 /** A tensor holding a copy of `data` (nested arrays or a typed array + shape). */
@@ -222,17 +247,31 @@ export function tensor(data: ArrayLike<number> | unknown[], shape?: Shape, optio
   return fromArray(data as ArrayLike<number>, shape ?? [(data as ArrayLike<number>).length], options);
 }
 
+/**
+ * A tensor holding a copy of `data` in `options.dtype` (default: i32 for an Int32Array, else f32).
+ * Values for f16/bf16 are rounded to nearest even on the host.
+ */
 export function fromArray(data: ArrayLike<number>, shape: Shape, options: TensorOptions = {}): Tensor {
   const dtype = options.dtype ?? (data instanceof Int32Array ? "i32" : "f32");
   if (data.length !== sizeOf(shape)) {
     throw new Error(`[tensor] ${data.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)} elements)`);
   }
+  if (options.requiresGrad && isHalf(dtype)) throw halfGradError("tensor", `a ${dtype}${formatShape(shape)} tensor`);
   const t = empty(shape, dtype, options.backend);
-  const typed = dtype === "i32" ? Int32Array.from(data) : Float32Array.from(data);
+  const typed = hostValues(dtype, data);
   if (typed.length > 0) t.backend.upload(t.storage.buffer, typed);
   if (typed instanceof Int32Array) rememberHostIds(t, typed);
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
+}
+
+/** The bytes a tensor of `dtype` stores for `data`. */
+function hostValues(dtype: DType, data: ArrayLike<number>): Float32Array | Int32Array | Uint16Array {
+  if (dtype === "i32") return Int32Array.from(data);
+  const f32 = data instanceof Float32Array ? data : Float32Array.from(data);
+  if (dtype === "f16") return f32ArrayToF16(f32);
+  if (dtype === "bf16") return f32ArrayToBf16(f32);
+  return f32; // upload() copies
 }
 
 let initSkipped = 0;
@@ -256,20 +295,18 @@ export function withoutInit<T>(build: () => T): T {
 function uninitialized(shape: Shape, options: TensorOptions): Tensor | null {
   if (initSkipped === 0) return null;
   const t = empty(shape, options.dtype ?? "f32", options.backend);
-  if (options.requiresGrad) t.requiresGrad = true;
+  if (options.requiresGrad) t.requireGrad();
   return t;
 }
 
 export function full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
   const skipped = uninitialized(shape, options);
   if (skipped) return skipped;
-  const t = empty(shape, options.dtype ?? "f32", options.backend);
-  if (t.dtype === "i32") {
-    const values = new Int32Array(t.size).fill(value);
-    t.backend.upload(t.storage.buffer, values);
-    rememberHostIds(t, values);
-  }
-  else if (t.size > 0) t.backend.run("fill", [], [t.storage.buffer], { n: t.size, value });
+  const dtype = options.dtype ?? "f32";
+  if (dtype === "i32") return fromArray(new Int32Array(sizeOf(shape)).fill(value), shape, options);
+  if (dtype !== "f32") return fromArray(new Float32Array(sizeOf(shape)).fill(value), shape, options); // 16-bit: rounded on the host
+  const t = empty(shape, dtype, options.backend);
+  if (t.size > 0) t.backend.run("fill", [], [t.storage.buffer], { n: t.size, value });
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
 }

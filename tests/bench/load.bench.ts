@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { f32ArrayToBf16 } from "../../src/io/half.ts";
+import { f32ArrayToBf16 } from "../../src/tensor/half.ts";
 
 export interface LoadFigures {
   dtype: string;

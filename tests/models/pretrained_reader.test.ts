@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "../../src/io/safetensors.ts";
-import { f32ArrayToBf16, f32ArrayToF16 } from "../../src/io/half.ts";
+import { f32ArrayToBf16, f32ArrayToF16 } from "../../src/tensor/half.ts";
 import { TensorReader } from "../../src/models/pretrained.ts";
 import { loadPretrained } from "../../src/models/index.ts";
 import { empty, fromArray, useBackend, type Tensor } from "../../src/tensor/tensor.ts";

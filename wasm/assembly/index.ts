@@ -12,3 +12,4 @@ export * from "./rope";
 export * from "./attention";
 export * from "./cross_entropy";
 export * from "./adamw";
+export * from "./cast";

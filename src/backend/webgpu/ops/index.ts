@@ -3,6 +3,7 @@
 import type { KernelTable } from "../launch.ts";
 import { ADAMW } from "./adamw.ts";
 import { ATTENTION } from "./attention.ts";
+import { CAST } from "./cast.ts";
 import { COPY } from "./copy.ts";
 import { CROSS_ENTROPY } from "./cross_entropy.ts";
 import { ELEMENTWISE } from "./elementwise.ts";
@@ -16,5 +17,5 @@ import { SOFTMAX } from "./softmax.ts";
 
 export const KERNEL_TABLE = {
   ...ELEMENTWISE, ...COPY, ...REDUCE, ...SOFTMAX, ...MATMUL, ...EMBEDDING, ...LAYER_NORM, ...RMS_NORM,
-  ...ROPE, ...ATTENTION, ...CROSS_ENTROPY, ...ADAMW,
+  ...ROPE, ...ATTENTION, ...CROSS_ENTROPY, ...ADAMW, ...CAST,
 } satisfies KernelTable;

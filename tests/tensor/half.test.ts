@@ -11,7 +11,7 @@ import {
   f32ArrayToF16,
   f32ToBf16,
   f32ToF16,
-} from "../../src/io/half.ts";
+} from "../../src/tensor/half.ts";
 
 const P = (e: number) => 2 ** e;
 

@@ -1,7 +1,9 @@
-// f16 (IEEE 754 binary16) and bf16 (bfloat16) <-> f32 conversions on raw bit patterns, for file
-// formats (safetensors, checkpoints). Widening to f32 is exact; narrowing rounds to nearest, ties
-// to even, overflows to ±inf, keeps NaN a NaN, and produces f16 subnormals. Not a tensor dtype
-// cast: kernels that compute in f16 do their own conversions. Reference: IEEE 754-2019 §3.6;
+// f16 (IEEE 754 binary16) and bf16 (bfloat16) <-> f32 conversions on raw bit patterns, on the host:
+// file formats (safetensors, GGUF, checkpoints) and the host side of 16-bit tensors (Tensor.data()
+// widens, tensor creation narrows). Widening to f32 is exact; narrowing rounds to nearest, ties to
+// even, overflows to ±inf, keeps NaN a NaN (f16: quiet, sign and payload kept; bf16: 0x7fc0, as
+// PyTorch's c10::BFloat16 does), and produces f16 subnormals. The device-side `cast` kernel
+// (wasm/assembly/cast.ts, kernels/half.wgsl) computes the same bits. Reference: IEEE 754-2019 §3.6;
 // bf16 = the top 16 bits of an f32 (as torch.bfloat16 and the safetensors BF16 dtype store it).
 
 const F32_SCRATCH = new Float32Array(1);
@@ -103,6 +105,6 @@ function f32BitsToF16Bits(x: number): number {
 }
 
 function f32BitsToBf16Bits(x: number): number {
-  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return ((x >>> 16) | 0x40) & 0xffff; // quiet NaN
+  if ((x & 0x7fffffff) > 0x7f800000) return 0x7fc0; // any NaN: PyTorch's canonical quiet NaN
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
