@@ -154,6 +154,17 @@ describe.each(await engines())("matmul_f32 on %s with worker threads", (_engine,
     expect(matmulEngine(rt, { M: BLAS_MIN_ROWS }).fn).toBe(blas ? BLAS_MATMUL : "matmul_f32");
   });
 
+  test("the lm-head product (768×128·128×65) is split over both threads, a small one (32×64·64×65) is not", () => {
+    const pool = threadPool(rt);
+    const gemm = { batch: 1, transA: 0, transB: 1, strideA: 0, strideB: 0, hasBias: 0 };
+    const before = pool.sharedChunks;
+    expectMatmul(rt, { ...gemm, M: 768, N: 65, K: 128 }, "lm-head");
+    expect(pool.sharedChunks).toBeGreaterThanOrEqual(before + 2);
+    const after = pool.sharedChunks;
+    expectMatmul(rt, { ...gemm, M: 32, N: 65, K: 64 }, "small");
+    expect(pool.sharedChunks).toBe(after);
+  });
+
   test("K = 0 writes the bias (or zeros)", () => {
     expectMatmul(rt, { batch: 2, M: 5, N: 9, K: 0, transA: 0, transB: 0, strideA: 0, strideB: 0, hasBias: 1 }, "k0");
     expectMatmul(rt, { batch: 1, M: 5, N: 9, K: 0, transA: 1, transB: 1, strideA: 0, strideB: 0, hasBias: 0 }, "k0");

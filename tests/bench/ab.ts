@@ -2,13 +2,16 @@
 // wide, context 64, batch 12, AdamW, grad clip 1): one model per variant, the variants take turns
 // step by step in one process, so a busy machine slows them alike. Prints each variant's median
 // ms/step (p10, p90) and the median of the per-round ratios to the first variant.
-//   bun tests/bench/ab.ts [--blas auto,off] [--threads 2] [--steps 60] [--warmup 10]
-// A variant is a KILN_BLAS setting (auto, off, or a library path). Timings: never in tests.
+//   bun tests/bench/ab.ts [--blas "auto;off;auto:blasMinFlops=4e6"] [--threads 2] [--steps 60] [--warmup 10]
+// A variant is a KILN_BLAS setting (auto, off, or a library path), optionally followed by matmul
+// split settings (src/backend/wasm/matmul.ts matmulSplit): "auto:blasMinFlops=4e6,blasChunksPerThread=1".
+// Timings: never in tests.
 
 import { parseArgs } from "node:util";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createComputeBackend } from "../../src/backend/registry.ts";
+import { matmulSplit } from "../../src/backend/wasm/matmul.ts";
 import { TokenDataset } from "../../src/data/dataset.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { GPT } from "../../src/models/gpt.ts";
@@ -31,16 +34,30 @@ const tokenizer = CharTokenizer.fromText(text);
 const data = new TokenDataset(Int32Array.from(tokenizer.encode(text)), 64);
 const args = TrainArgs.parse({});
 
-const variants = await Promise.all((values.blas ?? "").split(",").map(async (blas) => {
+/** Variants are separated by ";" (by "," too when none has split settings: "auto,off"). */
+function blasList(s: string): string[] {
+  return s.split(s.includes(":") ? ";" : /[;,]/);
+}
+
+const splitDefaults = { ...matmulSplit };
+const variants = await Promise.all(blasList(values.blas ?? "").map(async (spec) => {
+  const [blas, settings = ""] = spec.split(":");
+  const split: Record<string, number> = { ...splitDefaults };
+  for (const kv of settings.split(",").filter(Boolean)) {
+    const [k, x] = kv.split("=");
+    if (!(k in splitDefaults)) throw new Error(`unknown matmul split key ${k}: ${Object.keys(splitDefaults).join(", ")}`);
+    split[k] = Number(x);
+  }
   const backend = await createComputeBackend("wasm", { blas, ...(values.threads ? { threads: Number(values.threads) } : {}) });
   useBackend(backend);
   seed(1337);
   const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
-  return { blas, backend, model, optimizer: defaultOptimizer(model, args), rng: new Rng(1), ms: [] as number[], loss: NaN };
+  return { blas: spec, split, backend, model, optimizer: defaultOptimizer(model, args), rng: new Rng(1), ms: [] as number[], loss: NaN };
 }));
 
 function step(v: (typeof variants)[number]): number {
   useBackend(v.backend);
+  Object.assign(matmulSplit, v.split);
   const t0 = performance.now();
   v.loss = scope(() => {
     const batch = data.batch("train", 12, v.rng);
@@ -68,7 +85,7 @@ for (let s = 0; s < warmup + steps; s++) {
 const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 for (const [i, v] of variants.entries()) {
   console.log(
-    `${v.blas.padEnd(6)} ${v.backend.device.padEnd(44)} median ${q(v.ms, 0.5).toFixed(1)} ms/step (p10 ${q(v.ms, 0.1).toFixed(1)}, p90 ${q(v.ms, 0.9).toFixed(1)})` +
+    `${v.blas.padEnd(6)}\n    ${v.backend.device.padEnd(44)} median ${q(v.ms, 0.5).toFixed(1)} ms/step (p10 ${q(v.ms, 0.1).toFixed(1)}, p90 ${q(v.ms, 0.9).toFixed(1)})` +
       `  ratio to ${variants[0].blas}: ${q(ratios[i], 0.5).toFixed(3)}  loss ${v.loss.toFixed(4)}`,
   );
 }

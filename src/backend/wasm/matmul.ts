@@ -15,10 +15,17 @@ import { unitRanges } from "./parallel.ts";
  * and waking the main thread again cost 10–70 µs each on a busy 2-core box, more than a split saves.
  */
 export const PARALLEL_MIN_FLOPS = 8e6;
-/** The same bound for a native BLAS, which runs the same flops 3–4× faster. */
-export const BLAS_PARALLEL_MIN_FLOPS = 3e7;
-/** Chunks per thread: > 1 lets the main thread take over the share of a worker that wakes late. */
-export const CHUNKS_PER_THREAD = 2;
+/**
+ * How matmul calls are split (mutable so that tests/bench/matmul_ab.ts and ab.ts can compare
+ * settings in one process; the README's native-BLAS figures have the comparison).
+ * - blasMinFlops: PARALLEL_MIN_FLOPS for a native BLAS: ~40 µs on one thread. The pool's workers
+ *   poll for the next job during a training step, so even the lm-head product (768×128·128×65,
+ *   1.3e7 flops) gains from both threads.
+ * - chunksPerThread (wasm kernel): > 1 lets the main thread take over the share of a worker that
+ *   wakes late.
+ * - blasChunksPerThread: 1: every extra row chunk packs all of B again in the BLAS.
+ */
+export const matmulSplit = { blasMinFlops: 4e6, chunksPerThread: 2, blasChunksPerThread: 1 };
 
 const MR = 6; // register tile of the kernel: row chunks start at multiples of MR,
 const NR = 8; // column chunks at multiples of NR
@@ -55,23 +62,23 @@ export function matmulCall(a: number, b: number, bias: number, out: number, p: K
 export const BLAS_MIN_ROWS = 4;
 
 /** The pool function that runs the chunks of product `m` on `rt`, and the size from which it is split. */
-export function matmulEngine(rt: WasmRuntime, m: { M: number }): { fn: string; minParallelFlops: number } {
+export function matmulEngine(rt: WasmRuntime, m: { M: number }): { fn: string; minParallelFlops: number; chunksPerThread: number } {
   return rt.blas && m.M >= BLAS_MIN_ROWS
-    ? { fn: BLAS_MATMUL, minParallelFlops: BLAS_PARALLEL_MIN_FLOPS }
-    : { fn: "matmul_f32", minParallelFlops: PARALLEL_MIN_FLOPS };
+    ? { fn: BLAS_MATMUL, minParallelFlops: matmulSplit.blasMinFlops, chunksPerThread: matmulSplit.blasChunksPerThread }
+    : { fn: "matmul_f32", minParallelFlops: PARALLEL_MIN_FLOPS, chunksPerThread: matmulSplit.chunksPerThread };
 }
 
 /** out = A·B (+ bias) for kernel "matmul"; a, b, bias (0 = none) and out are byte offsets. */
 export function runMatmul(rt: WasmRuntime, a: number, b: number, bias: number, out: number, p: KernelParams<"matmul">): void {
   const m = matmulCall(a, b, bias, out, p);
   const pool = threadPool(rt);
-  const { fn, minParallelFlops } = matmulEngine(rt, m);
+  const { fn, minParallelFlops, chunksPerThread } = matmulEngine(rt, m);
   if (rt.threads <= 1 || m.flops < minParallelFlops) {
     pool.run(fn, [m.args()], MATMUL_SCRATCH_ARG);
     return;
   }
   pool.startWorkers();
-  pool.run(fn, matmulChunks(m, pool.participants, CHUNKS_PER_THREAD), MATMUL_SCRATCH_ARG);
+  pool.run(fn, matmulChunks(m, pool.participants, chunksPerThread), MATMUL_SCRATCH_ARG);
 }
 
 /**
