@@ -1,10 +1,10 @@
 // Text out of one document file, by extension: .txt/.md as they are, .html text only (no scripts,
-// styles), .json/.jsonl a named field, .csv a named column, .pdf through `unpdf` and .docx through
-// `mammoth` (optional packages, imported only when such a file is met).
+// styles), .json/.jsonl a named field, .csv a named column, .pdf and .docx through optional packages
+// in a child process per file (extract_binary.ts).
 
-import { readFile } from "node:fs/promises";
 import { readTextFile } from "../data/text_file.ts";
 import { UserError } from "../util/errors.ts";
+import { extractBinary } from "./extract_binary.ts";
 
 export interface ExtractOptions {
   /** the text field of .json/.jsonl records (default "text") */
@@ -13,6 +13,8 @@ export interface ExtractOptions {
   csvColumn?: string;
   /** decode text files as this ("utf-8" default, strict; "latin1" converts) */
   encoding?: string;
+  /** the most milliseconds one .pdf/.docx file may take to read (default 60,000) */
+  timeoutMs?: number;
 }
 
 export const DOCUMENT_EXTENSIONS = [".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl", ".csv", ".pdf", ".docx"];
@@ -60,26 +62,10 @@ export async function extractDocuments(path: string, ext: string, options: Extra
       if (at < 0) throw new UserError(`${path}: no column "${column}" in the header (${(rows[0] ?? []).join(", ")}); set csvColumn / --csv-column`);
       return rows.slice(1).map((r) => r[at] ?? "").filter((t) => t.length > 0);
     }
-    case ".pdf": {
-      const { extractText, getDocumentProxy } = await optional<{ getDocumentProxy(data: Uint8Array): Promise<unknown>; extractText(pdf: unknown, o: { mergePages: true }): Promise<{ text: string }> }>("unpdf", path);
-      const pdf = await getDocumentProxy(new Uint8Array(await readFile(path)));
-      const { text } = await extractText(pdf, { mergePages: true });
-      return [text];
-    }
-    case ".docx": {
-      const mammoth = await optional<{ extractRawText(input: { buffer: Buffer }): Promise<{ value: string }> }>("mammoth", path);
-      return [(await mammoth.extractRawText({ buffer: await readFile(path) })).value];
-    }
+    case ".pdf": case ".docx":
+      return [await extractBinary(path, ext, { timeoutMs: options.timeoutMs })];
     default:
       throw new UserError(`${path}: unsupported file type ${ext || "(none)"} (supported: ${DOCUMENT_EXTENSIONS.join(" ")})`);
-  }
-}
-
-async function optional<T>(name: string, path: string): Promise<T> {
-  try {
-    return (await import(name)) as T;
-  } catch {
-    throw new UserError(`${path}: reading this file type needs the optional package "${name}" (npm install ${name})`);
   }
 }
 

@@ -10,9 +10,9 @@ import { UserError } from "../util/errors.ts";
 const HELP = `usage: kiln data load --input <dir|file> --out <data.txt> [--clean] [--dedupe] [options]
        kiln data tokenize --tokenizer <dir> --input <data.txt> --out <data.bin>
 
-load: reads .txt .md .html .json .jsonl .csv (.pdf with the optional package unpdf, .docx with
-mammoth) recursively, prints a line per file (kept, skipped and why), and writes the documents
-separated by a blank line.
+load: reads .txt .md .html .json .jsonl .csv .pdf .docx recursively (.pdf through the optional
+package unpdf, .docx through mammoth, each file in a child process), prints a line per file (kept,
+skipped and why), and writes the documents separated by a blank line.
   --input <path>          folder (recursive) or one file
   --out, --output <file>  the text file to write
   --clean                 NFC, control characters, whitespace runs, boilerplate lines
@@ -22,6 +22,7 @@ separated by a blank line.
   --json-field <name>     the text field of .json/.jsonl records (default text)
   --csv-column <name>     the text column of .csv files (default text)
   --encoding <name>       utf-8 (default: non-UTF-8 files are skipped with the byte offset) or latin1
+  --timeout <s>           the most seconds one .pdf/.docx file may take (default 60)
 
 tokenize: a UTF-8 text file → raw uint16 token ids (uint32 when the vocabulary exceeds 65536), the
 layout of nanoGPT's train.bin, plus <out>.json (dtype, vocabSize, tokens); memory stays bounded.
@@ -39,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         input: { type: "string" }, out: { type: "string" }, output: { type: "string" }, clean: { type: "boolean" }, dedupe: { type: "boolean" },
         threshold: { type: "string" }, "min-length": { type: "string" }, "json-field": { type: "string" }, "csv-column": { type: "string" },
-        encoding: { type: "string" }, tokenizer: { type: "string" }, help: { type: "boolean", short: "h" },
+        encoding: { type: "string" }, timeout: { type: "string" }, tokenizer: { type: "string" }, help: { type: "boolean", short: "h" },
       },
     }, HELP);
   if (!values) return 0;
@@ -49,9 +50,11 @@ export async function main(argv: string[]): Promise<number> {
   if (sub === "load") {
     const threshold = num(values.threshold, "--threshold", (v) => v > 0 && v <= 1);
     const minLength = num(values["min-length"], "--min-length", (v) => Number.isInteger(v) && v >= 0);
+    const timeout = num(values.timeout, "--timeout", (v) => v > 0);
     const loader = new DocumentLoader({
       cleanText: !!values.clean, removeDuplicates: !!values.dedupe, dedupeThreshold: threshold, minLength,
       jsonField: values["json-field"] as string | undefined, csvColumn: values["csv-column"] as string | undefined, encoding: values.encoding as string | undefined,
+      timeoutMs: timeout === undefined ? undefined : timeout * 1000,
     });
     const r = await loader.loadDirectory(values.input as string);
     for (const line of formatReport(r)) console.log(line);

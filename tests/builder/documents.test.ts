@@ -41,7 +41,8 @@ describe("DocumentLoader", () => {
     expect(g.reason).toContain("not UTF-8 text: invalid byte 0xe9 at offset 3");
     expect(r.files.find((f) => f.path === "e.json")!.reason).toContain('no record has a string field "text"');
     const pdf = r.files.find((f) => f.path === "i.pdf")!;
-    expect(pdf.status).toBe("skipped"); // unpdf absent: names the package; present: this fake PDF fails to parse
+    expect(pdf.status).toBe("skipped");
+    expect(pdf.reason).toBe("unpdf could not read it: InvalidPDFException: Invalid PDF structure."); // read in a child process: the run goes on
     const report = formatReport(r).join("\n");
     expect(report).toContain("skipped h.bin (unsupported type .bin)");
   });
