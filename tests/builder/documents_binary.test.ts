@@ -89,6 +89,6 @@ describe("kiln data load with PDF and DOCX", () => {
     expect(r.stdout).toContain("skipped stub.pdf (unpdf could not read it: InvalidPDFException: Invalid PDF structure.)");
     const bad = await run("--input", dir, "--out", join(dir, "out.txt"), "--timeout", "0");
     expect(bad.code).toBe(2);
-    expect(bad.stderr.trim()).toBe('--timeout: invalid value "0"');
+    expect(bad.stderr.trim()).toBe('kiln data: --timeout: invalid value "0"');
   });
 });
