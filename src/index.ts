@@ -10,13 +10,14 @@ export {
 export type { DType } from "./tensor/dtype.ts";
 export { scope, asyncScope, keep, dispose } from "./tensor/memory.ts";
 export { Rng, seed, withRng } from "./tensor/random.ts";
-export { noGrad, isGradEnabled } from "./autograd/tape.ts";
+export { noGrad, isGradEnabled, grad } from "./autograd/tape.ts";
+export { checkpoint } from "./autograd/checkpoint.ts";
 export { checkGradients, checkGradientsAsync } from "./autograd/check.ts";
 export * as ops from "./ops/index.ts";
 export {
   add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, gelu, silu, dropout,
   sum, mean, max, reshape, permute, transpose, expand, narrow, split, cat,
-  matmul, linear, softmax, layerNorm, rmsNorm, attention, rope, embedding, crossEntropy, cast,
+  matmul, linear, softmax, layerNorm, rmsNorm, attention, rope, embedding, crossEntropy, cast, linearCrossEntropy,
 } from "./ops/index.ts";
 export { Module, ModuleList } from "./nn/module.ts";
 export { withTraining, isTraining, withAutocast, isAutocast } from "./tensor/mode.ts";

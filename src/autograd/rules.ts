@@ -175,6 +175,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     launch("cross_entropy_backward", [logits, targets, lse, g], [dlogits], { N, V, ignoreIndex });
     return [dlogits, null];
   },
+  custom: (g, { ctx, inputs }, needs) => ctx.backward(g, needs ?? inputs.map((t) => !!t)),
 };
 
 /** Calls fn(t, ...rest) and disposes t if fn made a new tensor from it. */

@@ -32,6 +32,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with the graph recorded again (inside noGrad): a checkpointed block's recompute in backward. */
+export function enableGrad<T>(fn: () => T): T {
+  const before = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = before;
+  }
+}
+
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }
@@ -50,8 +61,38 @@ export function record<K extends OpName>(out: Tensor, op: K, inputs: readonly (T
   return out;
 }
 
-/** Backpropagates from `root` (a scalar unless `grad` is given). */
+/** Backpropagates from `root` (a scalar unless `grad` is given); leaves that require grad collect .grad. */
 export function backward(root: Tensor, grad?: Tensor): void {
+  const grads = propagate(root, grad);
+  // leaves: accumulate into .grad
+  for (const [t, g] of grads) {
+    if (t.grad && !t.grad.disposed) {
+      const old = t.grad;
+      t.grad = noGrad(() => ops.add(old, g));
+      old.dispose();
+      g.dispose();
+    } else {
+      t.grad = g;
+    }
+    keep(t.grad);
+  }
+}
+
+/**
+ * The gradients of `root` with respect to `inputs` (torch.autograd.grad): returned, not added to
+ * any .grad, and null for an input that root does not depend on. The graph stops at the inputs
+ * (their own history is not walked) and is released as by backward(). Other leaves get nothing.
+ */
+export function grad(root: Tensor, inputs: readonly Tensor[], gradOutput?: Tensor): (Tensor | null)[] {
+  const grads = propagate(root, gradOutput, new Set(inputs));
+  const out = inputs.map((t) => grads.get(t) ?? null);
+  const wanted = new Set(out);
+  for (const g of grads.values()) if (!wanted.has(g)) g.dispose();
+  return out;
+}
+
+/** Runs the VJP rules from root; returns the gradients of the leaves (or of `stops`, when given). */
+function propagate(root: Tensor, grad?: Tensor, stops?: ReadonlySet<Tensor>): Map<Tensor, Tensor> {
   root.check("backward");
   if (!root.requiresGrad) {
     throw new Error("[backward] the tensor does not require grad: no input of the computation had requiresGrad set");
@@ -62,7 +103,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
   if (grad && !sameShape(grad.shape, root.shape)) {
     throw new Error(`[backward] grad ${grad.describe()} does not match the shape of ${root.describe()}`);
   }
-  const order = topoOrder(root);
+  const order = topoOrder(root, stops);
   const grads = new Map<Tensor, Tensor>();
   const owned = new Set<Tensor>();
   const put = (t: Tensor, g: Tensor) => {
@@ -83,7 +124,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
   noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
-      const node = t.node;
+      const node = stops?.has(t) ? null : t.node;
       const g = grads.get(t);
       if (!node || !g) continue;
       const rule = vjp[node.op];
@@ -115,26 +156,20 @@ export function backward(root: Tensor, grad?: Tensor): void {
     }
   });
 
-  // leaves: accumulate into .grad
+  const leaves = new Map<Tensor, Tensor>();
   for (const [t, g] of grads) {
-    if (t.node) continue;
-    if (t.grad && !t.grad.disposed) {
-      const old = t.grad;
-      t.grad = noGrad(() => ops.add(old, g));
-      old.dispose();
-      g.dispose();
-    } else {
-      t.grad = g;
-    }
-    keep(t.grad);
+    if (stops ? stops.has(t) : !t.node) leaves.set(t, g);
+    else g.dispose();
   }
   for (const t of order) {
+    if (stops?.has(t)) continue;
     if (t.node) released.add(t);
     t.node = null;
   }
+  return leaves;
 }
 
-function topoOrder(root: Tensor): Tensor[] {
+function topoOrder(root: Tensor, stops?: ReadonlySet<Tensor>): Tensor[] {
   checkNotReleased(root);
   const order: Tensor[] = [];
   const seen = new Set<Tensor>([root]);
@@ -142,7 +177,7 @@ function topoOrder(root: Tensor): Tensor[] {
   while (stack.length) {
     const top = stack[stack.length - 1];
     const [t, i] = top;
-    const inputs = t.node?.inputs ?? [];
+    const inputs = (stops?.has(t) ? null : t.node?.inputs) ?? [];
     if (i < inputs.length) {
       top[1]++;
       const child = inputs[i];

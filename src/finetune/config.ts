@@ -51,6 +51,9 @@ const LoopFields = {
   skipInvalid: z.boolean().default(false),
   /** print progress (false: silent) */
   progress: z.boolean().default(true),
+  /** recompute each transformer block in backward instead of keeping its activations (HF
+   *  gradient_checkpointing): less memory for long sequences, one more forward per step */
+  gradientCheckpointing: z.boolean().default(false),
 };
 
 export const SftConfig = z.strictObject({

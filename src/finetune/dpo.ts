@@ -14,7 +14,7 @@ import { scope, keep } from "../tensor/memory.ts";
 import * as ops from "../ops/index.ts";
 import type { Split } from "../data/dataset.ts";
 import type { BatchSource, LossOutput } from "../train/trainer.ts";
-import { dpoLoss, sequenceLogps, type DpoLogps } from "../train/losses.ts";
+import { causalLmLogps, dpoLoss, type DpoLogps } from "../train/losses.ts";
 import { adapterParameters, disableAdapters, loraLayers } from "../nn/lora_model.ts";
 import type { LoRALinear } from "../nn/lora.ts";
 import { copyInto } from "../nn/lora.ts";
@@ -85,6 +85,8 @@ export class DpoTrainer {
     const perStep = c.batchSize * c.gradientAccumulationSteps;
     const iters = c.maxSteps ?? Math.max(1, Math.ceil(examples.length / perStep) * c.epochs);
     const evalBatches = evalExamples.length ? Math.ceil(evalExamples.length / c.batchSize) : 1;
+    // as HF's gradient_checkpointing=True: enabled on the model, which keeps it
+    if (c.gradientCheckpointing) model.module.gradientCheckpointing = true;
     model.module.train();
     try {
       return await runEngine<PreferenceBatch>({
@@ -106,7 +108,7 @@ export class DpoTrainer {
   /** The DPO loss of a batch and TRL's metrics as scalar tensors. */
   #loss(b: PreferenceBatch): LossOutput {
     const c = this.config;
-    const policy = sequenceLogps(this.#model.module.forward(b.x), b.y); // [2B]
+    const policy = causalLmLogps(this.#model.module, b.x, b.y); // [2B]
     const reference = b.refLogps ?? noGrad(() => this.#referenceLogps(b.x, b.y));
     const avg = c.lossType === "ipo"; // TRL: ipo on per-token averages
     const pol = avg ? ops.div(policy, b.counts) : policy;
@@ -130,10 +132,10 @@ export class DpoTrainer {
 
   /** Reference log-probs [2B] of a batch, without gradients. */
   #referenceLogps(x: Tensor, y: Tensor): Tensor {
-    if (this.#refModel) return sequenceLogps(this.#refModel.module.forward(x), y);
+    if (this.#refModel) return causalLmLogps(this.#refModel.module, x, y);
     const module = this.#model.module;
-    if (this.referenceKind === "adapters_disabled") return disableAdapters(module, () => sequenceLogps(module.forward(x), y));
-    return withActiveAdapter(module, REFERENCE, () => sequenceLogps(module.forward(x), y));
+    if (this.referenceKind === "adapters_disabled") return disableAdapters(module, () => causalLmLogps(module, x, y));
+    return withActiveAdapter(module, REFERENCE, () => causalLmLogps(module, x, y));
   }
 
   /** One pass over the pairs: reference log-probs [chosen, rejected] per pair. */

@@ -13,7 +13,10 @@ import { generate, type GenerateOptions, type GenerateResult } from "../models/g
 import { fromArray, withBackend, type Tensor } from "../tensor/tensor.ts";
 import { loadAdapter, saveAdapter, type LoadAdapterOptions, type PeftLoraConfig } from "../io/peft.ts";
 import { loraLayers } from "../nn/lora_model.ts";
-import { maskedCrossEntropy, shiftLabels } from "../train/losses.ts";
+import { causalLmLoss, maskedCrossEntropy, shiftLabels } from "../train/losses.ts";
+
+/** Token ids [B, T] as a tensor or rows of numbers. */
+type Ids = Tensor | readonly (readonly number[])[];
 
 export type FinetuneDType = "float32" | "bfloat16" | "float16";
 
@@ -54,26 +57,34 @@ export class ModelInterface {
   }
 
   /**
-   * Logits [B, T, V] for ids [B, T]; with HF labels [B, T] (-100 masked, unshifted) also the mean
-   * next-token loss over the counted labels.
+   * Logits [B, T, V] for ids [B, T]; with HF labels [B, T] (-100 masked, unshifted) the mean
+   * next-token loss over the counted labels instead, computed chunk by chunk through the head so
+   * that the [B, T, V] logits are never held (Qwen2.5's vocabulary at 2048 positions is 1.2 GB
+   * of them). Logits come with the loss only when asked (`returnLogits: true`).
    */
-  forward(inputIds: Tensor | readonly (readonly number[])[], options: { labels?: Tensor | readonly (readonly number[])[] } = {}): { logits: Tensor; loss?: Tensor } {
+  forward(inputIds: Ids): { logits: Tensor };
+  forward(inputIds: Ids, options: { labels: Ids; returnLogits?: false }): { loss: Tensor; logits?: undefined };
+  forward(inputIds: Ids, options: { labels?: Ids; returnLogits?: boolean }): { logits?: Tensor; loss?: Tensor };
+  forward(inputIds: Ids, options: { labels?: Ids; returnLogits?: boolean } = {}): { logits?: Tensor; loss?: Tensor } {
     return withBackend(this.backend, () => this.#forward(inputIds, options));
   }
 
-  #forward(inputIds: Tensor | readonly (readonly number[])[], { labels }: { labels?: Tensor | readonly (readonly number[])[] }): { logits: Tensor; loss?: Tensor } {
+  #forward(inputIds: Ids, { labels, returnLogits = false }: { labels?: Ids; returnLogits?: boolean }): { logits?: Tensor; loss?: Tensor } {
     const ids = this.#ids(inputIds);
-    const logits = this.module.forward(ids);
-    if (ids !== inputIds) ids.dispose();
-    if (!labels) return { logits };
-    const [B, T] = logits.shape;
-    // labels are read on the host to shift them (as transformers shifts inside the loss)
-    if (!(labels instanceof Array) && !labels.backend.downloadSync) throw new Error("[model] on this backend pass labels as number[][] (they are shifted on the host)");
-    const raw = labels instanceof Array ? Int32Array.from(labels.flat()) : (labels.dataSync() as Int32Array);
-    if (raw.length !== B * T) throw new Error(`[model] labels must be [${B}, ${T}] like the input ids, got ${raw.length} values`);
-    const targets = fromArray(shiftLabels(raw, B, T), [B, T], { dtype: "i32", backend: this.backend });
-    const loss = maskedCrossEntropy(logits, targets);
-    return { logits, loss };
+    try {
+      if (!labels) return { logits: this.module.forward(ids) };
+      const [B, T] = ids.shape;
+      // labels are read on the host to shift them (as transformers shifts inside the loss)
+      if (!(labels instanceof Array) && !labels.backend.downloadSync) throw new Error("[model] on this backend pass labels as number[][] (they are shifted on the host)");
+      const raw = labels instanceof Array ? Int32Array.from(labels.flat()) : (labels.dataSync() as Int32Array);
+      if (raw.length !== B * T) throw new Error(`[model] labels must be [${B}, ${T}] like the input ids, got ${raw.length} values`);
+      const targets = fromArray(shiftLabels(raw, B, T), [B, T], { dtype: "i32", backend: this.backend });
+      if (!returnLogits) return { loss: causalLmLoss(this.module, ids, targets) };
+      const logits = this.module.forward(ids);
+      return { logits, loss: maskedCrossEntropy(logits, targets) };
+    } finally {
+      if (ids !== inputIds) ids.dispose();
+    }
   }
 
   /** Text (or ids) continued by the model; options as kiln's generate (maxNewTokens, temperature, ...). */
@@ -110,7 +121,7 @@ export class ModelInterface {
     return join(dir);
   }
 
-  #ids(x: Tensor | readonly (readonly number[])[]): Tensor {
+  #ids(x: Ids): Tensor {
     if (!(x instanceof Array)) return x;
     const T = x[0]?.length ?? 0;
     if (x.some((r) => r.length !== T)) throw new Error("[model] input id rows must have the same length (pad them)");

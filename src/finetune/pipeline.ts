@@ -15,7 +15,7 @@ import { noGrad } from "../autograd/tape.ts";
 import { scope } from "../tensor/memory.ts";
 import { ConfigError, readConfigFile } from "../train/config.ts";
 import { normalizeKeys } from "../train/keys.ts";
-import { sequenceLogps, maskedCrossEntropy } from "../train/losses.ts";
+import { causalLmLogps, causalLmLoss } from "../train/losses.ts";
 import { createBackend, type FinetuneBackend } from "./backend.ts";
 import { ModelInterface } from "./model.ts";
 import { SftTrainer } from "./sft.ts";
@@ -224,7 +224,7 @@ export async function evaluateTopic(model: ModelInterface, rows: Row[]): Promise
       for (const e of formatSft(sftRows, opts).examples) {
         const l = scope(() => noGrad(() => {
           const b = collateSft([e], model.tokenizer!.eosTokenId ?? 0, model.backend);
-          return maskedCrossEntropy(model.module.forward(b.x), b.y);
+          return causalLmLoss(model.module, b.x, b.y);
         }));
         total += await l.item();
         l.dispose();
@@ -237,7 +237,7 @@ export async function evaluateTopic(model: ModelInterface, rows: Row[]): Promise
       for (let i = 0; i < examples.length; i++) {
         const lp = scope(() => noGrad(() => {
           const b = collatePreferences([examples[i]], [i], model.tokenizer!.eosTokenId ?? 0, {}, model.backend);
-          return sequenceLogps(model.module.forward(b.x), b.y);
+          return causalLmLogps(model.module, b.x, b.y);
         }));
         const [c, r] = (await lp.data()) as Float32Array;
         lp.dispose();

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Rng } from "../tensor/random.ts";
 import type { Split } from "../data/dataset.ts";
 import type { BatchSource } from "../train/trainer.ts";
-import { maskedCrossEntropy } from "../train/losses.ts";
+import { causalLmLoss } from "../train/losses.ts";
 import { parseSftConfig, type SftConfig } from "./config.ts";
 import { loadRows, formatSft, pack, type SftExample } from "./data.ts";
 import { collateSft, EpochSampler, type SftBatch } from "./batches.ts";
@@ -64,11 +64,13 @@ export class SftTrainer {
     const iters = c.maxSteps ?? Math.max(1, Math.ceil(examples.length / perStep) * c.epochs);
     const evalBatches = evalExamples.length ? Math.ceil(evalExamples.length / c.batchSize) : 1;
     this.#calls++;
+    // as HF's gradient_checkpointing=True: enabled on the model, which keeps it
+    if (c.gradientCheckpointing) model.module.gradientCheckpointing = true;
     model.module.train();
     try {
       return await runEngine<SftBatch>({
         model, data: source, args: engineArgs(c, iters, evalBatches), optimizer: adapterOptimizer(model, c),
-        loss: (m, b) => maskedCrossEntropy((m as ModelInterface["module"]).forward(b.x), b.y),
+        loss: (m, b) => causalLmLoss(m as ModelInterface["module"], b.x, b.y),
         tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir, resume: c.resume && this.#calls === 1,
         progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
         metrics: { rows_skipped: skipped, train_examples: examples.length },

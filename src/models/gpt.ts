@@ -12,6 +12,8 @@ import { arange, type Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { BatchedKVCache, cachedAttention, type AnyKVCache } from "./batched_kv_cache.ts";
 import { keepLast } from "./logits.ts";
+import { checkpoint } from "../autograd/checkpoint.ts";
+import { isTraining } from "../tensor/mode.ts";
 import { keep } from "../tensor/memory.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
@@ -112,6 +114,11 @@ export class GPT extends Module {
   readonly config: GPTConfig;
   readonly transformer: Transformer;
   #positions = new Map<number, Tensor>();
+  /**
+   * Recompute each block's forward in backward instead of keeping its activations while training
+   * (HF gradient_checkpointing_enable(); see src/autograd/checkpoint.ts). Dropout masks repeat.
+   */
+  gradientCheckpointing = false;
 
   constructor(config: z.input<typeof GPTConfig>, backend?: Backend) {
     super();
@@ -125,7 +132,12 @@ export class GPT extends Module {
    * vocabulary. With `cache`, the tokens sit at positions cache.length.. (learned positions from
    * there), their keys/values are appended to the cache, and attention covers everything cached.
    */
-  forward(idx: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
+  forward(idx: Tensor, options: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
+    return ops.linear(this.hiddenStates(idx, options), this.transformer.wte.weight, null, "out_in"); // [B, T', V], head tied to wte
+  }
+
+  /** The final-normed hidden states [B, T', C] the tied head projects (forward without the head). */
+  hiddenStates(idx: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
     const [B, T] = idx.shape;
     if (idx.rank !== 2) throw new Error(`[gpt] idx must be [B, T], got ${idx.describe()}`);
     const offset = cache?.length ?? 0;
@@ -134,10 +146,18 @@ export class GPT extends Module {
     const pos = cache instanceof BatchedKVCache ? cache.positionIds(T, idx.backend) // [B, T]: a position per row
       : offset === 0 ? this.positions(T, idx.backend) : arange(offset, offset + T, { backend: idx.backend }); // [T]
     let x = tr.drop.forward(tr.wte.forward(idx).add(tr.wpe.forward(pos))); // [B, T, C]
-    tr.h.items.forEach((block, i) => (x = block.forward(x, cache, i))); // [B, T, C]
+    const checkpointed = this.gradientCheckpointing && !cache && isTraining(this);
+    tr.h.items.forEach((block, i) => {
+      const run = (h: Tensor) => block.forward(h, cache, i);
+      x = checkpointed ? checkpoint(run, [x], block.parameters()) : run(x); // [B, T, C]
+    });
     cache?.advance(T);
-    x = tr.ln_f.forward(keepLast(x, logitsToKeep)); // [B, T', C]
-    return ops.linear(x, tr.wte.weight, null, "out_in"); // [B, T', V], head tied to wte
+    return tr.ln_f.forward(keepLast(x, logitsToKeep)); // [B, T', C]
+  }
+
+  /** The head as a matrix [V, C] for chunked losses: the token embedding (tied). */
+  get outputHead(): { weight: Tensor; bias: Tensor | null } {
+    return { weight: this.transformer.wte.weight, bias: null };
   }
 
   /** An empty KV cache for `batch` sequences of up to maxLength (default blockSize) positions. */
@@ -159,8 +179,7 @@ export class GPT extends Module {
 
   /** Mean cross-entropy of next-token prediction: logits for idx against targets [B, T]. */
   loss(idx: Tensor, targets: Tensor): Tensor {
-    const logits = this.forward(idx); // [B, T, V]
-    return ops.crossEntropy(logits, targets);
+    return ops.linearCrossEntropy(this.hiddenStates(idx), this.transformer.wte.weight, targets); // no [B, T, V] logits
   }
 
   /** Position ids 0..T-1, cached per length (kept outside scopes; freed by dispose). */

@@ -20,6 +20,8 @@ import { savePretrained, type SaveOptions } from "./save.ts";
 import { KVCache } from "./kv_cache.ts";
 import { BatchedKVCache, cachedAttention, type AnyKVCache } from "./batched_kv_cache.ts";
 import { keepLast } from "./logits.ts";
+import { checkpoint } from "../autograd/checkpoint.ts";
+import { isTraining } from "../tensor/mode.ts";
 
 /**
  * kiln's config for the Llama family (Llama, Mistral, Qwen2). Names follow gpt.ts (nLayer, nHead, nEmbd).
@@ -153,6 +155,11 @@ export class LlamaForCausalLM extends Module {
   readonly model: LlamaModel;
   /** null when tied: the head is model.embed_tokens.weight */
   readonly lm_head: Linear | null;
+  /**
+   * Recompute each decoder layer's forward in backward instead of keeping its activations while
+   * training (HF gradient_checkpointing_enable(); see src/autograd/checkpoint.ts).
+   */
+  gradientCheckpointing = false;
 
   constructor(config: z.input<typeof LlamaConfig>, backend?: Backend) {
     super();
@@ -172,7 +179,17 @@ export class LlamaForCausalLM extends Module {
    * (HF's logits_to_keep). With `cache`, the tokens sit at positions cache.length.. (the RoPE
    * offset), their keys/values are appended to the cache, and attention covers everything cached.
    */
-  forward(ids: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
+  forward(ids: Tensor, options: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
+    const x = this.hiddenStates(ids, options); // [B, T', C]
+    // through the child when untied, so a replaced lm_head (a LoRA wrapper, say) takes effect
+    return this.lm_head ? this.lm_head.forward(x) : ops.linear(x, this.headWeight, null, "out_in"); // [B, T', V]
+  }
+
+  /**
+   * The final-normed hidden states [B, T, C] that the head projects onto the vocabulary (HF's
+   * last_hidden_state): forward without the head, for losses that apply it chunk by chunk.
+   */
+  hiddenStates(ids: Tensor, { cache, logitsToKeep = 0 }: { cache?: AnyKVCache; logitsToKeep?: number } = {}): Tensor {
     if (ids.rank !== 2) throw new Error(`[llama] ids must be [B, T], got ${ids.describe()}`);
     const T = ids.shape[1];
     const offset = cache?.length ?? 0;
@@ -181,16 +198,29 @@ export class LlamaForCausalLM extends Module {
       throw new Error(`[llama] ${offset + T} positions exceed the sliding window ${window}: sliding-window attention is not implemented`);
     }
     let x = this.model.embed_tokens.forward(ids); // [B, T, C]
-    this.model.layers.items.forEach((layer, i) => (x = layer.forward(x, offset, cache, i))); // [B, T, C]
+    const checkpointed = this.gradientCheckpointing && !cache && isTraining(this);
+    this.model.layers.items.forEach((layer, i) => {
+      const run = (h: Tensor) => layer.forward(h, offset, cache, i);
+      x = checkpointed ? checkpoint(run, [x], layer.parameters()) : run(x); // [B, T, C]
+    });
     cache?.advance(T);
-    x = this.model.norm.forward(keepLast(x, logitsToKeep)); // [B, T', C]
-    // through the child when untied, so a replaced lm_head (a LoRA wrapper, say) takes effect
-    return this.lm_head ? this.lm_head.forward(x) : ops.linear(x, this.headWeight, null, "out_in"); // [B, T', V]
+    return this.model.norm.forward(keepLast(x, logitsToKeep)); // [B, T', C]
   }
 
-  /** Mean cross-entropy of next-token prediction: logits for ids against targets [B, T]. */
+  /** Mean cross-entropy of next-token prediction against targets [B, T], without the [B, T, V] logits when the head allows. */
   loss(ids: Tensor, targets: Tensor): Tensor {
-    return ops.crossEntropy(this.forward(ids), targets);
+    const head = this.outputHead;
+    if (!head) return ops.crossEntropy(this.forward(ids), targets);
+    return ops.linearCrossEntropy(this.hiddenStates(ids), head.weight, targets, { bias: head.bias });
+  }
+
+  /**
+   * The head as a plain matrix [V, C] (and bias) for chunked losses, or null when lm_head was
+   * replaced by a module that is more than a matrix (a LoRA wrapper): then only forward applies it.
+   */
+  get outputHead(): { weight: Tensor; bias: Tensor | null } | null {
+    if (!this.lm_head) return { weight: this.model.embed_tokens.weight, bias: null };
+    return this.lm_head instanceof Linear && (this.lm_head.options.layout ?? "out_in") === "out_in" ? { weight: this.lm_head.weight, bias: this.lm_head.bias } : null;
   }
 
   /** The output projection [V, C]: lm_head.weight, or the token embedding when tied. */

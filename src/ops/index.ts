@@ -9,3 +9,4 @@ export * from "./attention.ts";
 export * from "./embedding.ts";
 export * from "./loss.ts";
 export * from "./cast.ts";
+export * from "./linear_cross_entropy.ts";

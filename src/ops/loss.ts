@@ -35,6 +35,15 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { ignoreIndex = -1
   launch("cross_entropy", [logits, targets], [loss, lse], { N, V, ignoreIndex });
   record(loss, "cross_entropy", [logits, targets], { logits, targets, lse, ignoreIndex });
   if (!loss.node) lse.dispose(); // only the backward reads lse
+  return reduceLosses(loss, targets, V, ignoreIndex, reduction);
+}
+
+/**
+ * Per-position losses [...] (0 at ignored targets) reduced as PyTorch: "none" as they are, "sum",
+ * or "mean" over the targets that count (the count computed on the device).
+ */
+export function reduceLosses(loss: Tensor, targets: Tensor, V: number, ignoreIndex: number, reduction: "mean" | "sum" | "none"): Tensor {
+  const backend = loss.backend;
   if (reduction === "none") return loss;
   const total = sum(loss);
   if (!total.node) loss.dispose(); // without a graph, nothing else holds the per-position losses

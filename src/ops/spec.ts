@@ -38,6 +38,14 @@ export interface OpSpecs {
   attention: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor; scale: number; causal: boolean };
   cast: { from: DType };
   cross_entropy: { logits: Tensor; targets: Tensor; lse: Tensor; ignoreIndex: number };
+  /**
+   * An op that brings its own backward (src/autograd/function.ts): the chunked LM-head loss,
+   * checkpointed blocks. `name` is for messages; backward returns one gradient per input.
+   */
+  custom: { name: string; backward: CustomBackward };
 }
+
+/** g: the output's gradient; needs[j]: whether input j takes one. Runs under noGrad, in a scope. */
+export type CustomBackward = (g: Tensor, needs: readonly boolean[]) => (Tensor | null)[];
 
 export type OpName = keyof OpSpecs;

@@ -19,7 +19,7 @@ export function rememberHostIds(t: Tensor, values: Int32Array): void {
 }
 
 /** The ids of `t` as the host sees them, or undefined when they exist only on a device. */
-function hostIds(t: Tensor): Int32Array | undefined {
+export function hostIds(t: Tensor): Int32Array | undefined {
   const view = t.backend.hostView?.(t.storage.buffer);
   if (view) return new Int32Array(view.buffer, view.byteOffset, t.size);
   return hostCopies.get(t.storage);

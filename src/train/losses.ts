@@ -33,6 +33,35 @@ export function sequenceLogps(logits: Tensor, targets: Tensor): Tensor {
 }
 
 /**
+ * A causal LM as the chunked losses see it: forward gives logits; a model that also exposes its
+ * hidden states and a plain head (kiln's GPT and Llama families) lets the loss apply the head
+ * chunk by chunk, never holding [B, T, V] logits.
+ */
+export interface CausalLM {
+  forward(ids: Tensor): Tensor;
+  hiddenStates?(ids: Tensor): Tensor;
+  readonly outputHead?: { weight: Tensor; bias: Tensor | null } | null;
+}
+
+/** Per-position next-token losses [B, T] (0 where masked), or their reduction, through the cheapest path the model allows. */
+function tokenLoss(model: CausalLM, ids: Tensor, targets: Tensor, reduction: "mean" | "none"): Tensor {
+  const head = model.outputHead;
+  const options = { ignoreIndex: IGNORE_INDEX, reduction } as const;
+  if (!head || !model.hiddenStates) return ops.crossEntropy(model.forward(ids), targets, options);
+  return ops.linearCrossEntropy(model.hiddenStates(ids), head.weight, targets, { ...options, bias: head.bias });
+}
+
+/** maskedCrossEntropy of the model's logits for ids, computed without the [B, T, V] logits where the model allows. */
+export function causalLmLoss(model: CausalLM, ids: Tensor, targets: Tensor): Tensor {
+  return tokenLoss(model, ids, targets, "mean");
+}
+
+/** sequenceLogps of the model's logits for ids [B, T] -> [B], without the [B, T, V] logits where the model allows. */
+export function causalLmLogps(model: CausalLM, ids: Tensor, targets: Tensor): Tensor {
+  return ops.neg(ops.sum(tokenLoss(model, ids, targets, "none"), 1));
+}
+
+/**
  * log σ(x) = x/2 − |x|/2 − log(1 + e^{−|x|}): stable far into both tails, and its gradient is
  * σ(−x) everywhere — at x = 0 too (where DPO starts: policy = reference), which a split into
  * −relu(−x) − log(1 + e^{−|x|}) would get wrong (each piece's kink has derivative 0 there).
