@@ -11,7 +11,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import type { Node } from "./tape.ts";
 import * as ops from "../ops/index.ts";
 import { alloc, allocZeros, launch, launchGroup, launchOf } from "../ops/dispatch.ts";
-import { copyKernel, batchedGemm } from "../ops/index.ts";
+import { copyKernel, batchedGemm, dtypeCode } from "../ops/index.ts";
 import { broadcastShapes, stridesOf } from "../tensor/shape.ts";
 import { withAutocast } from "../tensor/mode.ts";
 
@@ -78,7 +78,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       const gemm = { batch: 1, strideA: 0, strideB: 0, hasBias: 0 };
       const da = needA ? alloc(g.backend, a.shape) : null, db = needB ? alloc(g.backend, b.shape) : null;
       const launches = [];
-      if (da) launches.push(launchOf("matmul", [g, b, null], [da], { ...gemm, M, N: K, K: N, transA: 0, transB: 1 }));
+      if (da) launches.push(launchOf("matmul", [g, b, null], [da], { ...gemm, M, N: K, K: N, transA: 0, transB: 1, dtypeB: dtypeCode(b) }));
       if (db) launches.push(launchOf("matmul", [a, g, null], [db], { ...gemm, M: K, N, K: M, transA: 1, transB: 0 }));
       launchGroup(g.backend, launches);
       return [da, db];
@@ -110,7 +110,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     const db = hasBias && needB ? alloc(g.backend, [out]) : null;
     const launches = [];
     // dx = g·W (W [out, in]) or g·Wᵀ (W [in, out])
-    if (dx) launches.push(launchOf("matmul", [g2, w, null], [dx], { ...gemm, M, N: inF, K: out, transA: 0, transB: wLayout === "in_out" ? 1 : 0 }));
+    if (dx) launches.push(launchOf("matmul", [g2, w, null], [dx], { ...gemm, M, N: inF, K: out, transA: 0, transB: wLayout === "in_out" ? 1 : 0, dtypeB: dtypeCode(w) }));
     // dW = gᵀ·x ([out, in]) or xᵀ·g ([in, out]): never launched for a frozen weight
     if (dw) {
       launches.push(wLayout === "out_in"

@@ -7,7 +7,8 @@
 // Conventions. All tensors are contiguous, row-major, 4-byte elements: f32, except the i32 token ids
 // and targets (the `ids` of embedding*, the `targets` of cross_entropy*), and 16-bit storage (f16,
 // bf16: two per 4-byte word, low half first; src/tensor/dtype.ts) where a kernel says so (cast). Shapes use llm.c letters (B, T, C, V, H, D; M, N, K for matmul).
-// Params are plain numbers (booleans are 0/1). An output is written in full (never accumulated)
+// Params are plain numbers (booleans are 0/1); a param named with a trailing "?" may be left out
+// (it is then 0). An output is written in full (never accumulated)
 // unless its doc says "+=". Inputs named with a trailing "?" are optional: the caller passes
 // `null` in that slot. Outputs marked "(in place)" are read and written.
 
@@ -109,15 +110,20 @@ export const KERNELS = {
    * A[b] is a at element offset b·strideA, shaped [M, K], or [K, M] read transposed when transA.
    * B[b] is b at offset b·strideB, shaped [K, N], or [N, K] read transposed when transB.
    * strideA/strideB = 0 broadcasts one matrix over the batch. out is contiguous [batch, M, N].
+   * B may be 16-bit storage: dtypeB (a CAST_DTYPES code; absent: 0, f32) says which, and strideB
+   * counts its elements; it is widened exactly to f32 as it is read, and the arithmetic is f32.
    */
   matmul: {
     inputs: ["a", "b", "bias?"], outputs: ["out"],
-    params: ["batch", "M", "N", "K", "transA", "transB", "strideA", "strideB", "hasBias"],
+    params: ["batch", "M", "N", "K", "transA", "transB", "strideA", "strideB", "hasBias", "dtypeB?"],
   },
 
   // ---- embedding (kernels/embedding.wgsl, wasm/assembly/embedding.ts) ----
-  /** out[i, :] = weight[ids[i], :] for i < n; ids outside [0, V) give a zero row */
-  embedding: { inputs: ["ids", "weight"], outputs: ["out"], params: ["n", "V", "C"] },
+  /**
+   * out[i, :] = weight[ids[i], :] for i < n; ids outside [0, V) give a zero row. The weight may be
+   * 16-bit storage (dtype: a CAST_DTYPES code; absent: f32), widened exactly into the f32 out.
+   */
+  embedding: { inputs: ["ids", "weight"], outputs: ["out"], params: ["n", "V", "C", "dtype?"] },
   /** dweight[ids[i], :] += dout[i, :] (dweight is "+="; the caller zero-fills it); ids outside [0, V) are skipped */
   embedding_backward: { inputs: ["ids", "dout"], outputs: ["dweight"], params: ["n", "V", "C"] },
 
@@ -212,14 +218,18 @@ export const CAST_DTYPES = ["f32", "f16", "bf16"] as const;
 export type KernelName = keyof typeof KERNELS;
 export const KERNEL_NAMES = Object.keys(KERNELS) as KernelName[];
 
-/** The params object of kernel K: one number per declared param name. */
-export type KernelParams<K extends KernelName> = { [P in (typeof KERNELS)[K]["params"][number]]: number };
+type ParamNames<K extends KernelName> = (typeof KERNELS)[K]["params"][number];
+/** The params object of kernel K: one number per declared param name ("name?" ones optional). */
+export type KernelParams<K extends KernelName> =
+  & { [P in ParamNames<K> as P extends `${string}?` ? never : P]: number }
+  & { [P in ParamNames<K> as P extends `${infer Name}?` ? Name : never]?: number };
 
 /** Params in declaration order, for backends that pass them positionally (WASM exports, WGSL uniforms). */
 export function paramList<K extends KernelName>(kernel: K, params: KernelParams<K>): number[] {
   const names = KERNELS[kernel].params as readonly string[];
   const values = params as Record<string, number>;
   return names.map((name) => {
+    if (name.endsWith("?")) return values[name.slice(0, -1)] ?? 0;
     const v = values[name];
     if (typeof v !== "number") {
       throw new Error(`[${kernel}] param ${name} must be a number, got ${String(v)}`);

@@ -1,6 +1,7 @@
 // Embedding lookup: rows of a weight table picked by integer ids. The gradient scatters rows back
 // with embedding_backward (a "+=" kernel, so repeated ids accumulate). Ids outside [0, V) are an
 // error wherever the host can see them (token_ids.ts); the kernels give a zero row for the rest.
+// The weight may be 16-bit storage (a frozen f16/bf16 table), widened into the f32 rows.
 
 import type { Backend } from "../backend/backend.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -8,6 +9,8 @@ import { record } from "../autograd/tape.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { checkIds } from "./token_ids.ts";
 import { checkFloat } from "./elementwise.ts";
+import { dtypeCode } from "./matmul.ts";
+import { halfGradError, isHalf } from "../tensor/dtype.ts";
 
 /**
  * weight[ids]: ids (i32) of any shape, weight [V, C] -> [...ids.shape, C]. An id outside [0, V) throws a
@@ -24,7 +27,7 @@ export function embeddingRows(ids: Tensor, weight: Tensor): Tensor {
   const backend = checkArgs(ids, weight);
   const [V, C] = weight.shape;
   const out = alloc(backend, [...ids.shape, C]);
-  launch("embedding", [ids, weight], [out], { n: ids.size, V, C });
+  launch("embedding", [ids, weight], [out], { n: ids.size, V, C, dtype: dtypeCode(weight) });
   return record(out, "embedding", [ids, weight], { ids, V });
 }
 
@@ -32,6 +35,7 @@ function checkArgs(ids: Tensor, weight: Tensor): Backend {
   const backend = backendOf("embedding", [ids, weight]);
   if (ids.dtype !== "i32") throw new Error(`[embedding] ids must be i32, got ${ids.describe()}`);
   if (weight.rank !== 2) throw new Error(`[embedding] weight must be [V, C], got ${weight.describe()}`);
-  checkFloat("embedding", weight);
+  if (!isHalf(weight.dtype)) checkFloat("embedding", weight);
+  else if (weight.requiresGrad) throw halfGradError("embedding", weight.describe());
   return backend;
 }

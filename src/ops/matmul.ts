@@ -2,7 +2,9 @@
 // linear (y = x·Wᵀ + b for nn.Linear weights [out, in], or y = x·W + b for Hugging Face Conv1D
 // weights [in, out]), both on the one `matmul` kernel with its transpose flags and fused bias.
 // Each records whether it ran under autocast, so its backward products run in the same precision
-// wherever backward() is called (torch.autocast's rule).
+// wherever backward() is called (torch.autocast's rule). The right operand (b, the weight w) may be
+// 16-bit storage (f16/bf16 frozen weights): the kernel widens it as it reads, the arithmetic is f32,
+// and such a weight takes no gradient (only x's, the frozen-Linear backward dX = g·W, flows).
 
 import type { Tensor } from "../tensor/tensor.ts";
 import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.ts";
@@ -10,6 +12,8 @@ import { record } from "../autograd/tape.ts";
 import { isAutocast } from "../tensor/mode.ts";
 import { alloc, backendOf, launch, view } from "./dispatch.ts";
 import { checkFloat } from "./elementwise.ts";
+import { halfGradError, isHalf } from "../tensor/dtype.ts";
+import { CAST_DTYPES } from "../backend/kernels.ts";
 import { expandRaw } from "./movement.ts";
 
 export interface GemmOptions {
@@ -22,7 +26,7 @@ export interface GemmOptions {
 export function matmul(a: Tensor, b: Tensor): Tensor {
   backendOf("matmul", [a, b]);
   checkFloat("matmul", a);
-  checkFloat("matmul", b);
+  checkWeight("matmul", b);
   if (a.rank === 0 || b.rank === 0) throw new Error("[matmul] both operands need at least one dim");
   const a2 = a.rank === 1 ? view(a, [1, a.shape[0]]) : a;
   const b2 = b.rank === 1 ? view(b, [b.shape[0], 1]) : b;
@@ -43,7 +47,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null, layout: "out_in" | "in_out" = "out_in"): Tensor {
   const backend = backendOf("linear", [x, w, bias]);
   checkFloat("linear", x);
-  checkFloat("linear", w);
+  checkWeight("linear", w);
   if (w.rank !== 2) throw new Error(`[linear] weight must be 2-D, got ${w.describe()}`);
   const [inF, outF] = layout === "out_in" ? [w.shape[1], w.shape[0]] : [w.shape[0], w.shape[1]];
   const K = x.shape[x.rank - 1];
@@ -64,6 +68,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null, layout:
  */
 export function batchedGemm(op: string, a: Tensor, b: Tensor, { transA = false, transB = false, bias = null }: GemmOptions): Tensor {
   const backend = backendOf(op, [a, b, bias]);
+  checkFloat(op, a);
   const [aRows, aCols] = a.shape.slice(-2);
   const [bRows, bCols] = b.shape.slice(-2);
   const M = transA ? aCols : aRows;
@@ -103,13 +108,24 @@ interface GemmParams {
   bias: Tensor | null;
 }
 
-/** One launch of the matmul kernel. */
+/** One launch of the matmul kernel (B in its own dtype: f32, or 16-bit widened by the kernel). */
 export function gemm(a: Tensor, b: Tensor, out: Tensor, p: GemmParams): void {
   launch("matmul", [a, b, p.bias], [out], {
     batch: p.batch, M: p.M, N: p.N, K: p.K,
     transA: p.transA ? 1 : 0, transB: p.transB ? 1 : 0,
-    strideA: p.strideA, strideB: p.strideB, hasBias: p.bias ? 1 : 0,
+    strideA: p.strideA, strideB: p.strideB, hasBias: p.bias ? 1 : 0, dtypeB: dtypeCode(b),
   });
+}
+
+/** The matmul kernel's dtypeB for B = t (0 f32; 1 f16, 2 bf16). */
+export function dtypeCode(t: Tensor): number {
+  return Math.max(0, CAST_DTYPES.indexOf(t.dtype as (typeof CAST_DTYPES)[number]));
+}
+
+/** A right operand / weight: f32, or 16-bit storage that does not ask for a gradient. */
+function checkWeight(op: string, w: Tensor): void {
+  if (!isHalf(w.dtype)) return checkFloat(op, w);
+  if (w.requiresGrad) throw halfGradError(op, w.describe());
 }
 
 function squeezeOwned(t: Tensor, shape: readonly number[]): Tensor {

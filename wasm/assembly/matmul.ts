@@ -6,12 +6,14 @@
 // Not a shape checker (src/ops is). Allocates nothing: packing space is the caller's `scratch`.
 //
 // ABI: matmul_f32(a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias,
-//                 r0, r1, n0, n1, scratch)
+//                 r0, r1, n0, n1, scratch, dtypeB)
 //   pointers are byte offsets; the call computes rows [r0, r1) of the flattened [batch·M] output rows
 //   and columns [n0, n1) (so threads can split the work); scratch: matmul_scratch_bytes() bytes of
-//   this thread's own memory, 16-byte aligned.
+//   this thread's own memory, 16-byte aligned. dtypeB: 0 f32, 1 f16, 2 bf16 (16-bit B is widened
+//   while it is packed: matmul_half.ts; such products always take the packed path).
 
 import { micro_6x8 } from "./matmul_micro";
+import { packBHalf, packBTHalf } from "./matmul_half";
 import { MR, NR, tileMul, transpose4 } from "./tile";
 
 // Register tile and cache blocks (the speed changes little over a wide range of block sizes around
@@ -41,27 +43,28 @@ const GEMV_MAX_K = (S_AP - S_BP) >> 2;
 export function matmul_f32(
   a: usize, b: usize, bias: usize, out: usize,
   batch: i32, M: i32, N: i32, K: i32, transA: i32, transB: i32, strideA: i32, strideB: i32, hasBias: i32,
-  r0: i32, r1: i32, n0: i32, n1: i32, scratch: usize,
+  r0: i32, r1: i32, n0: i32, n1: i32, scratch: usize, dtypeB: i32,
 ): void {
   if (M <= 0 || n1 <= n0 || r1 <= r0) return;
+  const bShift: usize = dtypeB != 0 ? 1 : 2;
   v128.store(scratch + S_ZEROS, f32x4.splat(0));
   v128.store(scratch + S_ZEROS, f32x4.splat(0), 16);
   for (let bi = r0 / M; bi < batch && bi * M < r1; bi++) {
     const m0 = max(r0 - bi * M, 0);
     const m1 = min(r1 - bi * M, M);
     const A = a + ((<usize>bi * <usize>strideA) << 2);
-    const B = b + ((<usize>bi * <usize>strideB) << 2);
+    const B = b + ((<usize>bi * <usize>strideB) << bShift);
     const C = out + ((<usize>bi * <usize>M * <usize>N) << 2);
     if (K <= 0) fillRows(bias, C, N, hasBias, m0, m1, n0, n1);
-    else if (M <= GEMV_MAX_M && K <= GEMV_MAX_K) gemv(A, B, bias, C, M, N, K, transA, transB, hasBias, m0, m1, n0, n1, scratch);
-    else gemm(A, B, bias, C, M, N, K, transA, transB, hasBias, m0, m1, n0, n1, scratch);
+    else if (M <= GEMV_MAX_M && K <= GEMV_MAX_K && dtypeB == 0) gemv(A, B, bias, C, M, N, K, transA, transB, hasBias, m0, m1, n0, n1, scratch);
+    else gemm(A, B, bias, C, M, N, K, transA, transB, hasBias, m0, m1, n0, n1, scratch, dtypeB);
   }
 }
 
 /** One matrix: C[m0:m1, n0:n1] = A·B (+ bias), blocked. */
 function gemm(
   A: usize, B: usize, bias: usize, C: usize, M: i32, N: i32, K: i32, transA: i32, transB: i32, hasBias: i32,
-  m0: i32, m1: i32, n0: i32, n1: i32, scratch: usize,
+  m0: i32, m1: i32, n0: i32, n1: i32, scratch: usize, dtypeB: i32,
 ): void {
   const zeros = scratch + S_ZEROS;
   const biasTile = scratch + S_BIAS;
@@ -74,7 +77,10 @@ function gemm(
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const accum = pc > 0 ? 1 : 0;
-      if (transB) packBT(B, K, pc, kc, jc, nc, Bp);
+      if (dtypeB != 0) {
+        if (transB) packBTHalf(B, K, pc, kc, jc, nc, Bp, dtypeB == 2);
+        else packBHalf(B, N, pc, kc, jc, nc, Bp, dtypeB == 2);
+      } else if (transB) packBT(B, K, pc, kc, jc, nc, Bp);
       else packB(B, N, pc, kc, jc, nc, Bp);
       for (let ic = m0; ic < m1; ic += MC) {
         const mc = min(MC, m1 - ic);

@@ -7,19 +7,21 @@
 
 import type { BlasLibrary } from "./blas.ts";
 import type { KernelExport } from "./module.ts";
+import { sgemmHalfB } from "./blas_half.ts";
 
 /** The pool's name for the host function (it sits beside the wasm exports). */
 export const BLAS_MATMUL = "blas_matmul";
 
 /**
  * blas_matmul(a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1,
- * n0, n1, scratch): matmul_f32's arguments (byte offsets into `memory`). `wasmMatmul` is this
+ * n0, n1, scratch, dtypeB): matmul_f32's arguments (byte offsets into `memory`); a 16-bit B
+ * (dtypeB 1 f16, 2 bf16) goes through ./blas_half.ts. `wasmMatmul` is this
  * thread's matmul_f32 export (it writes the bias rows, into which it needs the scratch).
  */
 export function blasMatmul(blas: BlasLibrary, memory: WebAssembly.Memory, wasmMatmul: KernelExport): KernelExport {
   let buffer: ArrayBufferLike | undefined;
   let base = 0;
-  return (a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch) => {
+  return (a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch, dtypeB) => {
     if (M <= 0 || n1 <= n0 || r1 <= r0) return;
     if (memory.buffer !== buffer) {
       // a shared memory reserves its maximum up front, so the base stays put on grow; re-read anyway
@@ -29,13 +31,17 @@ export function blasMatmul(blas: BlasLibrary, memory: WebAssembly.Memory, wasmMa
     const cols = n1 - n0;
     const withBias = hasBias !== 0 && bias !== 0 ? 1 : 0;
     if (withBias || K <= 0) {
-      wasmMatmul(a, b, bias, out, batch, M, N, 0, transA, transB, strideA, strideB, withBias, r0, r1, n0, n1, scratch);
+      wasmMatmul(a, b, bias, out, batch, M, N, 0, transA, transB, strideA, strideB, withBias, r0, r1, n0, n1, scratch, 0);
       if (K <= 0) return;
     }
     for (let bi = Math.floor(r0 / M); bi < batch && bi * M < r1; bi++) {
       const m0 = Math.max(r0 - bi * M, 0), m1 = Math.min(r1 - bi * M, M), rows = m1 - m0;
-      const A = a + bi * strideA * 4, B = b + bi * strideB * 4;
+      const A = a + bi * strideA * 4, B = b + bi * strideB * (dtypeB ? 2 : 4);
       const C = out + (bi * M * N + m0 * N + n0) * 4;
+      if (dtypeB) {
+        sgemmHalfB(blas, memory, base, { A, B, C, rows, m0, n0, n1, M, N, K, transA, transB, accumulate: withBias === 1, bf16: dtypeB === 2, scratch });
+        continue;
+      }
       blas.sgemm(
         transA, transB, rows, cols, K, 1,
         base + A + (transA ? m0 : m0 * K) * 4, transA ? M : K,

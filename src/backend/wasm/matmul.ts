@@ -50,7 +50,7 @@ export function matmulCall(a: number, b: number, bias: number, out: number, p: K
   return {
     rows, M, N, flops: 2 * rows * N * K,
     args: (r0 = 0, r1 = rows, n0 = 0, n1 = N, scratch = 0): number[] =>
-      [a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch],
+      [a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch, p.dtypeB ?? 0],
   };
 }
 

@@ -21,6 +21,7 @@ import layer_norm from "../../../kernels/layer_norm.wgsl" with { type: "text" };
 import matmul from "../../../kernels/matmul.wgsl" with { type: "text" };
 import matmulCommon from "../../../kernels/matmul_common.wgsl" with { type: "text" };
 import matmul_f16 from "../../../kernels/matmul_f16.wgsl" with { type: "text" };
+import matmul_half from "../../../kernels/matmul_half.wgsl" with { type: "text" };
 import reduce from "../../../kernels/reduce.wgsl" with { type: "text" };
 import rms_norm from "../../../kernels/rms_norm.wgsl" with { type: "text" };
 import rope from "../../../kernels/rope.wgsl" with { type: "text" };
@@ -28,7 +29,7 @@ import softmax from "../../../kernels/softmax.wgsl" with { type: "text" };
 import { debugLevel } from "../../util/env.ts";
 
 const FILES = {
-  elementwise, copy, reduce, softmax, matmul, matmul_f16, embedding, layer_norm, rms_norm, rope, attention,
+  elementwise, copy, reduce, softmax, matmul, matmul_f16, matmul_half, embedding, layer_norm, rms_norm, rope, attention,
   cross_entropy, adamw, cast,
 } as const;
 
@@ -39,7 +40,7 @@ const REDUCING: ReadonlySet<ShaderFile> = new Set(["reduce", "softmax", "layer_n
 /** Families written with f16 (compiled only on adapters with shader-f16). */
 const F16: ReadonlySet<ShaderFile> = new Set(["matmul_f16"]);
 /** Families that read or write 16-bit storage (the helpers of half.wgsl). */
-const HALF: ReadonlySet<ShaderFile> = new Set(["cast"]);
+const HALF: ReadonlySet<ShaderFile> = new Set(["cast", "matmul_half", "embedding"]);
 /** Families of kernel "matmul" (params, bindings and helpers from matmul_common.wgsl). */
 const MATMUL: ReadonlySet<ShaderFile> = new Set(["matmul", "matmul_f16"]);
 

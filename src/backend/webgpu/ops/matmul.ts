@@ -1,4 +1,5 @@
 // WebGPU launch of matmul (kernels/matmul.wgsl, kernels/matmul_f16.wgsl). The variant:
+//   B in 16-bit storage (dtypeB: frozen f16/bf16 weights): matmul_half, widening B as it loads;
 //   inside withAutocast(true) (mixed-precision training), when the device has shader-f16:
 //     matmul_f16_tiled for every shape, M = 1 included;
 //   M = 1 (decoding one token), when the vector dim is 16-byte aligned: the GEMV kernels,
@@ -47,6 +48,10 @@ export const MATMUL: KernelTable<"matmul"> = {
     const trans = { TRANS_A: p.transA ? 1 : 0, TRANS_B: p.transB ? 1 : 0 };
     const buffers = [a!, b!, bias ?? ctx.dummy, out];
     const t = ctx.tuning;
+    if (p.dtypeB) {
+      ctx.launch("matmul_half", "matmul_half", buffers, params, [Math.ceil(p.N / 32), Math.ceil(p.M / 32), p.batch], { ...trans, DTYPE_B: p.dtypeB });
+      return;
+    }
     const autocast = ctx.features.shaderF16 && isAutocast();
     const gemv = t.gemv > 0 && !autocast ? gemvEntry(p) : null;
     const tiles = [Math.ceil(p.N / 64), Math.ceil(p.M / 64), p.batch];
