@@ -1,12 +1,15 @@
 // AdamW (Loshchilov & Hutter 2019) with torch.optim.AdamW's exact semantics, one fused `adamw`
-// kernel launch per parameter. Gradient clipping by global norm is folded into the same launch:
+// kernel launch per parameter, all of a step's launches given to the backend together
+// (launchGroup: the wasm backend runs them as one multi-tensor job over its threads, see
+// src/backend/wasm/multi_tensor.ts; other backends one after another). Gradient clipping by global norm is folded into the same launch:
 // pass the squared norm (a device tensor from gradNormSq) and maxNorm, and no value ever has to
 // come back to the host. Parameter groups carry their own weight decay (nanoGPT decays only
 // tensors with rank >= 2).
 
 import { zeros, type Tensor } from "../tensor/tensor.ts";
-import { launch } from "../ops/dispatch.ts";
-import { Optimizer, type ParamGroup, type ParamState, type UpdateContext } from "./optimizer.ts";
+import type { Backend, KernelLaunch } from "../backend/backend.ts";
+import { launchGroup, launchOf } from "../ops/dispatch.ts";
+import { Optimizer, type ParamGroup, type ParamState, type StepOptions, type UpdateContext } from "./optimizer.ts";
 
 export type { ParamGroup, StepOptions } from "./optimizer.ts";
 
@@ -36,8 +39,23 @@ export class AdamW extends Optimizer {
     return { m: zeros(p.shape, { backend: p.backend }), v: zeros(p.shape, { backend: p.backend }) };
   }
 
+  /** this step's launches per backend, until step() hands them over */
+  #pending = new Map<Backend, KernelLaunch[]>();
+
+  override step(options: StepOptions = {}): void {
+    this.#pending.clear();
+    try {
+      super.step(options);
+      for (const [backend, launches] of this.#pending) launchGroup(backend, launches); // independent: one parameter each
+    } finally {
+      this.#pending.clear();
+    }
+  }
+
   protected update(p: Tensor, grad: Tensor, s: ParamState, ctx: UpdateContext): void {
-    launch("adamw", [grad, ctx.gradNormSq ?? null], [p, s.m, s.v], {
+    let launches = this.#pending.get(p.backend);
+    if (!launches) this.#pending.set(p.backend, (launches = []));
+    launches.push(launchOf("adamw", [grad, ctx.gradNormSq ?? null], [p, s.m, s.v], {
       n: p.size,
       lr: ctx.lr,
       beta1: this.betas[0],
@@ -46,7 +64,7 @@ export class AdamW extends Optimizer {
       weightDecay: ctx.weightDecay,
       step: this.stepCount,
       maxNorm: ctx.maxNorm,
-    });
+    }));
   }
 
   protected hyper(): Record<string, number> {

@@ -38,3 +38,21 @@ export function adamw_f32(
     store<f32>(at(v, i), vi);
   }
 }
+
+// adamw_list: adamw_f32 over a table of `count` segments (one optimizer step over many parameters,
+// or over pieces of them, as one call: src/backend/wasm/multi_tensor.ts). A segment is 7 f64:
+// grad, param, m, v (byte offsets), n, lr, weightDecay; the other scalars are shared. Each
+// segment runs exactly adamw_f32, so the result is bit for bit that of one launch per parameter.
+const ADAMW_SEGMENT_BYTES = 56;
+
+export function adamw_list_f32(
+  table: usize, count: i32, gradNormSq: usize, beta1: f64, beta2: f64, eps: f64, step: f64, maxNorm: f64,
+): void {
+  for (let i = 0; i < count; i++) {
+    const e = table + <usize>i * ADAMW_SEGMENT_BYTES;
+    adamw_f32(
+      <usize>load<f64>(e), gradNormSq, <usize>load<f64>(e, 8), <usize>load<f64>(e, 16), <usize>load<f64>(e, 24),
+      <i32>load<f64>(e, 32), load<f64>(e, 40), beta1, beta2, eps, load<f64>(e, 48), step, maxNorm,
+    );
+  }
+}

@@ -9,6 +9,7 @@
 import { checkOwner, type Backend, type BackendOptions, type DeviceBuffer, type KernelLaunch, type MemoryStats } from "../backend.ts";
 import { KERNELS, paramList, type KernelName, type KernelParams } from "../kernels.ts";
 import { findBlas, blasSetting } from "./blas.ts";
+import { runAdamwGroup } from "./multi_tensor.ts";
 import { MATMUL_SCRATCH_ARG, matmulCall, matmulChunks, matmulEngine, runMatmul } from "./matmul.ts";
 import { createWasmRuntime, type KernelExport, type WasmRuntime } from "./module.ts";
 import { attentionScratchBytes, runAttention, runCrossEntropy, runSplit, splittable } from "./parallel.ts";
@@ -123,12 +124,17 @@ export class WasmBackend implements Backend {
    * (two on two threads: one whole matmul per thread, so no row split, B packed once, one wake-up;
    * two on four threads: each split in two); the other launches are one chunk each; longest first.
    * Falls back to run() in turn for one thread, fewer than two big matmuls, or attention (which
-   * brings scratch of its own).
+   * brings scratch of its own). A group of adamw launches (one optimizer step) is one job of
+   * ./multi_tensor.ts, on any number of threads.
    */
   runGroup(launches: readonly KernelLaunch[]): void {
     const inTurn = () => {
       for (const l of launches) this.run(l.kernel, l.inputs, l.outputs, l.params as never); // (a union of launches: params match kernel)
     };
+    if (launches.length > 1 && launches.every((l) => l.kernel === "adamw")) {
+      const items = launches.map((l) => ({ ptrs: this.#pointers(l.kernel, l.inputs, l.outputs), params: l.params as KernelParams<"adamw"> }));
+      if (runAdamwGroup(this.#rt, items)) return;
+    }
     if (this.#rt.threads <= 1 || launches.length > MAX_CHUNKS || launches.some((l) => l.kernel === "attention" || l.kernel === "attention_backward")) {
       return inTurn();
     }
