@@ -35,7 +35,8 @@ const rng = new Rng(1);
 
 let current = new Map<string, number>();
 const label = (kernel: string, p: Record<string, number>) =>
-  kernel === "matmul" ? `matmul ${p.M}x${p.K}${p.transA ? "T" : ""}.${p.K}x${p.N}${p.transB ? "T" : ""}${p.hasBias ? "+b" : ""}` : kernel;
+  kernel === "matmul" ? `matmul ${p.M}x${p.K}${p.transA ? "T" : ""}.${p.K}x${p.N}${p.transB ? "T" : ""}${p.hasBias ? "+b" : ""}`
+    : "n" in p && kernel !== "adamw" ? `${kernel} n=${p.n}` : kernel;
 const run = backend.run.bind(backend);
 backend.run = ((kernel: string, inputs: never, outputs: never, params: Record<string, number>) => {
   const t0 = performance.now();
