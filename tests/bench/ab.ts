@@ -4,7 +4,8 @@
 // ms/step (p10, p90) and the median of the per-round ratios to the first variant.
 //   bun tests/bench/ab.ts [--blas "auto;off;auto:blasMinFlops=4e6"] [--threads 2] [--steps 60] [--warmup 10]
 // A variant is a KILN_BLAS setting (auto, off, or a library path), optionally followed by matmul
-// split settings (src/backend/wasm/matmul.ts matmulSplit): "auto:blasMinFlops=4e6,blasChunksPerThread=1".
+// split settings (src/backend/wasm/matmul.ts matmulSplit): "auto:blasMinFlops=4e6,blasChunksPerThread=1",
+// and/or perParamAdamw=1: AdamW's grouped launches run one by one (as before the multi-tensor job).
 // Timings: never in tests.
 
 import { parseArgs } from "node:util";
@@ -43,8 +44,13 @@ const splitDefaults = { ...matmulSplit };
 const variants = await Promise.all(blasList(values.blas ?? "").map(async (spec) => {
   const [blas, settings = ""] = spec.split(":");
   const split: Record<string, number> = { ...splitDefaults };
+  let perParamAdamw = false;
   for (const kv of settings.split(",").filter(Boolean)) {
     const [k, x] = kv.split("=");
+    if (k === "perParamAdamw") {
+      perParamAdamw = x === "1";
+      continue;
+    }
     if (!(k in splitDefaults)) throw new Error(`unknown matmul split key ${k}: ${Object.keys(splitDefaults).join(", ")}`);
     split[k] = Number(x);
   }
@@ -52,6 +58,13 @@ const variants = await Promise.all(blasList(values.blas ?? "").map(async (spec) 
   useBackend(backend);
   seed(1337);
   const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 });
+  const group = backend.runGroup?.bind(backend);
+  if (perParamAdamw && group) {
+    backend.runGroup = (launches) => {
+      if (!launches.every((l) => l.kernel === "adamw")) return group(launches);
+      for (const l of launches) backend.run(l.kernel, l.inputs, l.outputs, l.params as never);
+    };
+  }
   return { blas: spec, split, backend, model, optimizer: defaultOptimizer(model, args), rng: new Rng(1), ms: [] as number[], loss: NaN };
 }));
 
