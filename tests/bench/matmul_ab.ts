@@ -26,6 +26,8 @@ const SHAPES = [
   { name: "128x768x384_tA", M: 128, N: 384, K: 768, transA: true },
   { name: "128x768x65_tA", M: 128, N: 65, K: 768, transA: true },
   { name: "768x65x128_tB", M: 768, N: 128, K: 65, transB: true },
+  { name: "1024x768x8", M: 1024, N: 8, K: 768 }, // LoRA down (rank 8)
+  { name: "1024x8x768", M: 1024, N: 768, K: 8 }, // LoRA up
   { name: "128x128x128", M: 128, N: 128, K: 128 },
   { name: "64x128x128", M: 64, N: 128, K: 128 },
   { name: "32x128x65", M: 32, N: 65, K: 128 },
