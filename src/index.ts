@@ -55,6 +55,8 @@ export { TrainingConfig, inferTask, type TaskSpec, type TaskType } from "./train
 export { MultiDataLoaderConfig, SamplingStrategy, samplingOrder, EpochSampler } from "./train/sampling.ts";
 export { DataLoader, TensorDataset, collate, type Dataset, type Example, type TensorBatch } from "./train/data_loader.ts";
 export { jsonlExamples, tokenFileWindows } from "./train/streams.ts";
+export { DataLoaderWorkerError, datasetFromModule, transformFromModule, type ModuleRef } from "./train/workers.ts";
+export { lmTokens, tokenizeTransform, type LmTokensOptions } from "./train/transforms.ts";
 export { EarlyStopping, LRMonitor, ProgressBar, type TrainerHooks, type HookTrainer } from "./train/hooks.ts";
 export { MetricsSummary, type StoppedBy } from "./train/result.ts";
 export { GradScaler, ampUnavailable } from "./train/amp.ts";

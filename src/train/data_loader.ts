@@ -8,14 +8,15 @@ import { Rng } from "../tensor/random.ts";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import type { Backend } from "../backend/backend.ts";
 import { ConfigError } from "./config.ts";
+import { collateHost, type Example, type HostBatch, type HostCollateOptions } from "./collate.ts";
+import { SOURCE_SPEC, loadModuleFunction, sourceSpecOf, workerBatches, type ModuleRef, type SourceSpec } from "./workers.ts";
 
 export interface Dataset<E = Example> {
   readonly length: number;
   get(i: number): E;
 }
 
-/** One example: named numbers or rows of numbers. */
-export type Example = Record<string, number | ArrayLike<number>>;
+export type { Example } from "./collate.ts";
 
 /** What iterating a DataLoader gives by default: one tensor per column. */
 export type TensorBatch = Record<string, Tensor>;
@@ -40,6 +41,11 @@ export class TensorDataset implements Dataset<Example> {
       throw new ConfigError(`TensorDataset columns have different row counts: ${this.#columns.map(([n], i) => `${n} ${lengths[i]}`).join(", ")}`);
     }
     this.length = lengths[0];
+  }
+
+  /** Worker threads get the columns themselves (copied once per worker). */
+  [SOURCE_SPEC](): SourceSpec {
+    return { kind: "tensor", columns: Object.fromEntries(this.#columns) };
   }
 
   get(i: number): Example {
@@ -69,42 +75,19 @@ function toColumn(name: string, c: unknown): Column {
   return { rows: rows.map((r) => (int ? Int32Array.from(r) : Float32Array.from(r))) };
 }
 
-export interface CollateOptions {
-  padTokenId?: number;
+export interface CollateOptions extends HostCollateOptions {
   backend?: Backend;
-  /** pad value of target columns (y, labels): -100, ignored by crossEntropy */
-  targetPad?: number;
 }
 
-const TARGET_KEYS = new Set(["y", "labels", "targets"]);
-
 /** Stacks examples into one tensor per column; rows of different lengths are right-padded. */
-export function collate(examples: readonly Example[], { padTokenId, backend, targetPad = -100 }: CollateOptions = {}): TensorBatch {
+export function collate(examples: readonly Example[], { backend, ...options }: CollateOptions = {}): TensorBatch {
+  return toTensors(collateHost(examples, options), backend);
+}
+
+/** Uploads a host batch: one tensor per column. */
+export function toTensors(host: HostBatch, backend?: Backend): TensorBatch {
   const out: TensorBatch = {};
-  const B = examples.length;
-  for (const key of Object.keys(examples[0])) {
-    const values = examples.map((e) => e[key]);
-    if (typeof values[0] === "number") {
-      const nums = values as number[];
-      const int = nums.every(Number.isInteger) && !(examples[0][key] as unknown instanceof Float32Array);
-      out[key] = fromArray(int ? Int32Array.from(nums) : Float32Array.from(nums), [B], { dtype: int ? "i32" : "f32", backend });
-      continue;
-    }
-    const rows = values as ArrayLike<number>[];
-    const int = rows.every((r) => r instanceof Int32Array || (!(r instanceof Float32Array) && Array.from(r).every(Number.isInteger)));
-    const L = Math.max(...rows.map((r) => r.length));
-    const ragged = rows.some((r) => r.length !== L);
-    let pad = 0;
-    if (ragged) {
-      if (TARGET_KEYS.has(key)) pad = targetPad;
-      else if (padTokenId === undefined) {
-        throw new ConfigError(`rows of "${key}" have different lengths (${Math.min(...rows.map((r) => r.length))}..${L}) and no pad_token_id is set: add padTokenId (pad_token_id) to the config or the TaskSpec`);
-      } else pad = padTokenId;
-    }
-    const data = int ? new Int32Array(B * L).fill(pad) : new Float32Array(B * L).fill(pad);
-    rows.forEach((r, i) => data.set(r, i * L));
-    out[key] = fromArray(data, [B, L], { dtype: int ? "i32" : "f32", backend });
-  }
+  for (const [key, c] of Object.entries(host)) out[key] = fromArray(c.data, c.shape, { dtype: c.dtype, backend });
   return out;
 }
 
@@ -115,8 +98,21 @@ export interface DataLoaderOptions<E, B> {
   seed?: number;
   /** drop a last batch smaller than batchSize */
   dropLast?: boolean;
+  /** main thread only: a custom collation (numWorkers 0) */
   collate?: (examples: E[]) => B;
   padTokenId?: number;
+  /** per-example transform before collation (tokenize a row, ...): a function, or transformFromModule(...) to run in workers */
+  transform?: ((e: E) => Example | Promise<Example>) | ModuleRef;
+  /** worker threads that load and collate batches (PyTorch num_workers); 0: on the main thread */
+  numWorkers?: number;
+  /** batches in flight per worker (PyTorch prefetch_factor, default 2) */
+  prefetchFactor?: number;
+}
+
+/** How one iteration runs; the engine passes performance.dataloaderNumWorkers here. */
+export interface IterateOptions {
+  /** used when the loader's own numWorkers is not set */
+  numWorkers?: number;
 }
 
 type Source<E> = Dataset<E> | readonly E[] | Iterable<E> | AsyncIterable<E> | (() => Iterable<E> | AsyncIterable<E>);
@@ -129,10 +125,15 @@ export class DataLoader<E = Example, B = TensorBatch> {
 
   constructor(source: Source<E>, options: DataLoaderOptions<E, B>) {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new ConfigError(`DataLoader batchSize must be a positive integer (got ${options.batchSize})`);
+    for (const key of ["numWorkers", "prefetchFactor"] as const) {
+      const v = options[key];
+      if (v !== undefined && (!Number.isInteger(v) || v < (key === "numWorkers" ? 0 : 1))) throw new ConfigError(`DataLoader ${key} must be ${key === "numWorkers" ? "a whole number >= 0" : "a positive integer"} (got ${v})`);
+    }
     this.#source = source;
     this.#options = options;
     this.batchSize = options.batchSize;
     if (options.shuffle && !isIndexable(source)) throw new ConfigError("DataLoader shuffle needs an indexable source (a Dataset or an array); streams are read in order");
+    if (options.numWorkers) this.#checkMovable(options.numWorkers);
   }
 
   /** Batches per epoch, when the source has a length. */
@@ -142,24 +143,34 @@ export class DataLoader<E = Example, B = TensorBatch> {
     return this.#options.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  async *iterate(epoch = 0, skip = 0): AsyncGenerator<B> {
+  /** What worker threads get, or a ConfigError naming what cannot move. */
+  #checkMovable(numWorkers: number): SourceSpec {
+    if (this.#options.collate) throw new ConfigError(`DataLoader numWorkers ${numWorkers}: a collate function cannot be moved to a worker thread; use numWorkers 0, or the default collation with transform: transformFromModule(url, export)`);
+    if (typeof this.#options.transform === "function") throw new ConfigError(`DataLoader numWorkers ${numWorkers}: a transform function cannot be moved to a worker thread; use numWorkers 0, or transform: transformFromModule(url, export) (a module export workers import)`);
+    return sourceSpecOf(this.#source, numWorkers);
+  }
+
+  async *iterate(epoch = 0, skip = 0, options: IterateOptions = {}): AsyncGenerator<B> {
     const { batchSize, dropLast } = this.#options;
-    const make = this.#options.collate ?? ((ex: E[]) => collate(ex as unknown as Example[], { padTokenId: this.#options.padTokenId }) as unknown as B);
+    const numWorkers = this.#options.numWorkers ?? options.numWorkers ?? 0;
     const src = this.#source;
-    if (isIndexable(src)) {
-      const order = Array.from({ length: src.length }, (_, i) => i);
-      if (this.#options.shuffle) {
-        const rng = new Rng((((this.#options.seed ?? 0) >>> 0) * 1000003 + epoch * 7919 + 17) >>> 0);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = rng.int(i + 1);
-          [order[i], order[j]] = [order[j], order[i]];
-        }
-      }
+    const order = isIndexable(src) ? this.#order(src.length, epoch) : undefined;
+    if (numWorkers > 0) {
+      const source = this.#checkMovable(numWorkers);
+      const init = { source, transform: (this.#options.transform as ModuleRef | undefined) ?? null, batchSize, dropLast: !!dropLast, collate: { padTokenId: this.#options.padTokenId } };
+      for await (const host of workerBatches(init, { order, skip, numWorkers, prefetchFactor: this.#options.prefetchFactor ?? 2 })) yield toTensors(host) as unknown as B;
+      return;
+    }
+    const t = this.#options.transform;
+    const transform = t === undefined ? null : typeof t === "function" ? t : await loadModuleFunction<(e: E) => Example | Promise<Example>>(t);
+    const collateFn = this.#options.collate ?? ((ex: E[]) => collate(ex as unknown as Example[], { padTokenId: this.#options.padTokenId }) as unknown as B);
+    const make = async (ex: E[]): Promise<B> => (transform ? collateFn((await Promise.all(ex.map((e) => transform(e)))) as unknown as E[]) : collateFn(ex));
+    if (order && isIndexable(src)) {
       const get = (i: number) => ("get" in src && typeof src.get === "function" ? (src as Dataset<E>).get(i) : (src as readonly E[])[i]);
       for (let start = skip * batchSize; start < order.length; start += batchSize) {
         const idx = order.slice(start, start + batchSize);
         if (dropLast && idx.length < batchSize) return;
-        yield make(idx.map(get));
+        yield await make(idx.map(get));
       }
       return;
     }
@@ -169,11 +180,24 @@ export class DataLoader<E = Example, B = TensorBatch> {
     for await (const e of iterable as AsyncIterable<E>) {
       buf.push(e);
       if (buf.length === batchSize) {
-        if (n++ >= skip) yield make(buf);
+        if (n++ >= skip) yield await make(buf);
         buf = [];
       }
     }
-    if (buf.length && !dropLast && n >= skip) yield make(buf);
+    if (buf.length && !dropLast && n >= skip) yield await make(buf);
+  }
+
+  /** The epoch's example order: seeded per (seed, epoch) when shuffling. */
+  #order(n: number, epoch: number): number[] {
+    const order = Array.from({ length: n }, (_, i) => i);
+    if (this.#options.shuffle) {
+      const rng = new Rng((((this.#options.seed ?? 0) >>> 0) * 1000003 + epoch * 7919 + 17) >>> 0);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+    }
+    return order;
   }
 }
 

@@ -42,7 +42,8 @@ export type TrainingStep<B = unknown> = (trainer: GenericTrainer<B>, batch: B, b
 
 /** Anything the engine can take batches from: a DataLoader, or an array of batches. */
 export interface Loader<B> {
-  iterate(epoch: number, skip: number): AsyncIterable<B> | Iterable<B>;
+  /** options.numWorkers: performance.dataloaderNumWorkers, for loaders that load in worker threads (DataLoader) */
+  iterate(epoch: number, skip: number, options?: { numWorkers?: number }): AsyncIterable<B> | Iterable<B>;
   readonly length?: number;
   /**
    * false: do not fetch the next batch ahead. For loaders whose resume state is an RNG rather than
@@ -133,9 +134,6 @@ export class GenericTrainer<B = unknown> {
       }
     }
     if (options.hooks !== undefined && !Array.isArray(options.hooks)) throw new ConfigError("hooks must be a list: wrap it in a list: [hooks]");
-    if (options.config.performance.dataloaderNumWorkers > 0) {
-      throw new ConfigError("performance.dataloaderNumWorkers > 0 is not supported: batches are collated on the main thread and prefetched one ahead (use 0)");
-    }
     this.config = options.config;
     this.model = options.model;
     this.optimizers = options.optimizers;
@@ -313,69 +311,76 @@ export class GenericTrainer<B = unknown> {
       }
       midEpoch = true;
       await this.#emit("onEpochBegin", this.epoch);
-      const iterators = trainLoaders.map((l, i) => prefetching(l.iterate(loaderEpochs[i], consumed[i]), l.prefetch !== false));
+      const workers = { numWorkers: c.performance.dataloaderNumWorkers };
+      const iterators = trainLoaders.map((l, i) => prefetching(l.iterate(loaderEpochs[i], consumed[i], workers), l.prefetch !== false));
       const micro: { losses: Tensor[]; metrics: Record<string, Tensor | number>[]; loaders: Set<number> } = { losses: [], metrics: [], loaders: new Set() };
       let lastBatch: { batch: B; batchIdx: number; dataloaderIdx: number } | null = null;
 
-      while (true) {
-        if (this.signalStop(options.signal)) break;
-        const profiled = this.profiler.enabled && (this.globalStep + 1) % c.logScalarsEveryNSteps === 0;
-        const tData = performance.now();
-        const i = sampler.next();
-        if (i === null) break;
-        let got = await iterators[i].next();
-        if (got.done) {
-          const what = sampler.exhausted(i);
-          if (what === "end") break;
-          if (what === "skip") continue;
-          loaderEpochs[i]++;
-          consumed[i] = 0;
-          iterators[i] = prefetching(trainLoaders[i].iterate(loaderEpochs[i], 0), trainLoaders[i].prefetch !== false);
-          got = await iterators[i].next();
-          if (got.done) throw new ConfigError(`train loader "${this.#names[i]}" gives no batches`);
-        }
-        const batch = got.value;
-        const batchIdx = consumed[i]++;
-        const name = this.#names[i];
-        this.samplingCounts[name] = (this.samplingCounts[name] ?? 0) + 1;
-        const nTokens = this.#tokens(batch);
-        tokens += nTokens;
-        window.tokens += nTokens;
-        this.profiler.add(name, "data", performance.now() - tData);
-
-        // forward + backward of one micro-batch, in its own memory scope, dropout from our stream
-        const out = await withAutocast(this.ampEnabled, () => withRng(this.dropoutRng, () => asyncScope(async () => {
-          let t = performance.now();
-          const result = toStepOutput(this.#trainingStep!(this, batch, batchIdx, i, name), "trainingStep");
-          if (profiled) await backend?.flush();
-          this.profiler.add(name, "forward", performance.now() - t);
-          t = performance.now();
-          if (c.automaticOptimization) {
-            let l = c.gradientAccumulationSteps > 1 ? result.loss.mul(1 / c.gradientAccumulationSteps) : result.loss;
-            if (this.scaler) l = this.scaler.scaleLoss(l);
-            l.backward();
+      try {
+        while (true) {
+          if (this.signalStop(options.signal)) break;
+          const profiled = this.profiler.enabled && (this.globalStep + 1) % c.logScalarsEveryNSteps === 0;
+          const tData = performance.now();
+          const i = sampler.next();
+          if (i === null) break;
+          let got = await iterators[i].next();
+          if (got.done) {
+            const what = sampler.exhausted(i);
+            if (what === "end") break;
+            if (what === "skip") continue;
+            loaderEpochs[i]++;
+            consumed[i] = 0;
+            await iterators[i].return();
+            iterators[i] = prefetching(trainLoaders[i].iterate(loaderEpochs[i], 0, workers), trainLoaders[i].prefetch !== false);
+            got = await iterators[i].next();
+            if (got.done) throw new ConfigError(`train loader "${this.#names[i]}" gives no batches`);
           }
-          if (profiled) await backend?.flush();
-          this.profiler.add(name, "backward", performance.now() - t);
-          return { loss: result.loss.detach(), metrics: detachMetrics(result.metrics) };
-        })));
-        micro.losses.push(out.loss);
-        micro.metrics.push(out.metrics);
-        micro.loaders.add(i);
-        lastBatch = { batch, batchIdx, dataloaderIdx: i };
-        accumulated++;
-        if (accumulated < c.gradientAccumulationSteps) continue;
+          const batch = got.value;
+          const batchIdx = consumed[i]++;
+          const name = this.#names[i];
+          this.samplingCounts[name] = (this.samplingCounts[name] ?? 0) + 1;
+          const nTokens = this.#tokens(batch);
+          tokens += nTokens;
+          window.tokens += nTokens;
+          this.profiler.add(name, "data", performance.now() - tData);
 
-        await this.#optimizerStep(micro, lastBatch, pending, name, profiled, backend);
-        accumulated = 0;
-        micro.losses = [];
-        micro.metrics = [];
-        micro.loaders = new Set();
-        window.steps++;
-        const must = (n: number) => n > 0 && this.globalStep % n === 0;
-        const readNow = !deferReads || must(c.logScalarsEveryNSteps) || must(c.valEveryNSteps) || must(c.checkpointEveryNSteps) || this.stopping || this.globalStep >= maxSteps || this.signalStop(options.signal);
-        if (readNow) await flushPending();
-        if (this.#stopReason || this.globalStep >= maxSteps) break epochs;
+          // forward + backward of one micro-batch, in its own memory scope, dropout from our stream
+          const out = await withAutocast(this.ampEnabled, () => withRng(this.dropoutRng, () => asyncScope(async () => {
+            let t = performance.now();
+            const result = toStepOutput(this.#trainingStep!(this, batch, batchIdx, i, name), "trainingStep");
+            if (profiled) await backend?.flush();
+            this.profiler.add(name, "forward", performance.now() - t);
+            t = performance.now();
+            if (c.automaticOptimization) {
+              let l = c.gradientAccumulationSteps > 1 ? result.loss.mul(1 / c.gradientAccumulationSteps) : result.loss;
+              if (this.scaler) l = this.scaler.scaleLoss(l);
+              l.backward();
+            }
+            if (profiled) await backend?.flush();
+            this.profiler.add(name, "backward", performance.now() - t);
+            return { loss: result.loss.detach(), metrics: detachMetrics(result.metrics) };
+          })));
+          micro.losses.push(out.loss);
+          micro.metrics.push(out.metrics);
+          micro.loaders.add(i);
+          lastBatch = { batch, batchIdx, dataloaderIdx: i };
+          accumulated++;
+          if (accumulated < c.gradientAccumulationSteps) continue;
+
+          await this.#optimizerStep(micro, lastBatch, pending, name, profiled, backend);
+          accumulated = 0;
+          micro.losses = [];
+          micro.metrics = [];
+          micro.loaders = new Set();
+          window.steps++;
+          const must = (n: number) => n > 0 && this.globalStep % n === 0;
+          const readNow = !deferReads || must(c.logScalarsEveryNSteps) || must(c.valEveryNSteps) || must(c.checkpointEveryNSteps) || this.stopping || this.globalStep >= maxSteps || this.signalStop(options.signal);
+          if (readNow) await flushPending();
+          if (this.#stopReason || this.globalStep >= maxSteps) break epochs;
+        }
+      } finally {
+        // ends the loaders' epochs early (stop, abort, error): their worker threads end with them
+        await Promise.all(iterators.map((it) => it.return()));
       }
       // an epoch that ends inside an accumulation window still steps on what it has
       if (micro.losses.length && lastBatch && !this.#stopReason) {
@@ -466,7 +471,7 @@ export class GenericTrainer<B = unknown> {
         const acc = { losses: [] as Tensor[], metrics: [] as Record<string, Tensor | number>[] };
         perLoader.push(acc);
         let batchIdx = 0;
-        for await (const batch of loader.iterate(final ? -1 : this.globalStep, 0)) {
+        for await (const batch of loader.iterate(final ? -1 : this.globalStep, 0, { numWorkers: this.config.performance.dataloaderNumWorkers })) {
           const out = await withAutocast(this.ampEnabled, () => withTraining(false, () => withRng(rng, () => asyncScope(async () => noGrad(() => {
             const r = toStepOutput(step(this, batch, batchIdx++, i, names[i]), "validationStep");
             return { loss: r.loss, metrics: r.metrics ?? {} };
@@ -630,11 +635,21 @@ function asLoaders<B>(loaders: unknown, what: string): Loader<B>[] {
   });
 }
 
-/** An iterator that starts fetching the next batch as soon as one is handed out (overlaps data loading with the step). */
-function prefetching<B>(source: AsyncIterable<B> | Iterable<B>, ahead_ = true): { next(): Promise<IteratorResult<B>> } {
+/**
+ * An iterator that starts fetching the next batch as soon as one is handed out (overlaps data
+ * loading with the step); return() ends the source (its finally blocks: worker threads, files).
+ */
+function prefetching<B>(source: AsyncIterable<B> | Iterable<B>, ahead_ = true): { next(): Promise<IteratorResult<B>>; return(): Promise<void> } {
   const it = Symbol.asyncIterator in source ? (source as AsyncIterable<B>)[Symbol.asyncIterator]() : toAsync((source as Iterable<B>)[Symbol.iterator]());
-  if (!ahead_) return { next: () => it.next() };
   let ahead: Promise<IteratorResult<B>> | null = null;
+  const close = async () => {
+    const pending = ahead;
+    ahead = null;
+    const r = await pending?.catch(() => null);
+    if (r && !r.done) dispose(r.value);
+    await it.return?.()?.catch?.(() => {});
+  };
+  if (!ahead_) return { next: () => it.next(), return: close };
   return {
     next() {
       const now = ahead ?? it.next();
@@ -644,6 +659,7 @@ function prefetching<B>(source: AsyncIterable<B> | Iterable<B>, ahead_ = true): 
         return r;
       });
     },
+    return: close,
   };
 }
 

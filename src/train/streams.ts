@@ -4,39 +4,51 @@
 // larger than memory trains, and each epoch reads it again from the start.
 
 import { ConfigError } from "./config.ts";
-import type { Example } from "./data_loader.ts";
+import type { Example } from "./collate.ts";
 import { tokenFileInfo, type TokenDtype } from "../data/token_file.ts";
+
+/** How a file-backed stream is rebuilt in a data-loader worker thread (see workers.ts). */
+export type StreamSpec = { kind: "jsonl"; path: string } | { kind: "tokens"; path: string; blockSize: number; dtype?: TokenDtype };
+
+/** The key under which a stream generator function carries its StreamSpec. */
+export const STREAM_SPEC = Symbol.for("kiln.streamSpec");
+
+/** The non-blank lines of a JSONL file with their 1-based line numbers (not parsed: a worker parses only its own). */
+export async function* jsonlLines(path: string): AsyncGenerator<{ text: string; line: number }> {
+  const file = Bun.file(path);
+  if (!(await file.exists())) throw new ConfigError(`data file not found: ${path}`);
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let rest = "";
+  let line = 0;
+  for await (const chunk of file.stream() as unknown as AsyncIterable<Uint8Array>) {
+    rest += decoder.decode(chunk, { stream: true });
+    const lines = rest.split("\n");
+    rest = lines.pop()!;
+    for (const text of lines) {
+      line++;
+      if (text.trim()) yield { text, line };
+    }
+  }
+  rest += decoder.decode();
+  line++;
+  if (rest.trim()) yield { text: rest, line };
+}
+
+/** One JSONL line as an object; a bad line names the file and its number. */
+export function parseJsonlLine<E>(path: string, { text, line }: { text: string; line: number }): E {
+  try {
+    return JSON.parse(text) as E;
+  } catch (e) {
+    throw new ConfigError(`${path}:${line}: not a JSON object (${(e as Error).message})`);
+  }
+}
 
 /** A generator function over the objects of a JSONL file (blank lines skipped; a bad line names its number). */
 export function jsonlExamples<E = Example>(path: string): () => AsyncGenerator<E> {
-  return async function* () {
-    const file = Bun.file(path);
-    if (!(await file.exists())) throw new ConfigError(`data file not found: ${path}`);
-    const decoder = new TextDecoder("utf-8", { fatal: true });
-    let rest = "";
-    let line = 0;
-    const parse = (text: string): E | undefined => {
-      line++;
-      if (!text.trim()) return undefined;
-      try {
-        return JSON.parse(text) as E;
-      } catch (e) {
-        throw new ConfigError(`${path}:${line}: not a JSON object (${(e as Error).message})`);
-      }
-    };
-    for await (const chunk of file.stream() as unknown as AsyncIterable<Uint8Array>) {
-      rest += decoder.decode(chunk, { stream: true });
-      const lines = rest.split("\n");
-      rest = lines.pop()!;
-      for (const l of lines) {
-        const e = parse(l);
-        if (e !== undefined) yield e;
-      }
-    }
-    rest += decoder.decode();
-    const e = parse(rest);
-    if (e !== undefined) yield e;
+  const gen = async function* () {
+    for await (const l of jsonlLines(path)) yield parseJsonlLine<E>(path, l);
   };
+  return Object.assign(gen, { [STREAM_SPEC]: { kind: "jsonl", path } satisfies StreamSpec });
 }
 
 /**
@@ -45,7 +57,7 @@ export function jsonlExamples<E = Example>(path: string): () => AsyncGenerator<E
  * (written by `kiln data tokenize`); without one, `dtype` (default "uint16", nanoGPT's own files).
  */
 export function tokenFileWindows(path: string, { blockSize, dtype }: { blockSize: number; dtype?: TokenDtype }): () => AsyncGenerator<{ x: Int32Array; y: Int32Array }> {
-  return async function* () {
+  const gen = async function* () {
     const file = Bun.file(path);
     if (!(await file.exists())) throw new ConfigError(`token file not found: ${path}`);
     const { width } = tokenFileInfo(path, file.size, dtype);
@@ -68,4 +80,20 @@ export function tokenFileWindows(path: string, { blockSize, dtype }: { blockSize
       carry = ids.slice(at);
     }
   };
+  return Object.assign(gen, { [STREAM_SPEC]: { kind: "tokens", path, blockSize, dtype } satisfies StreamSpec });
+}
+
+/** Windows first..first+count-1 of a token file, read directly (a worker's share of an epoch). */
+export async function tokenFileWindowRange(spec: Extract<StreamSpec, { kind: "tokens" }>, first: number, count: number): Promise<{ x: Int32Array; y: Int32Array }[]> {
+  const file = Bun.file(spec.path);
+  if (!(await file.exists())) throw new ConfigError(`token file not found: ${spec.path}`);
+  const { width, tokens } = tokenFileInfo(spec.path, file.size, spec.dtype);
+  const T = spec.blockSize;
+  const windows = Math.max(0, Math.floor((tokens - 1) / T));
+  const n = Math.max(0, Math.min(count, windows - first));
+  if (n === 0) return [];
+  const bytes = new Uint8Array(await file.slice(first * T * width, ((first + n) * T + 1) * width).arrayBuffer());
+  const view = new DataView(bytes.buffer);
+  const ids = Int32Array.from({ length: bytes.length / width }, (_, i) => (width === 2 ? view.getUint16(i * 2, true) : view.getUint32(i * 4, true)));
+  return Array.from({ length: n }, (_, k) => ({ x: ids.slice(k * T, k * T + T), y: ids.slice(k * T + 1, k * T + T + 1) }));
 }
