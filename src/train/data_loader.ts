@@ -9,7 +9,7 @@ import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import type { Backend } from "../backend/backend.ts";
 import { ConfigError } from "./config.ts";
 import { collateHost, type Example, type HostBatch, type HostCollateOptions } from "./collate.ts";
-import { SOURCE_SPEC, loadModuleFunction, sourceSpecOf, workerBatches, type ModuleRef, type SourceSpec } from "./workers.ts";
+import { SOURCE_SPEC, WorkerPool, loadModuleFunction, sourceSpecOf, type ModuleRef, type SourceSpec, type WorkerInit } from "./workers.ts";
 
 export interface Dataset<E = Example> {
   readonly length: number;
@@ -107,6 +107,8 @@ export interface DataLoaderOptions<E, B> {
   numWorkers?: number;
   /** batches in flight per worker (PyTorch prefetch_factor, default 2) */
   prefetchFactor?: number;
+  /** keep the worker threads between epochs (PyTorch persistent_workers); close() ends them */
+  persistentWorkers?: boolean;
 }
 
 /** How one iteration runs; the engine passes performance.dataloaderNumWorkers here. */
@@ -122,6 +124,7 @@ export class DataLoader<E = Example, B = TensorBatch> {
   readonly batchSize: number;
   readonly #source: Source<E>;
   readonly #options: DataLoaderOptions<E, B>;
+  #pool: WorkerPool | null = null;
 
   constructor(source: Source<E>, options: DataLoaderOptions<E, B>) {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new ConfigError(`DataLoader batchSize must be a positive integer (got ${options.batchSize})`);
@@ -157,8 +160,22 @@ export class DataLoader<E = Example, B = TensorBatch> {
     const order = isIndexable(src) ? this.#order(src.length, epoch) : undefined;
     if (numWorkers > 0) {
       const source = this.#checkMovable(numWorkers);
-      const init = { source, transform: (this.#options.transform as ModuleRef | undefined) ?? null, batchSize, dropLast: !!dropLast, collate: { padTokenId: this.#options.padTokenId } };
-      for await (const host of workerBatches(init, { order, skip, numWorkers, prefetchFactor: this.#options.prefetchFactor ?? 2 })) yield toTensors(host) as unknown as B;
+      const init: WorkerInit = { source, transform: (this.#options.transform as ModuleRef | undefined) ?? null, batchSize, dropLast: !!dropLast, collate: { padTokenId: this.#options.padTokenId } };
+      const keep = !!this.#options.persistentWorkers;
+      let pool = keep ? this.#pool : null;
+      if (pool && (pool.closed || pool.numWorkers !== numWorkers)) {
+        pool.close();
+        pool = null;
+      }
+      // a second pass while the kept pool is busy (two iterations at once) gets threads of its own
+      const own = !pool || pool.busy;
+      if (own) pool = new WorkerPool(init, numWorkers);
+      if (keep && !this.#pool?.busy) this.#pool = pool;
+      try {
+        for await (const host of pool!.batches({ order, skip, prefetchFactor: this.#options.prefetchFactor ?? 2 })) yield toTensors(host) as unknown as B;
+      } finally {
+        if (pool !== this.#pool) pool!.close();
+      }
       return;
     }
     const t = this.#options.transform;
@@ -185,6 +202,16 @@ export class DataLoader<E = Example, B = TensorBatch> {
       }
     }
     if (buf.length && !dropLast && n >= skip) yield await make(buf);
+  }
+
+  /** Ends the worker threads kept by persistentWorkers (a later epoch starts new ones). */
+  close(): void {
+    this.#pool?.close();
+    this.#pool = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** The epoch's example order: seeded per (seed, epoch) when shuffling. */

@@ -21,8 +21,8 @@ interface Loaded {
   init: WorkerInit;
   transform: ((e: Example) => Example | Promise<Example>) | null;
   get: ((i: number) => Promise<unknown>) | null;
-  /** streams: the examples of batch b (empty past the end) */
-  batchOf: ((b: number) => Promise<{ index: number; example: unknown }[]>) | null;
+  /** streams: the examples of batch b of pass `run` (empty past the end) */
+  batchOf: ((run: number, b: number) => Promise<{ index: number; example: unknown }[]>) | null;
 }
 
 async function load(init: WorkerInit): Promise<Loaded> {
@@ -46,12 +46,20 @@ function indexed(src: SourceSpec): Loaded["get"] {
 
 async function streamed(src: SourceSpec, bs: number): Promise<Loaded["batchOf"]> {
   if (src.kind === "tokens") {
-    return async (b) => (await tokenFileWindowRange(src, b * bs, bs)).map((example, k) => ({ index: b * bs + k, example }));
+    return async (_run, b) => (await tokenFileWindowRange(src, b * bs, bs)).map((example, k) => ({ index: b * bs + k, example }));
   }
   if (src.kind !== "jsonl") return null;
-  const lines = jsonlLines(src.path);
-  let seen = 0; // examples (non-blank lines) read so far
-  return async (b) => {
+  let lines = jsonlLines(src.path);
+  let seen = 0; // examples (non-blank lines) read so far in this pass
+  let pass = -1;
+  return async (run, b) => {
+    if (run !== pass || b * bs < seen) {
+      // a new pass reads the file again from the start
+      await lines.return(undefined);
+      lines = jsonlLines(src.path);
+      seen = 0;
+      pass = run;
+    }
     const out: { index: number; example: unknown }[] = [];
     while (seen < (b + 1) * bs) {
       const next = await lines.next();
@@ -81,8 +89,8 @@ async function run(state: Loaded, task: WorkerTask): Promise<{ reply: WorkerRepl
       }
     }
   } else {
-    items = await state.batchOf!(task.batch);
-    if (items.length === 0 || (init.dropLast && items.length < init.batchSize)) return { reply: { batch: task.batch, end: true }, transfer: [] };
+    items = await state.batchOf!(task.run, task.batch);
+    if (items.length === 0 || (init.dropLast && items.length < init.batchSize)) return { reply: { run: task.run, batch: task.batch, end: true }, transfer: [] };
   }
   const examples: Example[] = [];
   for (const { index, example } of items) {
@@ -93,7 +101,7 @@ async function run(state: Loaded, task: WorkerTask): Promise<{ reply: WorkerRepl
     }
   }
   const host: HostBatch = collateHost(examples, init.collate);
-  return { reply: { batch: task.batch, host }, transfer: Object.values(host).map((c) => c.data.buffer as ArrayBuffer) };
+  return { reply: { run: task.run, batch: task.batch, host }, transfer: Object.values(host).map((c) => c.data.buffer as ArrayBuffer) };
 }
 
 let state: Promise<Loaded> | null = null;
@@ -112,7 +120,7 @@ self.onmessage = (ev: MessageEvent<WorkerInit | WorkerTask>) => {
       self.postMessage(reply, transfer);
     } catch (e) {
       const error = (e as Error)?.message ?? String(e);
-      self.postMessage({ batch: msg.batch, error, index: e instanceof IndexedError ? e.index : undefined } satisfies WorkerReply);
+      self.postMessage({ run: msg.run, batch: msg.batch, error, index: e instanceof IndexedError ? e.index : undefined } satisfies WorkerReply);
     }
   });
 };

@@ -9,7 +9,8 @@
 // Order: the main thread plans every batch (the seeded shuffle, `skip` for resume) and hands batch
 // b to worker (b - skip) % numWorkers; batches are yielded in b order, so the stream is the one
 // numWorkers 0 gives. At most prefetchFactor batches per worker are in flight. A stream (JSONL)
-// is read by every worker, each parsing only the lines of its own batches.
+// is read by every worker, each parsing only the lines of its own batches. Threads start per
+// pass (an epoch) and end with it, or, with persistentWorkers, stay for the next pass.
 
 import type { HostBatch, HostCollateOptions } from "./collate.ts";
 import { STREAM_SPEC, type StreamSpec } from "./streams.ts";
@@ -110,78 +111,121 @@ export interface WorkerInit {
   collate: HostCollateOptions;
 }
 
-/** One batch to load: `indices` for indexable sources, the batch number alone for streams. */
-export interface WorkerTask { batch: number; indices?: number[] }
+/** One batch of run `run` to load: `indices` for indexable sources, the batch number alone for streams. */
+export interface WorkerTask { run: number; batch: number; indices?: number[] }
 
-export type WorkerReply =
-  | { batch: number; host: HostBatch }
-  | { batch: number; end: true }
-  | { batch: number; error: string; index?: number };
+export type WorkerReply = { run: number; batch: number } & ({ host: HostBatch } | { end: true } | { error: string; index?: number });
 
 export interface WorkerPlan {
   /** the epoch's example order (indexable sources); absent for streams */
   order?: number[];
   skip: number;
-  numWorkers: number;
   prefetchFactor: number;
 }
 
 const WORKER_URL = new URL("./data_worker.ts", import.meta.url).href;
 
-/** The epoch's batches, loaded by plan.numWorkers worker threads, in order; the threads end with the generator. */
-export async function* workerBatches(init: WorkerInit, plan: WorkerPlan): AsyncGenerator<HostBatch> {
-  const { order, skip, numWorkers, prefetchFactor } = plan;
-  const bs = init.batchSize;
-  const total = order ? (init.dropLast ? Math.floor(order.length / bs) : Math.ceil(order.length / bs)) : Infinity;
-  const replies = new Map<number, WorkerReply>();
-  let failure: Error | null = null;
-  let wake: (() => void) | null = null;
-  const notify = () => {
-    wake?.();
-    wake = null;
-  };
-  const workers: Worker[] = [];
-  try {
-    for (let id = 0; id < numWorkers; id++) {
-      const w = new Worker(WORKER_URL, { type: "module" });
-      workers.push(w);
-      w.onmessage = (ev: MessageEvent<WorkerReply>) => {
-        replies.set(ev.data.batch, ev.data);
-        notify();
-      };
-      w.onerror = (ev: ErrorEvent) => {
-        ev.preventDefault?.();
-        failure ??= new DataLoaderWorkerError(`DataLoader worker ${id} failed loading ${describeSource(init.source)}: ${ev.message}`);
-        notify();
-      };
-      try {
-        w.postMessage(init);
-      } catch (e) {
-        throw new ConfigError(`DataLoader numWorkers ${numWorkers}: ${describeSource(init.source)} cannot be moved to a worker thread (${(e as Error).message}); use numWorkers 0`);
+/**
+ * numWorkers threads over one source. `batches(plan)` is one pass (an epoch); a pool can serve
+ * many passes (persistentWorkers), one at a time. Between passes the threads do not keep the
+ * process alive (unref), so a pool nobody closed cannot hang the exit.
+ */
+export class WorkerPool {
+  readonly #workers: Worker[] = [];
+  readonly #init: WorkerInit;
+  readonly #replies = new Map<number, WorkerReply>();
+  #run = 0;
+  #failure: Error | null = null;
+  #wake: (() => void) | null = null;
+  #busy = false;
+  #closed = false;
+
+  constructor(init: WorkerInit, readonly numWorkers: number) {
+    this.#init = init;
+    try {
+      for (let id = 0; id < numWorkers; id++) {
+        const w = new Worker(WORKER_URL, { type: "module" });
+        this.#workers.push(w);
+        w.onmessage = (ev: MessageEvent<WorkerReply>) => {
+          if (ev.data.run !== this.#run) return; // a pass that was left early
+          this.#replies.set(ev.data.batch, ev.data);
+          this.#notify();
+        };
+        w.onerror = (ev: ErrorEvent) => {
+          ev.preventDefault?.();
+          this.#failure ??= new DataLoaderWorkerError(`DataLoader worker ${id} failed loading ${describeSource(init.source)}: ${ev.message}`);
+          this.#notify();
+        };
+        try {
+          w.postMessage(init);
+        } catch (e) {
+          throw new ConfigError(`DataLoader numWorkers ${numWorkers}: ${describeSource(init.source)} cannot be moved to a worker thread (${(e as Error).message}); use numWorkers 0`);
+        }
       }
+    } catch (e) {
+      this.close();
+      throw e;
     }
-    let sent = skip;
-    const send = () => {
-      if (sent >= total) return;
-      const task: WorkerTask = { batch: sent, indices: order?.slice(sent * bs, (sent + 1) * bs) };
-      workers[(sent - skip) % numWorkers].postMessage(task);
-      sent++;
-    };
-    for (let k = 0; k < numWorkers * prefetchFactor; k++) send();
-    for (let b = skip; b < total; b++) {
-      while (!replies.has(b) && !failure) await new Promise<void>((r) => (wake = r));
-      if (failure) throw failure;
-      const reply = replies.get(b)!;
-      replies.delete(b);
-      if ("error" in reply) {
-        const where = reply.index !== undefined ? ` index ${reply.index}` : ` batch ${b}`;
-        throw new DataLoaderWorkerError(`DataLoader worker ${(b - skip) % numWorkers}: loading ${describeSource(init.source)}${where} failed: ${reply.error}`);
+  }
+
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  #notify(): void {
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  /** One pass: the planned batches in order (a stream: until it ends). */
+  async *batches(plan: WorkerPlan): AsyncGenerator<HostBatch> {
+    if (this.#closed) throw new Error("this DataLoader's worker pool is closed");
+    if (this.#busy) throw new Error("a DataLoader worker pool serves one pass at a time");
+    this.#busy = true;
+    const run = ++this.#run;
+    this.#replies.clear();
+    for (const w of this.#workers) (w as Worker & { ref?(): void }).ref?.();
+    const { order, skip, prefetchFactor } = plan;
+    const n = this.numWorkers;
+    const bs = this.#init.batchSize;
+    const total = order ? (this.#init.dropLast ? Math.floor(order.length / bs) : Math.ceil(order.length / bs)) : Infinity;
+    try {
+      let sent = skip;
+      const send = () => {
+        if (sent >= total) return;
+        const task: WorkerTask = { run, batch: sent, indices: order?.slice(sent * bs, (sent + 1) * bs) };
+        this.#workers[(sent - skip) % n].postMessage(task);
+        sent++;
+      };
+      for (let k = 0; k < n * prefetchFactor; k++) send();
+      for (let b = skip; b < total; b++) {
+        while (!this.#replies.has(b) && !this.#failure) await new Promise<void>((r) => (this.#wake = r));
+        if (this.#failure) throw this.#failure;
+        const reply = this.#replies.get(b)!;
+        this.#replies.delete(b);
+        if ("error" in reply) {
+          const where = reply.index !== undefined ? ` index ${reply.index}` : ` batch ${b}`;
+          throw new DataLoaderWorkerError(`DataLoader worker ${(b - skip) % n}: loading ${describeSource(this.#init.source)}${where} failed: ${reply.error}`);
+        }
+        if ("end" in reply) return;
+        send();
+        yield reply.host;
       }
-      if ("end" in reply) return;
-      send();
-      yield reply.host;
+    } finally {
+      this.#busy = false;
+      this.#replies.clear();
+      if (this.#failure) this.close();
+      for (const w of this.#workers) (w as Worker & { unref?(): void }).unref?.();
     }
-  } finally {
-    for (const w of workers) w.terminate();
+  }
+
+  /** Ends the threads. */
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#workers.splice(0)) w.terminate();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
   }
 }

@@ -186,3 +186,28 @@ describe("GenericTrainer performance.dataloaderNumWorkers", () => {
     expect(live).toBe(0);
   });
 });
+
+describe("persistentWorkers", () => {
+  test("the threads stay between epochs (started once), batches as numWorkers 0, a pass left early does not leak into the next; close() ends them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "kiln-workers-keep-"));
+    const file = join(dir, "rows.jsonl");
+    await writeFile(file, Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `row ${i} ${"xyz".repeat(i % 5)}` })).join("\n"));
+    const opts = { batchSize: 4, padTokenId: 0, transform: transformFromModule(MODULES, "charTokens", { vocab: 40 }) };
+    const base = await epoch(new DataLoader(jsonlExamples(file), opts));
+    const keep = new DataLoader(jsonlExamples(file), { ...opts, numWorkers: 2, persistentWorkers: true });
+    const before = started;
+    expect(await epoch(keep)).toEqual(base);
+    for await (const _ of keep.iterate(1, 0)) break; // left after one batch, tasks still in flight
+    expect(await epoch(keep, 2, 3)).toEqual(base.slice(3));
+    expect(await epoch(keep)).toEqual(base);
+    expect(started - before).toBe(2);
+    expect(live).toBe(2);
+    keep.close();
+    expect(live).toBe(0);
+    const ds = table(21);
+    const shuffled = new DataLoader(ds, { batchSize: 4, shuffle: true, seed: 8, numWorkers: 3, persistentWorkers: true });
+    const plain = new DataLoader(ds, { batchSize: 4, shuffle: true, seed: 8 });
+    for (const e of [0, 1, 2]) expect(await epoch(shuffled, e)).toEqual(await epoch(plain, e));
+    shuffled.close();
+  });
+});
