@@ -1,23 +1,25 @@
 // The LM head and cross-entropy in one op, chunk by chunk of positions, so that training never
 // holds the full [N, V] logits (Qwen2.5's 151,936-token vocabulary at 2048 positions is 1.2 GB of
-// logits per sequence, and as much again for their gradient). Forward: per chunk, logits = h·Wᵀ + b,
-// then the cross_entropy kernel; only the per-row loss and log-sum-exp (lse) are kept. Backward:
-// per chunk, the logits are recomputed and cross_entropy_backward turns them (with the stored
-// lse) into dlogits, which feed dHidden = dlogits·W and, when the head is trainable (full
-// fine-tuning, a tied embedding), dW += dlogitsᵀ·h. Peak extra memory: one chunk's logits and
-// dlogits. Only kernels of the kernel list run here, so it works on every backend. Same values
-// as crossEntropy(linear(h, W, b), targets) up to f32 summation order.
+// logits per sequence, and as much again for their gradient). Per chunk: logits = h·Wᵀ + b, the
+// cross_entropy kernel, and — while the chunk's logits are at hand — cross_entropy_backward for a
+// unit output gradient, turned into dHidden = dlogits·W and, when the head is trainable (full
+// fine-tuning, a tied embedding), dW += dlogitsᵀ·h. Backward then only scales those by the output
+// gradient. Per-row losses through a trainable head (their row weights are known only in
+// backward) keep each chunk's lse instead and recompute its logits in backward. Peak extra memory:
+// one chunk's logits and dlogits. Only kernels of the kernel list run here, so it works on every
+// backend. Same values as crossEntropy(linear(h, W, b), targets) up to f32 summation order.
 
 import type { Tensor } from "../tensor/tensor.ts";
-import { record } from "../autograd/tape.ts";
+import { noGrad, record, willRecord } from "../autograd/tape.ts";
 import { isAutocast, withAutocast } from "../tensor/mode.ts";
 import { alloc, allocZeros, backendOf, launch } from "./dispatch.ts";
-import { checkFloat } from "./elementwise.ts";
+import { checkFloat, mul } from "./elementwise.ts";
+import { sum } from "./reduce.ts";
 import { gemm } from "./matmul.ts";
 import { copyKernel } from "./movement.ts";
 import { checkIds, hostIds } from "./token_ids.ts";
 import { fromArray } from "../tensor/tensor.ts";
-import { reduceLosses, type CrossEntropyOptions } from "./loss.ts";
+import { meanOverTargets, type CrossEntropyOptions } from "./loss.ts";
 
 export interface LinearCrossEntropyOptions extends CrossEntropyOptions {
   /** the head's bias [V], if it has one */
@@ -54,66 +56,118 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   const chunks = Array.from({ length: Math.ceil(N / rows) }, (_, i) => [i * rows, Math.min(rows, N - i * rows)] as const);
 
   const single = chunks.length === 1;
-  // the chunks' targets and lse, kept for the backward (N values each): targets are cut on the host
-  // where their values are there (a copy kernel moves f32 words, which need not keep i32 bits on a GPU)
+  const reduced = reduction !== "none";
+  const needs = [hidden, weight, bias].map((t) => !!t?.requiresGrad);
+  // The gradient for a unit output gradient is made in the forward, from the logits already at
+  // hand (as Liger-Kernel's fused linear cross-entropy), and backward only scales it: no logits
+  // recomputed. That needs the output gradient to be one number for all rows wherever dW or db
+  // sums over rows — a reduced loss, or per-row losses (DPO's log-probs) through a frozen head.
+  // Otherwise backward recomputes each chunk's logits.
+  const eager = willRecord([hidden, weight, bias]) && (reduced || !(needs[1] || needs[2]));
+  // the chunks' targets, cut on the host where their values are (a copy kernel moves f32 words,
+  // which need not keep i32 bits on a GPU)
   const ids = single ? null : hostIds(targets);
   const targetChunks = chunks.map(([start, n]) => (single ? targets : ids ? fromArray(ids.slice(start, start + n), [n], { dtype: "i32", backend }) : rowsOf(targets, start, n, 1)));
   const lseChunks: Tensor[] = [];
   // several chunks scatter-add their rows into zeros
-  const loss = single ? alloc(backend, targets.shape) : allocZeros(backend, targets.shape);
+  const zerosIfChunked = (shape: readonly number[]) => (single ? alloc(backend, shape) : allocZeros(backend, shape));
+  const loss = zerosIfChunked(targets.shape);
+  const unit = eager ? { dh: needs[0] ? zerosIfChunked(hidden.shape) : null, dw: needs[1] ? alloc(backend, weight.shape) : null, db: needs[2] ? alloc(backend, [V]) : null } : null;
   chunks.forEach(([start, n], i) => {
     const h = rowsOf(hidden, start, n, C);
     const logits = headLogits(h, weight, bias, n, V, C);
     const lossC = single ? loss : alloc(backend, [n]), lseC = alloc(backend, [n]);
     launch("cross_entropy", [logits, targetChunks[i]], [lossC, lseC], { N: n, V, ignoreIndex });
-    lseChunks.push(lseC);
-    logits.dispose();
     if (!single) putRows(lossC, loss, start, n);
+    if (unit) {
+      const ones = alloc(backend, [n]);
+      launch("fill", [], [ones], { n, value: 1 });
+      const dlogits = alloc(backend, [n, V]);
+      launch("cross_entropy_backward", [logits, targetChunks[i], lseC, ones], [dlogits], { N: n, V, ignoreIndex });
+      ones.dispose();
+      logits.dispose();
+      headGrads(dlogits, h, weight, unit, { start, n, first: i === 0, single, V, C });
+      dlogits.dispose();
+      lseC.dispose();
+    } else {
+      logits.dispose();
+      lseChunks.push(lseC);
+    }
     if (h !== hidden) h.dispose();
   });
+  if (unit) targetChunks.forEach((t) => t !== targets && t.dispose());
 
-  // dloss [...]: one gradient per position, 0 where masked (the kernel writes zero rows there)
-  const backward = (dloss: Tensor, [needH, needW, needB]: readonly boolean[]): (Tensor | null)[] => withAutocast(autocast, () => {
-    const dh = !needH ? null : single ? alloc(backend, hidden.shape) : allocZeros(backend, hidden.shape);
-    const dw = needW ? alloc(backend, weight.shape) : null;
-    const db = needB && bias ? alloc(backend, [V]) : null;
+  // g: the output's gradient, [...] per position or (reduced) one number
+  const backward = (g: Tensor, [needH, needW, needB]: readonly boolean[]): (Tensor | null)[] => withAutocast(autocast, () => {
+    if (unit) {
+      const gRows = reduced ? g : g.reshape([...g.shape, 1]); // scales each row of dHidden
+      const scaled = [needH && unit.dh ? mul(unit.dh, gRows) : null, needW && unit.dw ? mul(unit.dw, g) : null, needB && unit.db ? mul(unit.db, g) : null, null];
+      for (const x of [unit.dh, unit.dw, unit.db]) x?.dispose(); // the graph runs backward once
+      return scaled;
+    }
+    const grads = { dh: needH ? zerosIfChunked(hidden.shape) : null, dw: needW ? alloc(backend, weight.shape) : null, db: needB && bias ? alloc(backend, [V]) : null };
     chunks.forEach(([start, n], i) => {
-      const h = rowsOf(hidden, start, n, C), g = rowsOf(dloss, start, n, 1);
+      const h = rowsOf(hidden, start, n, C), gC = rowsOf(g, start, n, 1);
       const logits = headLogits(h, weight, bias, n, V, C);
       const dlogits = alloc(backend, [n, V]);
-      launch("cross_entropy_backward", [logits, targetChunks[i], lseChunks[i], g], [dlogits], { N: n, V, ignoreIndex });
+      launch("cross_entropy_backward", [logits, targetChunks[i], lseChunks[i], gC], [dlogits], { N: n, V, ignoreIndex });
       logits.dispose();
-      // the first chunk writes dW and db, later ones add theirs in
-      const first = i === 0;
-      const gemmParams = { batch: 1, strideA: 0, strideB: 0, bias: null };
-      if (dh) {
-        const dhC = single ? dh : alloc(backend, [n, C]);
-        gemm(dlogits, weight, dhC, { ...gemmParams, M: n, N: C, K: V, transA: false, transB: false }); // dlogits·W
-        if (!single) putRows(dhC, dh, start * C, n * C);
-      }
-      if (dw) {
-        const dwC = first ? dw : alloc(backend, [V, C]);
-        gemm(dlogits, h, dwC, { ...gemmParams, M: V, N: C, K: n, transA: true, transB: false }); // dlogitsᵀ·h
-        if (!first) addInto(dwC, dw);
-      }
-      if (db) {
-        const dbC = first ? db : alloc(backend, [V]);
-        launch("sum", [dlogits], [dbC], { outer: 1, len: n, inner: V }); // Σ_rows dlogits
-        if (!first) addInto(dbC, db);
-      }
+      headGrads(dlogits, h, weight, grads, { start, n, first: i === 0, single, V, C });
       dlogits.dispose();
       if (h !== hidden) h.dispose();
-      if (g !== dloss) g.dispose();
+      if (gC !== g) gC.dispose();
     });
-    return [dh, dw, db, null];
+    return [grads.dh, grads.dw, grads.db, null];
   });
-  record(loss, "custom", [hidden, weight, bias, targets], { name: "linear_cross_entropy", backward });
-  if (!loss.node) {
-    // only the backward reads them
+
+  if (!reduced) {
+    record(loss, "custom", [hidden, weight, bias, targets], { name: "linear_cross_entropy", backward });
+    if (!loss.node) release();
+    return loss;
+  }
+  const total = noGrad(() => sum(loss));
+  loss.dispose();
+  record(total, "custom", [hidden, weight, bias, targets], { name: "linear_cross_entropy", backward });
+  if (!total.node) release();
+  return reduction === "sum" ? total : meanOverTargets(total, targets, V, ignoreIndex);
+
+  /** Without a graph nothing reads what the backward would. */
+  function release(): void {
     lseChunks.forEach((x) => x.dispose());
     targetChunks.forEach((t) => t !== targets && t.dispose());
+    if (unit) for (const x of [unit.dh, unit.dw, unit.db]) x?.dispose();
   }
-  return reduceLosses(loss, targets, V, ignoreIndex, reduction);
+}
+
+interface HeadGrads {
+  dh: Tensor | null;
+  dw: Tensor | null;
+  db: Tensor | null;
+}
+
+/**
+ * One chunk's share of the head's gradients from its dlogits [n, V]: dHidden rows = dlogits·W
+ * (written into rows start.. of grads.dh), dW += dlogitsᵀ·h, db += Σ_rows dlogits (the first
+ * chunk writes dW and db, later ones add theirs in).
+ */
+function headGrads(dlogits: Tensor, h: Tensor, weight: Tensor, grads: HeadGrads, { start, n, first, single, V, C }: { start: number; n: number; first: boolean; single: boolean; V: number; C: number }): void {
+  const backend = dlogits.backend;
+  const gemmParams = { batch: 1, strideA: 0, strideB: 0, bias: null, transB: false };
+  if (grads.dh) {
+    const dhC = single ? grads.dh : alloc(backend, [n, C]);
+    gemm(dlogits, weight, dhC, { ...gemmParams, M: n, N: C, K: V, transA: false });
+    if (!single) putRows(dhC, grads.dh, start * C, n * C);
+  }
+  if (grads.dw) {
+    const dwC = first ? grads.dw : alloc(backend, [V, C]);
+    gemm(dlogits, h, dwC, { ...gemmParams, M: V, N: C, K: n, transA: true });
+    if (!first) addInto(dwC, grads.dw);
+  }
+  if (grads.db) {
+    const dbC = first ? grads.db : alloc(backend, [V]);
+    launch("sum", [dlogits], [dbC], { outer: 1, len: n, inner: V });
+    if (!first) addInto(dbC, grads.db);
+  }
 }
 
 /** logits [n, V] = h [n, C] · Wᵀ (+ b). */

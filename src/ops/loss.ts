@@ -43,11 +43,15 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { ignoreIndex = -1
  * or "mean" over the targets that count (the count computed on the device).
  */
 export function reduceLosses(loss: Tensor, targets: Tensor, V: number, ignoreIndex: number, reduction: "mean" | "sum" | "none"): Tensor {
-  const backend = loss.backend;
   if (reduction === "none") return loss;
   const total = sum(loss);
   if (!total.node) loss.dispose(); // without a graph, nothing else holds the per-position losses
-  if (reduction === "sum") return total;
+  return reduction === "sum" ? total : meanOverTargets(total, targets, V, ignoreIndex);
+}
+
+/** total / (the number of targets that are not ignoreIndex): PyTorch's "mean" of a summed loss. */
+export function meanOverTargets(total: Tensor, targets: Tensor, V: number, ignoreIndex: number): Tensor {
+  const backend = total.backend;
   // the count of targets that are not ignored, computed on the device: look each target up in a
   // [V, 1] table of ones (zero at ignoreIndex); out-of-range ids give 0
   const table = full([V, 1], 1, { backend });

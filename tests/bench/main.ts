@@ -11,6 +11,8 @@
 //   load/llama-1gb      loadPretrained of a 1 GB F32 Llama folder: GB/s, peak RSS / weight bytes
 //   lora_sft/qv, /all   LoRA SFT step of a 125M Llama (shared/bench/torch/lora.py's setup): tokens/s, peak
 //                       memory; tens of seconds a step on a CPU, so only when --filter names them (lora_sft/)
+//   memory/lm_head/*, memory/checkpoint   peak backend memory of an SFT step with and without the chunked LM
+//                       head (vocab 151,936) and gradient checkpointing (2048 tokens): only when --filter names them
 // Options: --filter <substring>  --backend wasm|webgpu|all  --json  --steps <n>  --reps <n>
 // Timings are medians; never assert them in tests. Compare runs as ratios on one machine.
 
@@ -31,6 +33,7 @@ import { benchGenerate } from "./generate.bench.ts";
 import { benchLoad } from "./load.bench.ts";
 import { benchEngineOverhead } from "./engine.bench.ts";
 import { benchLora } from "./lora.bench.ts";
+import { benchMemory } from "./memory.bench.ts";
 
 const { values } = parseArgs({
   options: {
@@ -217,6 +220,8 @@ for (const r of runs) {
   // prefill/decode tokens/s (the 100M model is too slow for a software WebGPU adapter)
   if (r.label === "wasm" || r.label === "wasm/noblas") for (const f of await benchGenerate(backend, { label: r.label, wanted })) emit(f as Figure);
   if (!r.label.endsWith("/1t") && named("lora_sft/")) for (const f of await benchLora(backend, { label: r.label, wanted, steps: Math.min(Number(values.steps), 8) })) emit(f as Figure);
+  // peak memory of chunked LM head / checkpointing against the plain step: seconds a step, so only when named
+  if (r.label === "wasm" && named("memory/")) for (const f of await benchMemory(backend, { label: r.label, wanted, steps: 3 })) emit(f as Figure);
   // loadPretrained of a ~1 GB F32 Llama-layout folder, in a child process (its own peak RSS)
   if (r.label === "wasm" && wanted("load/llama-1gb")) {
     const f = await benchLoad({ dtype: "F32", backend: "wasm" });

@@ -18,10 +18,10 @@ interface Run {
 }
 
 /** Loss and gradients of f(h, W, b) weighted by fixed per-position weights (so "none" matters row by row). */
-async function run(f: (h: k.Tensor, w: k.Tensor, b: k.Tensor) => k.Tensor, tied = false): Promise<Run> {
+async function run(f: (h: k.Tensor, w: k.Tensor, b: k.Tensor) => k.Tensor, tied = false, frozenHead = false): Promise<Run> {
   return k.asyncScope(async () => {
-    const w = rand([V, C], "lce-w", -0.8, 0.8).t.requireGrad();
-    const b = rand([V], "lce-b", -0.5, 0.5).t.requireGrad();
+    const w = rand([V, C], "lce-w", -0.8, 0.8).t.requireGrad(!frozenHead);
+    const b = rand([V], "lce-b", -0.5, 0.5).t.requireGrad(!frozenHead);
     const h0 = rand([B, T, C], "lce-h", -1, 1).t.requireGrad();
     // tied: the hidden states come from the head's own matrix as an embedding table
     const ids = k.fromArray(Int32Array.from([1, 4, 2, 9, 0, 3, 3, 7, 5, 8]), [B, T], { dtype: "i32" });
@@ -30,7 +30,7 @@ async function run(f: (h: k.Tensor, w: k.Tensor, b: k.Tensor) => k.Tensor, tied 
     const weights = k.fromArray(Float32Array.from({ length: out.size }, (_, i) => 0.5 + 0.1 * i), out.shape);
     const loss = out.mul(weights).sum();
     loss.backward();
-    const grads = [h0, w, b].map((t) => t.grad!);
+    const grads = [h0, w, b].map((t) => t.grad ?? k.zeros(t.shape));
     return { loss: (await out.data()) as Float32Array, grads: (await Promise.all(grads.map((g) => g.data()))) as Float32Array[] };
   });
 }
@@ -39,12 +39,14 @@ describe.each(backendNames)("linearCrossEntropy on %s", (name) => {
   onBackend(name);
   const targets = () => k.fromArray(Int32Array.from(TARGETS), [B, T], { dtype: "i32" });
 
+  // the head trainable (untied or tied to the embedding) or frozen (LoRA): each gradient path
+  const HEADS = [["", false, false], [", tied head", true, false], [", frozen head", false, true]] as const;
   for (const reduction of REDUCTIONS) {
-    for (const tied of [false, true]) {
-      test.each([[undefined], [3], [1], [B * T]])(`${reduction}${tied ? ", tied head" : ""}: chunk size %p equals crossEntropy(linear(...)) within 1e-5`, async (chunkSize) => {
+    for (const [label, tied, frozen] of HEADS) {
+      test.each([[undefined], [3], [1], [B * T]])(`${reduction}${label}: chunk size %p equals crossEntropy(linear(...)) within 1e-5`, async (chunkSize) => {
         await noLeaks(async () => {
-          const want = await run((h, w, b) => k.crossEntropy(k.linear(h, w, b), targets(), { reduction }), tied);
-          const got = await run((h, w, b) => k.linearCrossEntropy(h, w, targets(), { reduction, bias: b, chunkSize }), tied);
+          const want = await run((h, w, b) => k.crossEntropy(k.linear(h, w, b), targets(), { reduction }), tied, frozen);
+          const got = await run((h, w, b) => k.linearCrossEntropy(h, w, targets(), { reduction, bias: b, chunkSize }), tied, frozen);
           expect(got.loss).toBeAllClose(want.loss, { atol: 1e-5, rtol: 1e-5 });
           got.grads.forEach((g, i) => expect(g).toBeAllClose(want.grads[i], { atol: 1e-5, rtol: 1e-5 }));
           // masked rows: no loss, no gradient to their hidden state (untied: h is the leaf)
@@ -55,12 +57,12 @@ describe.each(backendNames)("linearCrossEntropy on %s", (name) => {
     }
   }
 
-  test("gradients of hidden, weight and bias match finite differences (chunks of 3 over 10 positions)", async () => {
+  test.each(REDUCTIONS)("%s: gradients of hidden, weight and bias match finite differences (chunks of 3 over 10 positions)", async (reduction) => {
     await noLeaks(async () => {
       const h = rand([B, T, C], "lce-fd-h", -1, 1).t;
       const w = rand([V, C], "lce-fd-w", -0.8, 0.8).t;
       const b = rand([V], "lce-fd-b", -0.5, 0.5).t;
-      const f = (x: k.Tensor, y: k.Tensor, z: k.Tensor) => k.linearCrossEntropy(x, y, targets(), { bias: z, chunkSize: 3, reduction: "sum" }).mul(4);
+      const f = (x: k.Tensor, y: k.Tensor, z: k.Tensor) => k.linearCrossEntropy(x, y, targets(), { bias: z, chunkSize: 3, reduction }).mul(reduction === "mean" ? 20 : 4);
       await expectGrad(f, [h, w, b], { tol: 2e-3, mutate: ["custom"] });
     });
   });
