@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { KERNEL_NAMES } from "../../src/backend/kernels.ts";
 import { createComputeBackend, webgpuFactory } from "../../src/backend/registry.ts";
-import { HEAP_BASE, loadKernelModule } from "../../src/backend/wasm/module.ts";
+import { HEAP_BASE, HOST_EXPORTS, loadKernelModule } from "../../src/backend/wasm/module.ts";
 import { readFileSync } from "node:fs";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
 import { backendNames, getBackend } from "../backends.ts";
@@ -14,6 +14,9 @@ describe("wasm module ABI", async () => {
   const exports = new Set(WebAssembly.Module.exports(await loadKernelModule()).map((e) => e.name));
   test.each(KERNEL_NAMES)("kernel %s has the export <kernel>_f32", (kernel) => {
     expect(exports.has(`${kernel}_f32`)).toBe(true);
+  });
+  test.each(HOST_EXPORTS)("the host's helper export %s exists (a build without it is refused as stale)", (name) => {
+    expect(exports.has(name)).toBe(true);
   });
   test("the module's data segments end below the allocator's heap base", () => {
     const bytes = readFileSync(new URL("../../wasm/build/kernels.wasm", import.meta.url));

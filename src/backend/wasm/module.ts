@@ -68,6 +68,9 @@ export const HEAP_BASE = 65536;
 
 let compiled: Promise<WebAssembly.Module> | undefined;
 
+/** Exports the host calls besides the kernels' own: a build without one is stale. */
+export const HOST_EXPORTS = ["matmul_scratch_bytes", "adamw_list_f32"];
+
 /** Compiles wasm/build/kernels.wasm once per process. */
 export function loadKernelModule(): Promise<WebAssembly.Module> {
   compiled ??= (async () => {
@@ -84,7 +87,7 @@ export function loadKernelModule(): Promise<WebAssembly.Module> {
     // a build older than the sources (a kernel or export added since) is a clear error, not a
     // "not a function" deep inside a kernel call
     const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
-    const missing = [...KERNEL_NAMES.map((k) => `${k}_f32`), "matmul_scratch_bytes"].filter((n) => !names.has(n));
+    const missing = [...KERNEL_NAMES.map((k) => `${k}_f32`), ...HOST_EXPORTS].filter((n) => !names.has(n));
     if (missing.length) {
       throw new Error(`kiln: ${fileURLToPath(WASM_URL)} is older than the kernel sources (no export ${missing.join(", ")}): run \`npm run build:wasm\``);
     }
