@@ -14,6 +14,7 @@ import { alloc, allocZeros, launch, launchGroup, launchOf } from "../ops/dispatc
 import { copyKernel, batchedGemm, dtypeCode } from "../ops/index.ts";
 import { broadcastShapes, stridesOf } from "../tensor/shape.ts";
 import { withAutocast } from "../tensor/mode.ts";
+import { widen } from "../ops/autocast.ts";
 
 export type VjpRule<K extends OpName> = (g: Tensor, node: Node<K>, needs?: readonly boolean[]) => (Tensor | null)[];
 /** A rule that adds its (single) input gradient into `acc`, a gradient buffer the tape owns alone. */
@@ -23,7 +24,7 @@ export type NonDiff = "nondiff";
 export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
   add: (g, { ctx }) => [ops.sumTo(g, ctx.aShape), ops.sumTo(g, ctx.bShape)],
   sub: (g, { ctx }) => [ops.sumTo(g, ctx.aShape), owned(ops.sumTo, ops.neg(g), ctx.bShape)],
-  mul: (g, { ctx: { a, b } }) => [owned(ops.sumTo, ops.mul(g, b), a.shape), owned(ops.sumTo, ops.mul(g, a), b.shape)],
+  mul: (g, { ctx: { a, b } }) => [owned(ops.sumTo, ops.mul(g, widen(b)), a.shape), owned(ops.sumTo, ops.mul(g, widen(a)), b.shape)],
   div: (g, { ctx: { a, b } }) => {
     const ga = owned(ops.sumTo, ops.div(g, b), a.shape);
     const q = ops.div(ops.mul(g, a), ops.mul(b, b)); // g·a/b²
@@ -37,8 +38,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
   tanh: (g, { ctx }) => [ops.mul(g, ops.affine(ops.mul(ctx.out, ctx.out), -1, 1))],
   sigmoid: (g, { ctx }) => [ops.mul(g, ops.mul(ctx.out, ops.affine(ctx.out, -1, 1)))],
   relu: (g, { ctx }) => [backwardKernel("relu_backward", ctx.x, g)],
-  gelu: (g, { ctx }) => [ops.mul(g, ctx.dgelu)], // gelu'(x), written by the forward (gelu_with_grad)
-  silu: (g, { ctx }) => [backwardKernel("silu_backward", ctx.x, g)],
+  gelu: (g, { ctx }) => [ops.mul(g, widen(ctx.dgelu))], // gelu'(x), written by the forward (gelu_with_grad)
+  silu: (g, { ctx }) => [backwardKernel("silu_backward", widen(ctx.x), g)],
   dropout: (g, { ctx }) => {
     const dx = alloc(g.backend, g.shape);
     launch("dropout_backward", [g], [dx], { n: g.size, p: ctx.p, seed: ctx.seed });
@@ -71,7 +72,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     });
   },
   // the backward products run in the precision the forward ran in (withAutocast, recorded by the op)
-  matmul: (g, { ctx: { a, b, autocast } }, [needA = true, needB = true] = []) => withAutocast(autocast, () => {
+  matmul: (g, { ctx: { a: a16, b: b16, autocast } }, [needA = true, needB = true] = []) => withAutocast(autocast, () => {
+    const a = widen(a16), b = widen(b16);
     if (a.rank === 2 && b.rank === 2) {
       // da = g·bᵀ and db = aᵀ·g: independent, run together (on wasm one per thread)
       const [M, K] = a.shape, N = b.shape[1];
@@ -99,7 +101,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       db && owned(ops.sumTo, db, b2.shape).reshape([...b.shape]),
     ];
   }),
-  linear: (g, { ctx: { x, w, hasBias, wLayout, autocast } }, [needX = true, needW = true, needB = true] = []) => withAutocast(autocast, () => {
+  linear: (g, { ctx: { x: saved, w, hasBias, wLayout, autocast } }, [needX = true, needW = true, needB = true] = []) => withAutocast(autocast, () => {
+    const x = widen(saved);
     const out = g.shape[g.rank - 1];
     const g2 = g.reshape([-1, out]); // [M, out]
     const x2 = x.reshape([-1, x.shape[x.rank - 1]]); // [M, in]
@@ -155,7 +158,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     launch("rope_backward", [g], [dx], { B, T, H, D, theta: ctx.theta, offset: ctx.offset });
     return [dx];
   },
-  attention: (g, { ctx: { q, k, v, out, lse, scale, causal } }) => {
+  attention: (g, { ctx: { lse, scale, causal, ...saved } }) => {
+    const [q, k, v, out] = [saved.q, saved.k, saved.v, saved.out].map(widen);
     const [B, T, H, D] = q.shape;
     const [, S, Hkv] = k.shape;
     const dq = alloc(g.backend, q.shape);

@@ -89,8 +89,11 @@ class Block extends Module {
   }
 
   forward(x: Tensor, cache?: AnyKVCache, layer = 0): Tensor {
-    const a = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer)); // [B, T, C]
-    return a.add(this.mlp.forward(this.ln_2.forward(a))); // [B, T, C]
+    // under autocast on WebGPU: the block's unsaved f32 activations are freed after its forward
+    return ops.activationScope(x, () => {
+      const a = x.add(this.attn.forward(this.ln_1.forward(x), cache, layer)); // [B, T, C]
+      return a.add(this.mlp.forward(this.ln_2.forward(a))); // [B, T, C]
+    });
   }
 }
 

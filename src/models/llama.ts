@@ -130,8 +130,11 @@ class LlamaDecoderLayer extends Module {
   }
 
   forward(x: Tensor, offset: number, cache?: AnyKVCache, layer = 0): Tensor {
-    const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), offset, cache, layer)); // [B, T, C]
-    return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h))); // [B, T, C]
+    // under autocast on WebGPU: the layer's unsaved f32 activations are freed after its forward
+    return ops.activationScope(x, () => {
+      const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), offset, cache, layer)); // [B, T, C]
+      return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h))); // [B, T, C]
+    });
   }
 }
 

@@ -7,6 +7,7 @@ import { formatShape } from "../tensor/shape.ts";
 import { record } from "../autograd/tape.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { checkFloat } from "./elementwise.ts";
+import { saveForBackward } from "./autocast.ts";
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -36,7 +37,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, { causal = true, scal
   const out = alloc(backend, [B, T, H, D]);
   const lse = alloc(backend, [B, H, T]);
   launch("attention", [q, k, v], [out, lse], { B, T, S, H, Hkv, D, scale: s, causal: causal ? 1 : 0 });
-  const result = record(out, "attention", [q, k, v], { q, k, v, out, lse, scale: s, causal });
+  const save = (t: Tensor) => saveForBackward(t, [q, k, v]);
+  const result = record(out, "attention", [q, k, v], { q: save(q), k: save(k), v: save(v), out: save(out), lse, scale: s, causal });
   if (!result.node) lse.dispose(); // only the backward reads lse
   return result;
 }

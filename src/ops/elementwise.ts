@@ -8,6 +8,7 @@ import type { Tensor } from "../tensor/tensor.ts";
 import { halfStorageError, isHalf } from "../tensor/dtype.ts";
 import { broadcastShapes, sameShape, sizeOf, type Shape } from "../tensor/shape.ts";
 import { record, willRecord } from "../autograd/tape.ts";
+import { saveForBackward } from "./autocast.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { expandRaw } from "./movement.ts";
 import { sum } from "./reduce.ts";
@@ -83,11 +84,13 @@ export function gelu(x: Tensor): Tensor {
   const out = alloc(backend, x.shape);
   const dgelu = alloc(backend, x.shape);
   launch("gelu_with_grad", [x], [out, dgelu], { n: x.size });
-  return record(out, "gelu", [x], { dgelu });
+  const saved = saveForBackward(dgelu, [x]);
+  if (saved !== dgelu) dgelu.dispose();
+  return record(out, "gelu", [x], { dgelu: saved });
 }
 /** SiLU (swish): x·sigmoid(x). */
 export function silu(x: Tensor): Tensor {
-  return record(unaryKernel("silu", x), "silu", [x], { x });
+  return record(unaryKernel("silu", x), "silu", [x], { x: saveForBackward(x, [x]) });
 }
 
 /**
@@ -136,7 +139,7 @@ function binary(op: Binary, a: Tensor, b: Tensor): Tensor {
   if (ea !== a) ea.dispose();
   if (eb !== b) eb.dispose();
   if (op === "add" || op === "sub") return record(out, op, [a, b], { aShape: a.shape, bShape: b.shape });
-  return record(out, op, [a, b], { a, b });
+  return record(out, op, [a, b], op === "mul" ? { a: saveForBackward(a, [a, b]), b: saveForBackward(b, [a, b]) } : { a, b });
 }
 
 /** True when x (leading 1s dropped) equals the trailing dims of `shape`: the kernel's i % n broadcast. */

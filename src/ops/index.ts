@@ -10,3 +10,4 @@ export * from "./embedding.ts";
 export * from "./loss.ts";
 export * from "./cast.ts";
 export * from "./linear_cross_entropy.ts";
+export { activationScope } from "./autocast.ts";

@@ -5,6 +5,8 @@
 // wherever backward() is called (torch.autocast's rule). The right operand (b, the weight w) may be
 // 16-bit storage (f16/bf16 frozen weights): the kernel widens it as it reads, the arithmetic is f32,
 // and such a weight takes no gradient (only x's, the frozen-Linear backward dX = g·W, flows).
+// Under autocast on WebGPU the activations they keep for the backward are f16 copies
+// (src/ops/autocast.ts).
 
 import type { Tensor } from "../tensor/tensor.ts";
 import { broadcastShapes, formatShape, sizeOf } from "../tensor/shape.ts";
@@ -14,6 +16,7 @@ import { alloc, backendOf, launch, view } from "./dispatch.ts";
 import { checkFloat } from "./elementwise.ts";
 import { halfGradError, isHalf } from "../tensor/dtype.ts";
 import { CAST_DTYPES } from "../backend/kernels.ts";
+import { saveForBackward } from "./autocast.ts";
 import { expandRaw } from "./movement.ts";
 
 export interface GemmOptions {
@@ -37,7 +40,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 1) shape = [...shape.slice(0, -2), shape[shape.length - 1]];
   if (b.rank === 1) shape = shape.slice(0, -1);
   const result = shape === out.shape ? out : squeezeOwned(out, shape);
-  return record(result, "matmul", [a, b], { a, b, autocast: isAutocast() });
+  return record(result, "matmul", [a, b], { a: saveForBackward(a, [a, b]), b: saveForBackward(b, [a, b]), autocast: isAutocast() });
 }
 
 /**
@@ -58,7 +61,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null, layout:
   const M = x.size / K;
   const out = alloc(backend, [...x.shape.slice(0, -1), outF]); // [..., out]
   gemm(x, w, out, { batch: 1, M, N: outF, K, transA: false, transB: layout === "out_in", strideA: 0, strideB: 0, bias });
-  return record(out, "linear", [x, w, bias], { x, w, hasBias: !!bias, wLayout: layout, autocast: isAutocast() });
+  return record(out, "linear", [x, w, bias], { x: saveForBackward(x, [x, w, bias]), w, hasBias: !!bias, wLayout: layout, autocast: isAutocast() });
 }
 
 /**

@@ -29,20 +29,32 @@ export function trainingOverride(): boolean | undefined {
 
 // Mixed precision per call, as torch.autocast: inside withAutocast(true, fn) matrix products
 // (matmul, linear, and the backward products of those recorded there) multiply in f16 on
-// backends that can (WebGPU with shader-f16), reading and writing f32 tensors; every other op,
-// the weights and the optimizer stay f32. Other calls running at the same time are unaffected.
-const autocast = new AsyncLocalStorage<boolean>();
+// backends that can (WebGPU with shader-f16), and the activations ops keep for the backward are
+// f16 copies (src/ops/autocast.ts); op outputs, the weights, norms, softmax, the loss and the
+// optimizer stay f32. Other calls running at the same time are unaffected.
+const autocast = new AsyncLocalStorage<{ enabled: boolean; f16Saves: boolean }>();
+
+export interface AutocastOptions {
+  /** keep the backward's activations in f16 (default true; false: f16 products only) */
+  f16Saves?: boolean;
+}
 
 /**
  * Runs fn (sync or async) with matrix products in f16 (enabled) or f32 (false) where the backend
- * has f16 arithmetic; tensors stay f32.
+ * has f16 arithmetic, and the activations saved for the backward in f16.
  * @example const loss = await withAutocast(true, async () => lossOf(model.forward(x), y))
  */
-export function withAutocast<T>(enabled: boolean, fn: () => T): T {
-  return autocast.run(enabled, fn);
+export function withAutocast<T>(enabled: boolean, fn: () => T, { f16Saves = true }: AutocastOptions = {}): T {
+  return autocast.run({ enabled, f16Saves }, fn);
 }
 
 /** Whether the running call is inside withAutocast(true, ...). */
 export function isAutocast(): boolean {
-  return autocast.getStore() ?? false;
+  return autocast.getStore()?.enabled ?? false;
+}
+
+/** Whether the running call keeps the backward's activations in f16 (inside withAutocast(true) with f16Saves). */
+export function isAutocastF16Saves(): boolean {
+  const s = autocast.getStore();
+  return !!s && s.enabled && s.f16Saves;
 }

@@ -51,6 +51,11 @@ export interface TensorOptions {
 
 let nextId = 1;
 
+/** The id the next tensor will get (ids count up): tensors made after this call have ids >= it. */
+export function nextTensorId(): number {
+  return nextId;
+}
+
 export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
@@ -63,6 +68,7 @@ export class Tensor {
   /** a name for messages and state dicts (set by Module for parameters) */
   name?: string;
   #disposed = false;
+  #released = false;
 
   /** Internal: wraps a storage. Use tensor(), zeros(), randn() ... to make tensors. */
   constructor(storage: Storage, shape: Shape, dtype: DType) {
@@ -89,7 +95,7 @@ export class Tensor {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.storage.release();
+    if (!this.#released) this.storage.release();
     this.node = null;
     if (this.grad && !this.grad.disposed) this.grad.dispose();
     this.grad = null;
@@ -98,9 +104,21 @@ export class Tensor {
     this.dispose();
   }
 
-  /** Throws if disposed: every op calls this on its inputs. */
+  /**
+   * Frees the device memory of an activation that only its place in the graph is still needed for
+   * (activationScope, src/ops/autocast.ts: the backward reads saved copies, not this tensor). It
+   * stays a graph node; reading it is an error. Idempotent; dispose() later frees nothing more.
+   */
+  releaseStorage(): void {
+    if (this.#disposed || this.#released) return;
+    this.#released = true;
+    this.storage.release();
+  }
+
+  /** Throws if disposed (or, except for backward's walk of the graph, released): every op calls this on its inputs. */
   check(op: string): this {
     if (this.#disposed) throw new Error(`[${op}] tensor ${this.describe()} was disposed`);
+    if (this.#released && op !== "backward") throw new Error(`[${op}] tensor ${this.describe()} is an activation whose memory was released after the forward (under autocast only the backward's saved copies are kept)`);
     return this;
   }
 
