@@ -9,8 +9,9 @@
 // A copy alone saves nothing while the f32 activation lives on in the step's scope, so
 // `activationScope(fn)` (run around each transformer block) releases the device memory of the
 // block's intermediate activations once the block's forward is done, except what a backward
-// rule saved: the graph stays whole (the tensors remain nodes), only their buffers go. Outside
-// autocast, or without grad, both are no-ops: the f32 path is unchanged.
+// rule saved: the graph stays whole (the tensors remain nodes), only their buffers go. A block
+// with a custom op (a closure backward) frees nothing. Outside autocast, or without grad, both
+// are no-ops: the f32 path is unchanged.
 
 import { nextTensorId, type Tensor } from "../tensor/tensor.ts";
 import { isGradEnabled, noGrad, willRecord } from "../autograd/tape.ts";
@@ -51,6 +52,7 @@ export function activationScope(x: Tensor, fn: () => Tensor): Tensor {
   while (stack.length) {
     const t = stack.pop()!;
     if (!t.node) continue;
+    if (t.node.op === "custom") return out; // its backward is a closure: what it reads cannot be seen, so nothing is freed
     for (const v of Object.values(t.node.ctx)) if (v && typeof v === "object" && "storage" in v) saved.add((v as Tensor).storage);
     for (const i of t.node.inputs) {
       if (!i || seen.has(i) || i.id < first) continue;
