@@ -19,6 +19,7 @@ import { gemm } from "./matmul.ts";
 import { copyKernel } from "./movement.ts";
 import { checkIds, hostIds } from "./token_ids.ts";
 import { fromArray } from "../tensor/tensor.ts";
+import { isHalf } from "../tensor/dtype.ts";
 import { meanOverTargets, type CrossEntropyOptions } from "./loss.ts";
 
 export interface LinearCrossEntropyOptions extends CrossEntropyOptions {
@@ -41,6 +42,8 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   const backend = backendOf("linear_cross_entropy", [hidden, weight, bias, targets]);
   checkFloat("linear_cross_entropy", hidden);
   if (weight.rank !== 2) throw new Error(`[linear_cross_entropy] weight must be [V, C], got ${weight.describe()}`);
+  // a frozen 16-bit head (a bf16 base's tied embedding) is read as it is: the matmul kernel widens it
+  if (!isHalf(weight.dtype)) checkFloat("linear_cross_entropy", weight);
   const [V, C] = weight.shape;
   if (hidden.shape[hidden.rank - 1] !== C) throw new Error(`[linear_cross_entropy] hidden ${hidden.describe()} does not end in the weight's ${C} features (${weight.describe()})`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== V)) throw new Error(`[linear_cross_entropy] bias ${bias.describe()} should be [${V}]`);

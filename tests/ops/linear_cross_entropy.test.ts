@@ -67,6 +67,22 @@ describe.each(backendNames)("linearCrossEntropy on %s", (name) => {
     });
   });
 
+  test.each(["bf16", "f16"] as const)("a frozen %s head (16-bit storage) gives the loss and hidden gradient of linear on it (1e-5)", async (dtype) => {
+    await noLeaks(async () => {
+      const w = rand([V, C], "lce-w", -0.8, 0.8).t.to(dtype);
+      const lossAndGrad = async (f: (h: k.Tensor) => k.Tensor) => {
+        const h = rand([B, T, C], "lce-h", -1, 1).t.requireGrad();
+        const l = f(h);
+        l.backward();
+        return [await l.item(), (await h.grad!.data()) as Float32Array] as const;
+      };
+      const [want, wantGrad] = await lossAndGrad((h) => k.crossEntropy(k.linear(h, w), targets()));
+      const [got, gotGrad] = await lossAndGrad((h) => k.linearCrossEntropy(h, w, targets(), { chunkSize: 3 }));
+      expect(Math.abs(got - want)).toBeLessThan(1e-5);
+      expect(gotGrad).toBeAllClose(wantGrad, { atol: 1e-5, rtol: 1e-5 });
+    });
+  });
+
   test("a frozen head gets no gradient", async () => {
     await noLeaks(async () => {
       const w = rand([V, C], "lce-w", -0.8, 0.8).t;
