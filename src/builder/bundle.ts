@@ -1,10 +1,15 @@
 // exportBundle: a trained model as a folder that deploys on its own — the Hugging Face folder
 // (model/), model.gguf for llama.cpp, the training config and metrics, serve.ts (the serving
 // issue's server: createServer + loadServedModel, OpenAI-compatible), a README and a Dockerfile on
-// the oven/bun image. The bundle depends on kiln through its package.json.
+// the oven/bun image. kiln is not on a registry: the bundle carries it as a tarball (vendor/, packed
+// with `bun pm pack` from the running kiln) with its dependencies' tarballs, and its package.json
+// points at them (a file: dependency, and overrides for kiln's own dependencies), so `bun install`
+// (or `npm install`) in the bundle needs no registry; kiln's optional packages (WebGPU's Dawn
+// build, the PDF/DOCX readers) are fetched when a registry is reachable and skipped when not.
 
-import { copyFile, mkdir, readdir } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Backend } from "../backend/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { exportGguf, type GGUFQuantization } from "../io/gguf_export.ts";
@@ -25,7 +30,7 @@ export interface BundleResult {
   ggufSkipped?: string;
 }
 
-const KILN_VERSION = "0.1.0";
+const KILN_ROOT = resolve(import.meta.dir, "../..");
 const BUN_IMAGE = "oven/bun:1.4.5";
 
 export async function exportBundle(modelDir: string, outDir: string, options: ExportBundleOptions = {}): Promise<BundleResult> {
@@ -62,11 +67,47 @@ export async function exportBundle(modelDir: string, outDir: string, options: Ex
     }
   } else ggufSkipped = "not asked for";
   await writeFileAtomic(join(outDir, "serve.ts"), serveScript(name));
-  await writeJsonAtomic(join(outDir, "package.json"), { name: `${name}-server`, private: true, type: "module", scripts: { start: "bun serve.ts" }, dependencies: { kiln: KILN_VERSION } });
+  const vendor = await vendorKiln(join(outDir, "vendor"));
+  files.push(...vendor.files);
+  await writeJsonAtomic(join(outDir, "package.json"), { name: `${name}-server`, private: true, type: "module", scripts: { start: "bun serve.ts" }, dependencies: { kiln: vendor.kiln }, overrides: vendor.overrides });
   await writeFileAtomic(join(outDir, "Dockerfile"), dockerfile());
   await writeFileAtomic(join(outDir, "README.md"), readme(name, files.includes("model.gguf")));
   files.push("serve.ts", "package.json", "Dockerfile", "README.md");
   return { files, ggufSkipped };
+}
+
+/**
+ * kiln and its dependencies as tarballs in `dir`: kiln packed from its own folder (package.json
+ * "files": the sources, WGSL kernels and the built wasm), each dependency from where kiln resolves
+ * it. Returns the file: specs for the bundle's package.json.
+ */
+async function vendorKiln(dir: string): Promise<{ kiln: string; overrides: Record<string, string>; files: string[] }> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const pkg = JSON.parse(await readFile(join(KILN_ROOT, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+  if (!existsSync(join(KILN_ROOT, "wasm/build/kernels.wasm"))) throw new UserError(`${KILN_ROOT}/wasm/build/kernels.wasm is missing: run \`npm run build:wasm\` in kiln before bundling`);
+  const files: string[] = [];
+  const pack = async (from: string) => {
+    const proc = Bun.spawn([process.execPath, "pm", "pack", "--ignore-scripts", "--quiet", "--destination", dir], { cwd: from, stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const tgz = out.trim().split("\n").pop() ?? "";
+    if (code !== 0 || !tgz.endsWith(".tgz")) throw new Error(`[bundle] bun pm pack in ${from} failed: ${(err || out).trim().split("\n").pop()}`);
+    files.push(`vendor/${basename(tgz)}`);
+    return `file:./vendor/${basename(tgz)}`;
+  };
+  const kiln = await pack(KILN_ROOT);
+  const overrides: Record<string, string> = {};
+  for (const dep of Object.keys(pkg.dependencies ?? {})) overrides[dep] = await pack(packageDir(dep));
+  return { kiln, overrides, files };
+}
+
+/** The installed folder of `name` as kiln resolves it: node_modules/<name> in kiln's folder or above. */
+function packageDir(name: string): string {
+  for (let at = KILN_ROOT; ; at = dirname(at)) {
+    const candidate = join(at, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return candidate;
+    if (dirname(at) === at) throw new Error(`[bundle] kiln's dependency ${name} is not installed (npm install in kiln)`);
+  }
 }
 
 function serveScript(name: string): string {
@@ -93,6 +134,7 @@ function dockerfile(): string {
   return `FROM ${BUN_IMAGE}
 WORKDIR /app
 COPY package.json ./
+COPY vendor ./vendor
 RUN bun install --production
 COPY . .
 ENV PORT=8080 HOST=0.0.0.0 KILN_BACKEND=wasm
@@ -109,6 +151,7 @@ Made with kiln (\`kiln export bundle\`).
 - \`model/\` — the Hugging Face folder (config.json, model.safetensors, tokenizer files)
 ${gguf ? "- `model.gguf` — the same model for llama.cpp (`llama-cli -m model.gguf -p \"Hello\"`)\n" : ""}- \`training_config.json\`, \`metrics.json\` — how it was trained and how it ended
 - \`serve.ts\` — an OpenAI-compatible server (\`/v1/completions\`, \`/v1/chat/completions\`, \`/v1/models\`)
+- \`vendor/\` — kiln and its dependencies as tarballs: \`bun install\` here needs no registry
 
 Run it:
 

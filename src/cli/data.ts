@@ -3,7 +3,6 @@
 import { outFlag, parseFlags } from "./flags.ts";
 import { DocumentLoader, formatReport } from "../builder/documents.ts";
 import { tokenizeFile } from "../builder/tokenize_file.ts";
-import { loadTokenizer } from "../data/tokenizer.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { UserError } from "../util/errors.ts";
 
@@ -27,6 +26,7 @@ skipped and why), and writes the documents separated by a blank line.
 tokenize: a UTF-8 text file → raw uint16 token ids (uint32 when the vocabulary exceeds 65536), the
 layout of nanoGPT's train.bin, plus <out>.json (dtype, vocabSize, tokens); memory stays bounded.
   --tokenizer <dir>       a tokenizer folder (tokenizer.json)
+  --threads <n>           worker threads encoding chunks (default: the cores, at most 4)
   --input <file>  --out, --output <file>`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -40,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         input: { type: "string" }, out: { type: "string" }, output: { type: "string" }, clean: { type: "boolean" }, dedupe: { type: "boolean" },
         threshold: { type: "string" }, "min-length": { type: "string" }, "json-field": { type: "string" }, "csv-column": { type: "string" },
-        encoding: { type: "string" }, timeout: { type: "string" }, tokenizer: { type: "string" }, help: { type: "boolean", short: "h" },
+        encoding: { type: "string" }, timeout: { type: "string" }, threads: { type: "string" }, tokenizer: { type: "string" }, help: { type: "boolean", short: "h" },
       },
     }, HELP);
   if (!values) return 0;
@@ -65,11 +65,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (sub === "tokenize") {
     if (!values.tokenizer) throw new UserError("--tokenizer <dir> is required");
-    const tokenizer = await loadTokenizer(values.tokenizer as string);
+    const threads = num(values.threads, "--threads", (v) => Number.isInteger(v) && v >= 1);
     const t0 = performance.now();
-    const r = await tokenizeFile(tokenizer, values.input as string, out);
+    const r = await tokenizeFile(values.tokenizer as string, values.input as string, out, { threads });
     const s = (performance.now() - t0) / 1000;
-    console.log(`wrote ${out}: ${r.tokens} tokens (${r.dtype}), ${(r.tokens / s / 1e6).toFixed(2)} M tokens/s`);
+    console.log(`wrote ${out}: ${r.tokens} tokens (${r.dtype}), ${(r.tokens / s / 1e6).toFixed(2)} M tokens/s on ${r.threads} thread(s)`);
     return 0;
   }
   throw new UserError(`unknown subcommand "${sub}" (load, tokenize)`);

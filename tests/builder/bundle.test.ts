@@ -1,5 +1,5 @@
 import { beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { buildModel, loadConfig } from "../../src/builder/index.ts";
@@ -39,9 +39,21 @@ test("kiln export bundle: HF folder, model.gguf, config + metrics, Dockerfile; i
   expect(docker).toContain("EXPOSE 8080");
   expect(readFileSync(join(out, "README.md"), "utf8")).toContain("bun serve.ts");
 
-  // run the bundle's server as a user would, with kiln installed as its dependency
-  mkdirSync(join(out, "node_modules"), { recursive: true });
-  symlinkSync(ROOT, join(out, "node_modules", "kiln"));
+  // install it as a user would, with no registry reachable: kiln and its dependencies come from vendor/
+  const pkg = JSON.parse(readFileSync(join(out, "package.json"), "utf8"));
+  expect(pkg.dependencies.kiln).toMatch(/^file:\.\/vendor\/kiln-\d+\.\d+\.\d+\.tgz$/);
+  expect(Object.keys(pkg.overrides).sort()).toEqual(Object.keys(JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).dependencies).sort());
+  expect(docker).toContain("COPY vendor ./vendor");
+  const install = Bun.spawn([process.execPath, "install", "--production"], {
+    cwd: out, stdout: "pipe", stderr: "pipe",
+    env: { ...process.env, BUN_CONFIG_REGISTRY: "http://127.0.0.1:9/", BUN_INSTALL_CACHE_DIR: mkdtempSync(join(tmpdir(), "kiln-bundle-cache-")), BUN_CONFIG_NO_CACHE: "1" },
+  });
+  const [, installErr, installCode] = await Promise.all([new Response(install.stdout).text(), new Response(install.stderr).text(), install.exited]);
+  expect(installErr).not.toContain("error:");
+  expect(installCode).toBe(0);
+  expect(lstatSync(join(out, "node_modules/kiln")).isSymbolicLink()).toBe(false);
+  expect(existsSync(join(out, "node_modules/kiln/wasm/build/kernels.wasm"))).toBe(true);
+  expect(existsSync(join(out, "node_modules/zod/package.json"))).toBe(true);
   const server = Bun.spawn([process.execPath, join(out, "serve.ts")], { cwd: out, stdout: "pipe", stderr: "pipe", env: { ...process.env, PORT: "0", HOST: "127.0.0.1", KILN_BACKEND: "wasm" } });
   try {
     const reader = server.stdout.getReader();

@@ -55,6 +55,22 @@ describe("kiln data tokenize / load", () => {
     const ds = new TextDataset(join(dir, "cli.bin"), { blockSize: 16 });
     expect(Array.from(ds.get(0).x)).toEqual(whole.slice(0, 16));
   });
+  test("worker threads: many small chunks, written in order, equal to the whole-text encoding", async () => {
+    const tok = await loadTokenizer(TOK);
+    const corpus = readFileSync(join(ROOT, "tests/fixtures/tokenizer_corpus.txt"), "utf8");
+    const text = [corpus, corpus.toUpperCase(), "Ünïcödé — ✓ 漢字\n", corpus].join("\n");
+    const input = join(dir, "threads.txt");
+    writeFileSync(input, text);
+    const r = await tokenizeFile(TOK, input, join(dir, "threads.bin"), { threads: 3, chunkBytes: 61 });
+    expect(r.threads).toBe(3);
+    const whole = tok.encode(text, { addSpecialTokens: false });
+    expect(r.tokens).toBe(whole.length);
+    expect(Array.from(readTokenFile(join(dir, "threads.bin")))).toEqual(whole);
+    // a bad byte far into the file: named by its offset in the file, not in its chunk
+    const bad = Buffer.concat([Buffer.from(text), Buffer.from([0x61, 0xc3, 0x28, 0x0a])]);
+    writeFileSync(join(dir, "threads_bad.txt"), bad);
+    await expect(tokenizeFile(TOK, join(dir, "threads_bad.txt"), join(dir, "threads_bad.bin"), { threads: 2, chunkBytes: 61 })).rejects.toThrow(`is not UTF-8 text: invalid byte at offset ${Buffer.byteLength(text) + 1}`);
+  });
   test("a vocabulary over 65,536 writes uint32 ids that every reader reads back", async () => {
     // the fixture tokenizer with every id moved up by 65,600 (the gap filled with unused tokens):
     // its ids are the fixture's + 65,600, none fits 16 bits
