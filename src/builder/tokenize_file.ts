@@ -101,9 +101,17 @@ export async function tokenizeFile(tokenizer: Tokenizer | string, input: string,
   return { tokens, dtype, bytes: tokens * (dtype === "uint16" ? 2 : 4), threads };
 }
 
-/** The index just after the last "\n" followed by a printable ASCII byte (0 if none). */
+const printable = (c: number) => c > 0x20 && c < 0x7f;
+
+/**
+ * The index just after the last "\n" that sits between two printable ASCII bytes ("x\nY"), 0 if none.
+ * There the ids of the two sides do not depend on each other for the byte-level patterns: "\n" is
+ * a pre-token on its own (or ends a punctuation one, Llama 3's `[^\s\p{L}\p{N}]+[\r\n]*`) both at the
+ * end of a chunk and before "Y". After a longer whitespace run they would: GPT-2's `\s+(?!\S)` takes
+ * "\n\n" whole at the end of a text but leaves the last "\n" to `\s+` before a letter.
+ */
 function lastBoundary(b: Uint8Array): number {
-  for (let i = b.length - 1; i > 0; i--) if (b[i - 1] === 0x0a && b[i] > 0x20 && b[i] < 0x7f) return i;
+  for (let i = b.length - 1; i > 1; i--) if (b[i - 1] === 0x0a && printable(b[i]) && printable(b[i - 2])) return i;
   return 0;
 }
 

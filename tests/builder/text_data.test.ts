@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { TextDataset, readTokenFile } from "../../src/builder/text_dataset.ts";
 import { tokenizeFile } from "../../src/builder/tokenize_file.ts";
-import { loadTokenizer } from "../../src/data/tokenizer.ts";
+import { loadTokenizer, tokenizerFromJSON } from "../../src/data/tokenizer.ts";
 import { tokenFileWindows } from "../../src/train/streams.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -54,6 +54,31 @@ describe("kiln data tokenize / load", () => {
     expect(JSON.parse(readFileSync(join(dir, "cli.bin.json"), "utf8"))).toMatchObject({ dtype: "uint16", tokens: whole.length });
     const ds = new TextDataset(join(dir, "cli.bin"), { blockSize: 16 });
     expect(Array.from(ds.get(0).x)).toEqual(whole.slice(0, 16));
+  });
+  test("chunk cuts never change the ids: blank lines, indented lines, trailing spaces, for GPT-2, Llama 3 and Qwen2 patterns", async () => {
+    // GPT-2's \s+(?!\S) takes "\n\n" whole at the end of a text but splits it before a letter: a cut
+    // after a blank line would change the ids
+    const lines = ["To be, or not to be:", "", "", "that is the question.", "  Whether 'tis nobler", "in the mind ", "\tto suffer", "", "The slings; and arrows!", "x", "Y", "", " ", "end."];
+    const text = Array.from({ length: 12 }, (_, k) => lines.slice(k % 5).concat(lines.slice(0, k % 5)).join("\n")).join("\n\n") + "\n";
+    const input = join(dir, "cuts.txt");
+    writeFileSync(input, text);
+    for (const name of ["rust_trained_corpus", "shakespeare_llama3", "shakespeare_qwen2"]) {
+      // with "\n\n" and "\n\n\n" merged first (as in GPT-2's vocabulary), so the whitespace runs' ids show
+      const json = JSON.parse(readFileSync(join(ROOT, "tests/fixtures/tokenizers", name, "tokenizer.json"), "utf8"));
+      const vocab = json.model.vocab as Record<string, number>;
+      let next = Math.max(...Object.values(vocab), ...json.added_tokens.map((t: { id: number }) => t.id)) + 1;
+      for (const t of ["ĊĊ", "ĊĊĊ"]) vocab[t] ??= next++;
+      const pair = (a: string, b: string) => (typeof json.model.merges[0] === "string" ? `${a} ${b}` : [a, b]);
+      json.model.merges.unshift(pair("Ċ", "Ċ"), pair("ĊĊ", "Ċ"));
+      const tok = tokenizerFromJSON(json, {}, "kiln");
+      const whole = tok.encode(text, { addSpecialTokens: false });
+      expect(whole).toContain(vocab["ĊĊ"]);
+      for (const chunkBytes of [7, 23, 64]) {
+        const r = await tokenizeFile(tok, input, join(dir, `cuts_${name}.bin`), { chunkBytes });
+        expect({ name, chunkBytes, ids: Array.from(readTokenFile(join(dir, `cuts_${name}.bin`))) }).toEqual({ name, chunkBytes, ids: whole });
+        expect(r.tokens).toBe(whole.length);
+      }
+    }
   });
   test("worker threads: many small chunks, written in order, equal to the whole-text encoding", async () => {
     const tok = await loadTokenizer(TOK);
