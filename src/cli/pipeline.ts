@@ -1,6 +1,7 @@
 // `kiln pipeline run <config.yaml>`: the curriculum pipeline (src/finetune/pipeline.ts) from a YAML
-// or JSON file; Ctrl-C stops after the current step, and running it again resumes at the last
-// completed topic. Bad config: one line naming it, exit code 2.
+// or JSON file; Ctrl-C stops after the current step (and checkpoints), and running it again resumes
+// after the last completed topic, within the interrupted one from its newest checkpoint.
+// Bad config: one line naming it, exit code 2.
 
 import { DPOPipeline, PipelineConfig } from "../finetune/pipeline.ts";
 import { ConfigError } from "../train/config.ts";

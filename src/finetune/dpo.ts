@@ -15,7 +15,7 @@ import * as ops from "../ops/index.ts";
 import type { Split } from "../data/dataset.ts";
 import type { BatchSource, LossOutput } from "../train/trainer.ts";
 import { causalLmLogps, dpoLoss, type DpoLogps } from "../train/losses.ts";
-import { adapterParameters, disableAdapters, loraLayers } from "../nn/lora_model.ts";
+import { adapterParameters, deleteAdapter, disableAdapters, loraLayers } from "../nn/lora_model.ts";
 import type { LoRALinear } from "../nn/lora.ts";
 import { copyInto } from "../nn/lora.ts";
 import { parseDpoConfig, type DpoConfig } from "./config.ts";
@@ -23,7 +23,7 @@ import { formatPreferences, loadRows, type PreferenceExample } from "./data.ts";
 import { collatePreferences, EpochSampler, type PreferenceBatch } from "./batches.ts";
 import type { ModelInterface } from "./model.ts";
 import { adapterOptimizer, engineArgs, ownAdapter, runEngine, type FinetuneResult } from "./run.ts";
-import { failed, type SftData } from "./sft.ts";
+import { failed, type SftData, type TrainCallOptions } from "./sft.ts";
 
 const REFERENCE = "reference";
 
@@ -57,7 +57,7 @@ export class DpoTrainer {
   }
 
   /** Trains on preference pairs {prompt, chosen, rejected} (rows or a .jsonl/.json path). */
-  async train(data: SftData, evalData?: SftData, { outDir, signal }: { outDir?: string | null; signal?: AbortSignal } = {}): Promise<FinetuneResult> {
+  async train(data: SftData, evalData?: SftData, { outDir, signal, resume }: TrainCallOptions = {}): Promise<FinetuneResult> {
     const c = this.config;
     let examples: PreferenceExample[], evalExamples: PreferenceExample[] = [], skipped = 0;
     const format = async (d: SftData) => formatPreferences(await loadRows(d), { tokenizer: this.#model.tokenizer!, chatTemplate: this.#model.chatTemplate, skipInvalid: c.skipInvalid });
@@ -92,12 +92,20 @@ export class DpoTrainer {
       return await runEngine<PreferenceBatch>({
         model, data: source, args: engineArgs(c, iters, evalBatches), optimizer: adapterOptimizer(model, c),
         loss: (_m, b) => this.#loss(b), tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir,
-        resume: c.resume, progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
+        resume: resume ?? c.resume, progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
         metrics: { rows_skipped: skipped, train_pairs: examples.length },
       });
     } finally {
       model.module.eval();
     }
+  }
+
+  /**
+   * Drops the frozen reference copy of the adapter (when there is one): the model is left as
+   * without DPO's bookkeeping. The trainer cannot train after this.
+   */
+  dispose(): void {
+    if (this.referenceKind === "adapter_copy" && loraLayers(this.#model.module).some(([, l]) => l.adapters.has(REFERENCE))) deleteAdapter(this.#model.module, REFERENCE);
   }
 
   /** Writes the trained adapter as a PEFT folder; returns the path. */

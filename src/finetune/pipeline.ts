@@ -2,8 +2,10 @@
 // SFT (sft_epochs_per_topic epochs) then DPO (dpo_steps_per_topic steps) on one adapter, an
 // evaluation (held-out loss on the topic's eval rows, preference accuracy on its eval pairs —
 // the fraction where the model gives the chosen completion the higher log-probability), and the
-// adapter saved under <output_dir>/topics/<id>. A state file records each finished topic, so a
-// crash or Ctrl-C resumes at the last completed topic (its adapter reloaded).
+// adapter saved under <output_dir>/topics/<id>. A state file records each finished topic (and a
+// finished SFT phase), and each phase trains in its own run folder (topics/<id>/sft, .../dpo), so a
+// crash or Ctrl-C resumes at the last completed topic (its adapter reloaded) and, within the
+// interrupted topic, from the phase's newest checkpoint (save_steps; Ctrl-C writes one too).
 // Curriculum data: a folder with one subfolder per topic in name order (01-name/sft.jsonl,
 // 01-name/dpo.jsonl, optional eval.jsonl), or a `topics:` list naming those files.
 
@@ -22,6 +24,8 @@ import { SftTrainer } from "./sft.ts";
 import { DpoTrainer } from "./dpo.ts";
 import { collatePreferences, collateSft } from "./batches.ts";
 import { formatPreferences, formatSft, loadRows, type Row } from "./data.ts";
+import { loraLayers } from "../nn/lora_model.ts";
+import { CHECKPOINTS, latestCheckpointStep } from "../io/checkpoint.ts";
 import type { FinetuneResult } from "./run.ts";
 
 const Topic = z.strictObject({
@@ -125,7 +129,11 @@ export class DPOPipeline {
     if (config.values.backendType === null && !model && !backend) throw new ConfigError("invalid pipeline config: backend_type is null, so pass the model to DPOPipeline");
   }
 
-  /** Runs every topic not finished yet, in order; returns one result per topic (finished ones included). */
+  /**
+   * Runs every topic not finished yet, in order; returns one result per topic (finished ones
+   * included). A topic interrupted mid-way continues from its SFT or DPO run folder's newest
+   * checkpoint (a finished SFT phase is not redone), with the losses of an uninterrupted run.
+   */
   async trainCurriculum(): Promise<TopicResult[]> {
     const c = this.config.values;
     const topics = await resolveTopics(c.topics, c.curriculum);
@@ -141,32 +149,50 @@ export class DPOPipeline {
         continue;
       }
       if (this.#signal?.aborted) break;
-      if (results.length && results.at(-1)!.resumed) {
-        log(`[pipeline] resuming after topic "${results.at(-1)!.topic}": loading its adapter`);
-        await restoreAdapter(model, results.at(-1)!.adapter_path);
+      const dir = join(c.outputDir, "topics", topic.id);
+      const partial = state.current?.topic === topic.id ? state.current : undefined;
+      // a new process starts from the base model: bring back the adapter this topic starts from
+      // (or, its SFT finished, the adapter SFT left)
+      const restore = partial?.sft_adapter ?? (results.at(-1)?.resumed ? results.at(-1)!.adapter_path : undefined);
+      if (restore) {
+        if (loraLayers(model.module).length) throw new Error("[pipeline] the model already has adapters; resume with the base model");
+        log(`[pipeline] resuming topic "${topic.id}": loading the adapter in ${restore}`);
+        await model.loadAdapter(restore);
       }
       log(`[pipeline] topic "${topic.id}"`);
-      const result: TopicResult = { topic: topic.id, adapter_path: join(c.outputDir, "topics", topic.id, "adapter") };
+      const result: TopicResult = { topic: topic.id, adapter_path: join(dir, "adapter") };
       // the pipeline's seed and progress unless a section sets its own
       const common = (section: Record<string, unknown>) => ({
         ...(["seed", "random_seed", "randomSeed"].some((k) => k in section) ? {} : { randomSeed: c.randomSeed }),
         ...("progress" in section ? {} : { progress: c.progress }),
       });
-      if (topic.sft && c.sftEpochsPerTopic > 0) {
+      if (topic.sft && c.sftEpochsPerTopic > 0 && partial?.sft) result.sft = partial.sft;
+      else if (topic.sft && c.sftEpochsPerTopic > 0) {
         const sft = new SftTrainer(model, { ...common(c.sft), ...without(c.sft, EPOCH_KEYS), epochs: c.sftEpochsPerTopic });
-        result.sft = await sft.train(topic.sft, undefined, { outDir: join(c.outputDir, "topics", topic.id, "sft"), signal: this.#signal });
+        const outDir = join(dir, "sft");
+        result.sft = await sft.train(topic.sft, undefined, { outDir, signal: this.#signal, resume: await resumable(outDir, "SFT", log) });
         if (!result.sft.success) throw new Error(`[pipeline] topic "${topic.id}": SFT failed: ${result.sft.error_message}`);
+        if (this.#signal?.aborted) break; // resumes from the checkpoint the interrupted SFT wrote
+        // SFT is done: its adapter is what DPO starts from (and its reference) after a restart
+        state.current = { topic: topic.id, sft: stripHeavy(result).sft, sft_adapter: await model.saveAdapter(join(outDir, "adapter")) };
+        await writeJsonAtomic(statePath, state);
       }
       if (topic.dpo && c.dpoStepsPerTopic > 0) {
         const dpo = new DpoTrainer(model, { ...common(c.dpo), ...without(c.dpo, STEP_KEYS), maxSteps: c.dpoStepsPerTopic });
-        result.dpo = await dpo.train(topic.dpo, undefined, { outDir: join(c.outputDir, "topics", topic.id, "dpo"), signal: this.#signal });
+        const outDir = join(dir, "dpo");
+        try {
+          result.dpo = await dpo.train(topic.dpo, undefined, { outDir, signal: this.#signal, resume: await resumable(outDir, "DPO", log) });
+        } finally {
+          dpo.dispose(); // the next topic (in this process or after a restart) starts without the reference copy
+        }
         if (!result.dpo.success) throw new Error(`[pipeline] topic "${topic.id}": DPO failed: ${result.dpo.error_message}`);
       }
-      if (this.#signal?.aborted) break; // an interrupted topic is not recorded: it reruns on resume
+      if (this.#signal?.aborted) break; // an interrupted topic is not recorded: it continues on resume
       if (topic.eval) Object.assign(result, await evaluateTopic(model, await loadRows(topic.eval)));
       await model.saveAdapter(result.adapter_path);
       results.push(result);
       state.results.push(stripHeavy(result));
+      state.current = undefined;
       await writeJsonAtomic(statePath, state);
       log(`[pipeline] topic "${topic.id}" done${result.eval_loss !== undefined ? `: eval loss ${result.eval_loss.toFixed(4)}` : ""}${result.preference_accuracy !== undefined ? `, preference accuracy ${result.preference_accuracy.toFixed(3)}` : ""}`);
     }
@@ -261,6 +287,15 @@ function without(o: Record<string, unknown>, keys: string[]): Record<string, unk
 
 interface State {
   results: TopicResult[];
+  /** the topic under way when its SFT phase finished: that result and the adapter it left */
+  current?: { topic: string; sft?: FinetuneResult; sft_adapter?: string };
+}
+
+/** Whether a phase's run folder has a checkpoint to continue from (an interrupted earlier run). */
+async function resumable(outDir: string, phase: string, log: (s: string) => void): Promise<boolean> {
+  const step = await latestCheckpointStep(join(outDir, CHECKPOINTS));
+  if (step !== null) log(`[pipeline] ${phase}: continuing from the checkpoint of step ${step} in ${outDir}`);
+  return step !== null;
 }
 
 async function readState(path: string): Promise<State> {
@@ -273,13 +308,6 @@ async function readState(path: string): Promise<State> {
   } catch (e) {
     throw new Error(`[pipeline] ${path} is not a pipeline state file (${(e as Error).message}): delete it to start over`);
   }
-}
-
-/** The adapter a finished topic saved, loaded into the model's trained adapter. */
-async function restoreAdapter(model: ModelInterface, dir: string): Promise<void> {
-  const { loraLayers } = await import("../nn/lora_model.ts");
-  if (loraLayers(model.module).length) throw new Error("[pipeline] the model already has adapters; resume with the base model");
-  await model.loadAdapter(dir);
 }
 
 /** A result as stored in the state file: the numbers, not the per-step loss lists. */

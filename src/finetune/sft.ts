@@ -16,6 +16,13 @@ import { adapterOptimizer, engineArgs, ownAdapter, runEngine, type FinetuneResul
 
 export type SftData = readonly unknown[] | string;
 
+/** Per-call options of train(): the run folder (default: the config's outputDir), a stop signal, and whether to continue from the run folder's newest checkpoint (default: the config's resume, on the first call). */
+export interface TrainCallOptions {
+  outDir?: string | null;
+  signal?: AbortSignal;
+  resume?: boolean;
+}
+
 export class SftTrainer {
   readonly config: SftConfig;
   readonly adapterName: string;
@@ -40,7 +47,7 @@ export class SftTrainer {
    * `evalData`. Returns the engine's TrainingResult with the seeds' names; success: false with
    * the message when training fails.
    */
-  async train(data: SftData, evalData?: SftData, { outDir, signal }: { outDir?: string | null; signal?: AbortSignal } = {}): Promise<FinetuneResult> {
+  async train(data: SftData, evalData?: SftData, { outDir, signal, resume }: TrainCallOptions = {}): Promise<FinetuneResult> {
     const c = this.config;
     let examples: SftExample[], evalExamples: SftExample[] = [], skipped = 0;
     try {
@@ -71,7 +78,7 @@ export class SftTrainer {
       return await runEngine<SftBatch>({
         model, data: source, args: engineArgs(c, iters, evalBatches), optimizer: adapterOptimizer(model, c),
         loss: (m, b) => causalLmLoss(m as ModelInterface["module"], b.x, b.y),
-        tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir, resume: c.resume && this.#calls === 1,
+        tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir, resume: resume ?? (c.resume && this.#calls === 1),
         progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
         metrics: { rows_skipped: skipped, train_examples: examples.length },
       });

@@ -100,7 +100,7 @@ export const BUILTIN_TASKS: Record<string, TaskDefinition<unknown>> = {
     run: (job, ctx) => runFinetune("dpo", job, ctx),
   }),
   pipeline: task<Record<string, unknown>>({
-    description: "the curriculum pipeline (per topic SFT then DPO); resumes at the last finished topic; result.adapter_path = the last topic's",
+    description: "the curriculum pipeline (per topic SFT then DPO); resumes after the last finished topic, mid-topic from its checkpoint; result.adapter_path = the last topic's",
     schema: PipelineJob,
     run: async (keys, ctx) => {
       const { DPOPipeline } = await import("../finetune/pipeline.ts");

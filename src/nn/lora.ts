@@ -43,6 +43,9 @@ export class AdapterDict extends Module {
   add(name: string, m: Linear): Linear {
     return this.module(name, m);
   }
+  delete(name: string): Linear | undefined {
+    return this.removeModule(name) as Linear | undefined;
+  }
   get(name: string): Linear | undefined {
     return this.children().find(([n]) => n === name)?.[1] as Linear | undefined;
   }
@@ -116,6 +119,16 @@ export class LoRALinear extends Module {
     this.lora_B.add(adapterName, b);
     this.adapters.set(adapterName, { r, alpha, dropout, useRslora, scale: useRslora ? alpha / Math.sqrt(r) : alpha / r });
     this.activeAdapter ??= adapterName;
+  }
+
+  /** Removes adapter `name` and frees its weights (PEFT delete_adapter); a merged one is unmerged first. */
+  deleteAdapter(name: string): void {
+    if (!this.adapters.has(name)) throw new Error(`[lora] no adapter "${name}"`);
+    if (this.merged.includes(name)) this.unmerge();
+    this.lora_A.delete(name)!.weight.dispose();
+    this.lora_B.delete(name)!.weight.dispose();
+    this.adapters.delete(name);
+    if (this.activeAdapter === name) this.activeAdapter = null;
   }
 
   /** The adapter's A [r, in] and B [out, r] weights. */

@@ -108,6 +108,13 @@ export function setAdapter(model: Module, name: string): void {
   }
 }
 
+/** Removes adapter `name` from every layer that has it (PEFT delete_adapter). */
+export function deleteAdapter(model: Module, name: string): void {
+  const layers = loraLayers(model).filter(([, l]) => l.adapters.has(name));
+  if (!layers.length) throw new Error(`[lora] no adapter "${name}" (have ${adapterNames(model).join(", ") || "none"})`);
+  for (const [, l] of layers) l.deleteAdapter(name);
+}
+
 /** The adapter's parameters, by their model path ("model.layers.0.self_attn.q_proj.lora_A.default.weight"). */
 export function adapterParameters(model: Module, name = "default"): [string, Tensor][] {
   return model.namedParameters().filter(([p]) => p.includes(`.lora_A.${name}.`) || p.includes(`.lora_B.${name}.`));

@@ -38,6 +38,13 @@ export abstract class Module {
     return m;
   }
 
+  /** Unregisters the registered child `name` (not a field); returns it. */
+  protected removeModule(name: string): Module | undefined {
+    const m = this.#children.get(name);
+    this.#children.delete(name);
+    return m;
+  }
+
   /** [name, child] for the direct sub-modules: registered ones, then Module-valued fields. */
   children(): [string, Module][] {
     const registered = new Set(this.#children.values());
