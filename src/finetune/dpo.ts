@@ -18,6 +18,7 @@ import { causalLmLogps, dpoLoss, type DpoLogps } from "../train/losses.ts";
 import { adapterParameters, deleteAdapter, disableAdapters, loraLayers } from "../nn/lora_model.ts";
 import type { LoRALinear } from "../nn/lora.ts";
 import { copyInto } from "../nn/lora.ts";
+import { ModulesToSaveWrapper, savedModuleWrappers } from "../nn/modules_to_save.ts";
 import { parseDpoConfig, type DpoConfig } from "./config.ts";
 import { formatPreferences, loadRows, type PreferenceExample } from "./data.ts";
 import { collatePreferences, EpochSampler, type PreferenceBatch } from "./batches.ts";
@@ -194,14 +195,22 @@ function copyAdapter(model: ModelInterface, from: string, to: string): void {
     copyInto(src.B, dst.B);
     dst.A.requiresGrad = dst.B.requiresGrad = false;
   }
+  // modules_to_save: the reference runs a frozen copy of the policy's trained module too
+  for (const [, w] of savedModuleWrappers(model.module)) {
+    const src = w.copyOf(from);
+    if (!src) continue;
+    w.addAdapter(to);
+    const dst = w.copyOf(to)!.freeze().stateDict();
+    for (const [n, t] of src.stateDict()) copyInto(t, dst.get(n)!);
+  }
   if (!adapterParameters(model.module, to).length) throw new Error(`[dpo] no adapter "${from}" to copy`);
 }
 
 /** Runs fn with `name` as the active adapter of every layer (trainability untouched). */
 function withActiveAdapter<T>(module: ModelInterface["module"], name: string, fn: () => T): T {
-  const layers = loraLayers(module).map(([, l]) => l as LoRALinear);
+  const layers: { activeAdapter: string | null }[] = [...loraLayers(module).map(([, l]) => l as LoRALinear), ...savedModuleWrappers(module).map(([, w]) => w)];
   const before = layers.map((l) => l.activeAdapter);
-  for (const l of layers) l.activeAdapter = l.adapters.has(name) ? name : null;
+  for (const l of layers) l.activeAdapter = (l instanceof ModulesToSaveWrapper ? l.copyOf(name) : (l as LoRALinear).adapters.has(name)) ? name : null;
   try {
     return fn();
   } finally {

@@ -13,6 +13,7 @@ import { generate, type GenerateOptions, type GenerateResult } from "../models/g
 import { fromArray, withBackend, type Tensor } from "../tensor/tensor.ts";
 import { loadAdapter, saveAdapter, type LoadAdapterOptions, type PeftLoraConfig } from "../io/peft.ts";
 import { loraLayers } from "../nn/lora_model.ts";
+import { savedModuleWrappers } from "../nn/modules_to_save.ts";
 import { causalLmLoss, maskedCrossEntropy, shiftLabels } from "../train/losses.ts";
 
 /** Token ids [B, T] as a tensor or rows of numbers. */
@@ -108,8 +109,10 @@ export class ModelInterface {
    */
   async savePretrained(dir: string): Promise<string> {
     const layers = loraLayers(this.module);
+    const wrappers = savedModuleWrappers(this.module);
     for (const [, l] of layers) l.merge();
     for (const [path, l] of layers) this.module.setSubmodule(path, l.base);
+    for (const [path, w] of wrappers) this.module.setSubmodule(path, w.active); // modules_to_save: the active adapter's copy
     try {
       await savePretrained(this.module, dir, this.path ? { tokenizerDir: this.path } : {});
     } finally {
@@ -117,6 +120,7 @@ export class ModelInterface {
         this.module.setSubmodule(path, l);
         l.unmerge();
       }
+      for (const [path, w] of wrappers) this.module.setSubmodule(path, w);
     }
     return join(dir);
   }

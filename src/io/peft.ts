@@ -11,6 +11,7 @@ import type { Module } from "../nn/module.ts";
 import { LoRALinear } from "../nn/lora.ts";
 import { Linear } from "../nn/layers.ts";
 import { applyLora, loraLayers, modulesNamed, modulesToSaveOf, setAdapter } from "../nn/lora_model.ts";
+import { savedModuleWrappers, type ModulesToSaveWrapper } from "../nn/modules_to_save.ts";
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from "./safetensors.ts";
 import { writeJsonAtomic } from "./atomic.ts";
 
@@ -58,11 +59,12 @@ export async function saveAdapter(model: Module, dir: string, options: SaveAdapt
     tensors[`${PREFIX}${path}.lora_A.weight`] = { dtype: "F32", shape: A.shape, data: () => A.data() as Promise<Float32Array> };
     tensors[`${PREFIX}${path}.lora_B.weight`] = { dtype: "F32", shape: B.shape, data: () => B.data() as Promise<Float32Array> };
   }
-  // modules_to_save: whole modules under their own names (PEFT drops "modules_to_save.<adapter>" on save)
-  const saved = modulesToSaveOf(model);
-  for (const name of saved) for (const [path, m] of modulesNamed(model, name)) {
-    for (const [pname, t] of m.namedParameters(`${path}.`)) tensors[`${PREFIX}${pname}`] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
+  // modules_to_save: the adapter's copy under the module's own name (PEFT drops "modules_to_save.<adapter>" on save)
+  const copies = savedModuleWrappers(model).filter(([, w]) => w.copyOf(name));
+  for (const [path, w] of copies) {
+    for (const [pname, t] of w.copyOf(name)!.namedParameters(`${path}.`)) tensors[`${PREFIX}${pname}`] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
   }
+  const saved = copies.length ? modulesToSaveOf(model) : [];
   const fanInFanOut = layers.some(([, l]) => l.fanInFanOut);
   const config: PeftLoraConfig = {
     alpha_pattern: {}, auto_mapping: null,
@@ -143,13 +145,16 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
   }
   const file = await readSafetensors(weightsPath);
   const byPath = new Map<string, { A?: string; B?: string }>();
-  const whole = new Map<string, string>(); // model parameter name -> key, for modules_to_save
-  const params = model.stateDict();
+  // modules_to_save tensors: [module path, parameter name within it] -> key (saved as "<path>.<param>",
+  // or with PEFT's in-memory "<path>.modules_to_save.<adapter>.<param>")
+  const whole = new Map<string, { path: string; param: string }>();
+  const savedPaths = (config.modules_to_save ?? []).flatMap((n) => modulesNamed(model, n).map(([p]) => p));
   for (const key of file.names()) {
     const m = key.match(/^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/);
     const plain = key.replace(/^base_model\.model\./, "").replace(/\.modules_to_save(\.[^.]+)?\./, ".");
-    if (!m && config.modules_to_save?.length && params.has(plain) && config.modules_to_save.some((n) => modulesNamed(model, n).some(([p]) => plain.startsWith(`${p}.`)))) {
-      whole.set(plain, key);
+    const owner = m ? undefined : savedPaths.find((p) => plain.startsWith(`${p}.`));
+    if (owner !== undefined) {
+      whole.set(key, { path: owner, param: plain.slice(owner.length + 1) });
       continue;
     }
     if (!m) throw new Error(`[peft] ${weightsPath}: tensor ${JSON.stringify(key)} is not a LoRA weight (<module>.lora_A.weight / lora_B.weight)`);
@@ -174,7 +179,7 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
   const fullPaths = paths.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|");
   applyLora(model, {
     r: config.r, loraAlpha: config.lora_alpha, loraDropout: config.lora_dropout, useRslora: config.use_rslora,
-    targetModules: fullPaths, adapterName, modulesToSave: isTrainable && whole.size ? config.modules_to_save ?? [] : [],
+    targetModules: fullPaths, adapterName, modulesToSave: whole.size ? config.modules_to_save ?? [] : [],
   });
   for (const [path, keys] of byPath) {
     const layer = model.getSubmodule(path) as LoRALinear;
@@ -187,10 +192,11 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
       t.backend.upload(t.storage.buffer, (await file.read(key)) as Float32Array);
     }
   }
-  for (const [name, key] of whole) {
-    const t = params.get(name)!;
+  for (const [key, { path, param }] of whole) {
+    const t = (model.getSubmodule(path) as ModulesToSaveWrapper).copyOf(adapterName)!.stateDict().get(param);
+    if (!t) throw new Error(`[peft] ${weightsPath}: ${key}: the model's ${path} has no parameter ${param}`);
     const info = file.info(key);
-    if (info.shape.join() !== t.shape.join()) throw new Error(`[peft] ${weightsPath}: ${key} is [${info.shape.join(", ")}], the model's ${name} is [${t.shape.join(", ")}]`);
+    if (info.shape.join() !== t.shape.join()) throw new Error(`[peft] ${weightsPath}: ${key} is [${info.shape.join(", ")}], the model's ${path}.${param} is [${t.shape.join(", ")}]`);
     t.backend.upload(t.storage.buffer, (await file.read(key)) as Float32Array);
   }
   setAdapter(model, adapterName);
@@ -199,6 +205,7 @@ export async function loadAdapter(model: Module, dir: string, { adapterName = "d
     const { A, B } = l.adapterWeights(adapterName);
     A.requiresGrad = B.requiresGrad = false;
   }
+  if (!isTrainable) for (const [, w] of savedModuleWrappers(model)) w.copyOf(adapterName)?.freeze();
   return config;
 }
 

@@ -13,6 +13,7 @@ import { fromArray } from "../tensor/tensor.ts";
 import { noGrad } from "../autograd/tape.ts";
 import type { Rng } from "../tensor/random.ts";
 import { scope } from "../tensor/memory.ts";
+import { insideWrapper, ModulesToSaveWrapper, savedModuleWrappers } from "./modules_to_save.ts";
 
 export interface LoraConfig {
   r: number;
@@ -31,7 +32,8 @@ export interface LoraConfig {
 
 /** The paths a target_modules value selects among the model's Linear layers (LoRA layers included). */
 export function matchTargets(model: Module, targetModules: string[] | string): string[] {
-  const linear = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof LoRALinear);
+  const wrapped = savedModuleWrappers(model).map(([p]) => p);
+  const linear = model.namedModules().filter(([p, m]) => (m instanceof Linear || m instanceof LoRALinear) && !insideWrapper(p, wrapped));
   if (targetModules === "all-linear") return linear.map(([p]) => p).filter((p) => p !== "lm_head" && !p.endsWith(".lm_head"));
   if (typeof targetModules === "string") {
     const re = new RegExp(`^(?:${targetModules})$`);
@@ -59,12 +61,16 @@ export function applyLora(model: Module, config: LoraConfig): string[] {
     if (m instanceof LoRALinear) m.addAdapter(options);
     else model.setSubmodule(path, LoRALinear.fromBase(m as Linear, options).train(m.training)); // the mode of the layer it replaces
   }
-  setAdapter(model, adapterName);
   for (const name of config.modulesToSave ?? []) {
     const hits = modulesNamed(model, name);
-    if (!hits.length) throw new Error(`[lora] modules_to_save entry "${name}" matches no module`);
-    for (const [, m] of hits) m.unfreeze();
+    if (!hits.length) throw new Error(`[lora] modules_to_save entry "${name}" matches no module${name === "lm_head" ? " (a head tied to the embedding is not a module of its own)" : ""}`);
+    // wrapped, not overwritten: the original stays for disableAdapters and other adapters
+    for (const [path, m] of hits) {
+      if (m instanceof ModulesToSaveWrapper) m.addAdapter(adapterName);
+      else model.setSubmodule(path, new ModulesToSaveWrapper(m, adapterName));
+    }
   }
+  setAdapter(model, adapterName);
   if (config.modulesToSave?.length) savedModules.set(model, [...new Set([...(savedModules.get(model) ?? []), ...config.modulesToSave])]);
   return paths;
 }
@@ -77,9 +83,10 @@ export function modulesToSaveOf(model: Module): string[] {
   return savedModules.get(model) ?? [];
 }
 
-/** [path, module] for the modules a modules_to_save entry names (the path or its last parts). */
+/** [path, module] for the modules a modules_to_save entry names (the path or its last parts), not those inside a wrapper. */
 export function modulesNamed(model: Module, name: string): [string, Module][] {
-  return model.namedModules().filter(([p]) => p !== "" && (p === name || p.endsWith(`.${name}`)));
+  const wrapped = savedModuleWrappers(model).map(([p]) => p);
+  return model.namedModules().filter(([p]) => p !== "" && (p === name || p.endsWith(`.${name}`)) && !insideWrapper(p, wrapped));
 }
 
 /** [path, layer] for every LoRA layer of the model. */
@@ -106,6 +113,7 @@ export function setAdapter(model: Module, name: string): void {
       A.requiresGrad = B.requiresGrad = n === name;
     }
   }
+  for (const [, w] of savedModuleWrappers(model)) w.setAdapter(name);
 }
 
 /** Removes adapter `name` from every layer that has it (PEFT delete_adapter). */
@@ -113,6 +121,7 @@ export function deleteAdapter(model: Module, name: string): void {
   const layers = loraLayers(model).filter(([, l]) => l.adapters.has(name));
   if (!layers.length) throw new Error(`[lora] no adapter "${name}" (have ${adapterNames(model).join(", ") || "none"})`);
   for (const [, l] of layers) l.deleteAdapter(name);
+  for (const [, w] of savedModuleWrappers(model)) w.deleteAdapter(name);
 }
 
 /** The adapter's parameters, by their model path ("model.layers.0.self_attn.q_proj.lora_A.default.weight"). */
@@ -122,7 +131,7 @@ export function adapterParameters(model: Module, name = "default"): [string, Ten
 
 /** Runs `fn` with every adapter off: the base model exactly (PEFT's disable_adapter()). */
 export function disableAdapters<T>(model: Module, fn: () => T): T {
-  const layers = loraLayers(model).map(([, l]) => l);
+  const layers: { disabled: boolean }[] = [...loraLayers(model), ...savedModuleWrappers(model)].map(([, l]) => l);
   const before = layers.map((l) => l.disabled);
   for (const l of layers) l.disabled = true;
   const restore = () => layers.forEach((l, i) => (l.disabled = before[i]));
@@ -181,8 +190,10 @@ export async function mergeAndUnload(model: Module, { probe, tolerance = 1e-5 }:
     }
   };
   const before = canProbe ? await logits() : null;
+  const wrappers = savedModuleWrappers(model);
   for (const [, l] of layers) l.merge();
   for (const [path, l] of layers) model.setSubmodule(path, l.base);
+  for (const [path, w] of wrappers) model.setSubmodule(path, w.active); // PEFT: the active adapter's copy replaces the wrapper
   let worst = 0;
   try {
     if (before) {
@@ -197,6 +208,7 @@ export async function mergeAndUnload(model: Module, { probe, tolerance = 1e-5 }:
           model.setSubmodule(path, l);
           l.unmerge();
         }
+        for (const [path, w] of wrappers) model.setSubmodule(path, w);
         throw new Error(`[lora] merge check failed: merged logits differ from the adapter's by ${worst.toExponential(3)} (allowed ${(tolerance * scale).toExponential(3)}); the model was left unmerged`);
       }
     }
@@ -208,6 +220,7 @@ export async function mergeAndUnload(model: Module, { probe, tolerance = 1e-5 }:
     A.dispose();
     B.dispose();
   }
+  for (const [, w] of wrappers) for (const m of [w.original_module, ...w.modules_to_save.names().map((n) => w.copyOf(n)!)]) if (m !== w.active) m.dispose();
   return worst;
 }
 

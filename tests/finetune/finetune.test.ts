@@ -14,7 +14,7 @@ import { readSafetensors } from "../../src/io/safetensors.ts";
 import { fromArray } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
-import { adapterNames, loraLayers } from "../../src/nn/lora_model.ts";
+import { adapterNames, disableAdapters, loraLayers } from "../../src/nn/lora_model.ts";
 import { maskedCrossEntropy, shiftLabels } from "../../src/train/losses.ts";
 import { readAdapterConfig } from "../../src/io/peft.ts";
 import { backendNames } from "../backends.ts";
@@ -100,6 +100,33 @@ describe.each(backendNames)("SFT then DPO on %s", (name) => {
     for (const k of ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]) expect(Number.isFinite(r.metrics[k])).toBe(true);
     expect(r.metrics["rewards/margins"]).toBeGreaterThan(0);
     expect(r.metrics["rewards/accuracies"]).toBe(1);
+    model.module.dispose();
+  });
+});
+
+describe("modules_to_save through SFT and DPO", () => {
+  test("SFT trains a copy of model.norm (the original stays); DPO's reference runs a frozen copy of it", async () => {
+    const backend = await createBackend("wasm", { seed: 5 });
+    const model = await backend.loadModel(QWEN);
+    const original = (await model.module.stateDict().get("model.norm.weight")!.data()) as Float32Array;
+    const base = await sftLoss(model);
+    const sft = backend.createSftTrainer(model, { learning_rate: 2e-2, max_steps: 6, per_device_batch_size: 2, lora_dropout: 0, modules_to_save: ["norm"], progress: false });
+    expect((await sft.train(SFT_ROWS)).success).toBe(true);
+    const sd = () => model.module.stateDict();
+    const trained = (await sd().get("model.norm.modules_to_save.default.weight")!.data()) as Float32Array;
+    expect(trained).not.toEqual(original);
+    expect(await sd().get("model.norm.original_module.weight")!.data()).toEqual(original);
+    expect(await disableAdapters(model.module, () => sftLoss(model))).toBe(base); // the base model exactly
+
+    const dpo = backend.createDpoTrainer(model, { learning_rate: 5e-3, max_steps: 4, per_device_batch_size: 2, logging_steps: 1, progress: false, lr_scheduler_type: "constant" });
+    expect(sd().get("model.norm.modules_to_save.reference.weight")!.requiresGrad).toBe(false);
+    const r = await dpo.train(PAIRS);
+    expect(r.success).toBe(true);
+    expect(Math.abs(r.lossHistory![0] - Math.LN2)).toBeLessThan(1e-5);
+    expect(await sd().get("model.norm.modules_to_save.reference.weight")!.data()).toEqual(trained); // the reference did not move
+    expect(await sd().get("model.norm.modules_to_save.default.weight")!.data()).not.toEqual(trained); // the policy's copy did
+    dpo.dispose();
+    expect([...sd().keys()].filter((k) => k.startsWith("model.norm."))).toEqual(["model.norm.original_module.weight", "model.norm.modules_to_save.default.weight"]);
     model.module.dispose();
   });
 });

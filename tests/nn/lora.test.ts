@@ -7,9 +7,9 @@
 
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { readSafetensors } from "../../src/io/safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../../src/io/safetensors.ts";
 import { loadPretrained, type PretrainedModel } from "../../src/models/index.ts";
 import { fromArray, randn, type Tensor } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
@@ -18,7 +18,7 @@ import { Linear } from "../../src/nn/layers.ts";
 import { LoRALinear } from "../../src/nn/lora.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { gradNormSq } from "../../src/optim/clip.ts";
-import { adapterParameters, applyLora, disableAdapters, formatParameterCounts, loraLayers, matchTargets, mergeAndUnload, parameterCounts } from "../../src/nn/lora_model.ts";
+import { adapterParameters, applyLora, disableAdapters, setAdapter, formatParameterCounts, loraLayers, matchTargets, mergeAndUnload, parameterCounts } from "../../src/nn/lora_model.ts";
 import { loadAdapter, saveAdapter } from "../../src/io/peft.ts";
 import { maskedCrossEntropy, shiftLabels } from "../../src/train/losses.ts";
 import { backendNames, getBackend } from "../backends.ts";
@@ -281,39 +281,113 @@ describe("LoRA on GPT-2's Conv1D layers (fan_in_fan_out)", () => {
 });
 
 describe("modules_to_save", () => {
-  test("trained whole, written under the module's own names (PEFT's layout) and loaded back", async () => {
+  const x = async (backend: Awaited<ReturnType<typeof getBackend>>) => fromArray(Int32Array.from([1, 2, 3, 4]), [1, 4], { dtype: "i32", backend });
+  const logitsOf = async (m: PretrainedModel, ids: Tensor) => {
+    const out = scope(() => noGrad(() => m.forward(ids)));
+    const d = (await out.data()) as Float32Array;
+    out.dispose();
+    return d;
+  };
+  /** Moves every trainable tensor, as training would. */
+  const perturb = async (m: PretrainedModel, k: number) => {
+    for (const t of m.trainableParameters()) t.backend.upload(t.storage.buffer, ((await t.data()) as Float32Array).map((v, i) => v + 0.05 * Math.sin(i * 0.37 + k)));
+  };
+
+  test("as PEFT's ModulesToSaveWrapper: the original module is kept, a copy trains; disableAdapters gives the base logits exactly", async () => {
     const backend = await getBackend("wasm");
     const { model } = await loadPretrained(join(FIX, "hf", "llama"), { backend }); // untied lm_head
+    const ids = await x(backend);
+    const base = await logitsOf(model, ids);
+    const baseHead = (await model.stateDict().get("lm_head.weight")!.data()) as Float32Array;
     applyLora(model, { r: 2, loraAlpha: 4, targetModules: ["q_proj"], modulesToSave: ["lm_head"] });
-    const head = model.stateDict().get("lm_head.weight")!;
-    expect(head.requiresGrad).toBe(true);
-    expect(model.stateDict().get("model.embed_tokens.weight")!.requiresGrad).toBe(false);
-    // as if trained: the head and the adapter both move
-    const w = (await head.data()) as Float32Array;
-    head.backend.upload(head.storage.buffer, w.map((v, i) => v + 0.01 * Math.cos(i)));
-    for (const [, l] of loraLayers(model)) {
-      const { B: Bw } = l.adapterWeights("default");
-      Bw.backend.upload(Bw.storage.buffer, Float32Array.from({ length: Bw.size }, (_, i) => 0.1 * Math.sin(i + 2)));
+    const sd = model.stateDict();
+    expect([...sd.keys()].filter((k) => k.startsWith("lm_head."))).toEqual(["lm_head.original_module.weight", "lm_head.modules_to_save.default.weight"]);
+    expect(sd.get("lm_head.original_module.weight")!.requiresGrad).toBe(false);
+    expect(sd.get("lm_head.modules_to_save.default.weight")!.requiresGrad).toBe(true);
+    expect(sd.get("model.embed_tokens.weight")!.requiresGrad).toBe(false);
+    await perturb(model, 1);
+    const adapted = await logitsOf(model, ids);
+    expect(maxAbsErr(adapted, base)).toBeGreaterThan(1e-3);
+    expect(await sd.get("lm_head.original_module.weight")!.data()).toEqual(baseHead); // untouched
+    expect(disableAdapters(model, () => 0)).toBe(0);
+    const disabled = await disableAdapters(model, () => logitsOf(model, ids));
+    expect(disabled).toEqual(base); // exactly
+    expect(await logitsOf(model, ids)).toEqual(adapted); // back on after
+
+    // a second adapter without modules_to_save runs the original head (PEFT: its wrappers are off)
+    applyLora(model, { r: 2, loraAlpha: 4, targetModules: ["q_proj"], adapterName: "other" });
+    setAdapter(model, "other");
+    expect(model.stateDict().get("lm_head.modules_to_save.default.weight")!.requiresGrad).toBe(false);
+    expect(await logitsOf(model, ids)).toEqual(base); // "other"'s B is zero: base q_proj, original head
+    setAdapter(model, "default");
+    expect(await logitsOf(model, ids)).toEqual(adapted);
+
+    // mergeAndUnload keeps the active adapter's copy as the module
+    await mergeAndUnload(model);
+    expect([...model.stateDict().keys()].filter((k) => k.startsWith("lm_head."))).toEqual(["lm_head.weight"]);
+    expect(maxAbsErr(await logitsOf(model, ids), adapted)).toBeLessThan(1e-5);
+    ids.dispose();
+    model.dispose();
+  });
+
+  test("saved under the module's own names (PEFT's layout), loaded back into a copy; PEFT's in-memory key names load too", async () => {
+    const backend = await getBackend("wasm");
+    const { model } = await loadPretrained(join(FIX, "hf", "llama"), { backend });
+    const ids = await x(backend);
+    const base = await logitsOf(model, ids);
+    applyLora(model, { r: 2, loraAlpha: 4, targetModules: ["q_proj"], modulesToSave: ["lm_head"] });
+    await perturb(model, 2);
+    const want = await logitsOf(model, ids);
+    const dir = join(tmp, "mts-adapter");
+    await saveAdapter(model, dir);
+    const file = await readSafetensors(join(dir, "adapter_model.safetensors"));
+    expect(file.names().filter((n) => n.includes("lm_head"))).toEqual(["base_model.model.lm_head.weight"]);
+    expect(maxAbsErr((await file.read("base_model.model.lm_head.weight")) as Float32Array, (await model.stateDict().get("lm_head.modules_to_save.default.weight")!.data()) as Float32Array)).toBe(0);
+    expect(JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8")).modules_to_save).toEqual(["lm_head"]);
+
+    for (const isTrainable of [true, false]) {
+      const { model: fresh } = await loadPretrained(join(FIX, "hf", "llama"), { backend });
+      await loadAdapter(fresh, dir, { isTrainable });
+      expect(maxAbsErr(await logitsOf(fresh, ids), want)).toBeLessThan(1e-6);
+      expect(fresh.stateDict().get("lm_head.modules_to_save.default.weight")!.requiresGrad).toBe(isTrainable);
+      expect(await disableAdapters(fresh, () => logitsOf(fresh, ids))).toEqual(base);
+      fresh.dispose();
     }
-    const x = fromArray(Int32Array.from([1, 2, 3, 4]), [1, 4], { dtype: "i32", backend });
-    const logits = async (m: PretrainedModel) => {
-      const out = scope(() => noGrad(() => m.forward(x)));
+
+    // the key as a PeftModel's state_dict names it (modules_to_save.<adapter> kept) is read as the same tensor
+    const renamed = join(tmp, "mts-peft-keys");
+    const tensors: Record<string, { dtype: "F32"; shape: readonly number[]; data: () => Promise<Float32Array> }> = {};
+    for (const n of file.names()) tensors[n === "base_model.model.lm_head.weight" ? "base_model.model.lm_head.modules_to_save.default.weight" : n] = { dtype: "F32", shape: file.info(n).shape, data: async () => (await file.read(n)) as Float32Array };
+    await mkdir(renamed, { recursive: true });
+    await writeSafetensors(join(renamed, "adapter_model.safetensors"), tensors);
+    await Bun.write(join(renamed, "adapter_config.json"), await readFile(join(dir, "adapter_config.json"), "utf8"));
+    const { model: fresh } = await loadPretrained(join(FIX, "hf", "llama"), { backend });
+    await loadAdapter(fresh, renamed);
+    expect(maxAbsErr(await logitsOf(fresh, ids), want)).toBeLessThan(1e-6);
+    fresh.dispose();
+    ids.dispose();
+    model.dispose();
+  });
+});
+
+describe.each(backendNames)("modules_to_save from a PEFT-layout fixture on %s", (name) => {
+  test("tests/fixtures/finetune/modules_to_save (plain PyTorch): base + adapter + saved head logits within 1e-5; disabled: the base's", async () => {
+    const backend = await getBackend(name);
+    const dir = join(FIX, "finetune", "modules_to_save");
+    const mref = await readSafetensors(join(dir, "reference.safetensors"));
+    const { model } = await loadPretrained(join(FIX, "hf", "llama"), { backend });
+    await loadAdapter(model, join(dir, "adapter"));
+    expect(model.stateDict().has("lm_head.modules_to_save.default.weight")).toBe(true);
+    const ids = fromArray((await mref.read("input_ids")) as Int32Array, mref.info("input_ids").shape, { dtype: "i32", backend });
+    const run = async () => {
+      const out = scope(() => noGrad(() => model.forward(ids)));
       const d = (await out.data()) as Float32Array;
       out.dispose();
       return d;
     };
-    const want = await logits(model);
-    const dir = join(tmp, "mts-adapter");
-    await saveAdapter(model, dir);
-    const file = await readSafetensors(join(dir, "adapter_model.safetensors"));
-    expect(file.names()).toContain("base_model.model.lm_head.weight");
-    expect(JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8")).modules_to_save).toEqual(["lm_head"]);
-    const { model: fresh } = await loadPretrained(join(FIX, "hf", "llama"), { backend });
-    await loadAdapter(fresh, dir, { isTrainable: true });
-    expect(maxAbsErr(await logits(fresh), want)).toBeLessThan(1e-6);
-    expect(fresh.stateDict().get("lm_head.weight")!.requiresGrad).toBe(true);
-    fresh.dispose();
+    expect(maxAbsErr(await run(), await mref.readFloat64("logits"))).toBeLessThan(1e-5);
+    expect(maxAbsErr(await disableAdapters(model, run), await mref.readFloat64("base_logits"))).toBeLessThan(1e-5);
+    ids.dispose();
     model.dispose();
-    x.dispose();
   });
 });
