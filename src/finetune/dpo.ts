@@ -58,7 +58,7 @@ export class DpoTrainer {
   }
 
   /** Trains on preference pairs {prompt, chosen, rejected} (rows or a .jsonl/.json path). */
-  async train(data: SftData, evalData?: SftData, { outDir, signal, resume }: TrainCallOptions = {}): Promise<FinetuneResult> {
+  async train(data: SftData, evalData?: SftData, { outDir, signal, resume, hooks }: TrainCallOptions = {}): Promise<FinetuneResult> {
     const c = this.config;
     let examples: PreferenceExample[], evalExamples: PreferenceExample[] = [], skipped = 0;
     const format = async (d: SftData) => formatPreferences(await loadRows(d), { tokenizer: this.#model.tokenizer!, chatTemplate: this.#model.chatTemplate, skipInvalid: c.skipInvalid });
@@ -94,7 +94,7 @@ export class DpoTrainer {
         model, data: source, args: engineArgs(c, iters, evalBatches), optimizer: adapterOptimizer(model, c),
         loss: (_m, b) => this.#loss(b), tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir,
         resume: resume ?? c.resume, progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
-        metrics: { rows_skipped: skipped, train_pairs: examples.length },
+        metrics: { rows_skipped: skipped, train_pairs: examples.length }, hooks,
       });
     } finally {
       model.module.eval();

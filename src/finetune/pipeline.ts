@@ -26,7 +26,7 @@ import { collatePreferences, collateSft } from "./batches.ts";
 import { formatPreferences, formatSft, loadRows, type Row } from "./data.ts";
 import { loraLayers } from "../nn/lora_model.ts";
 import { CHECKPOINTS, latestCheckpointStep } from "../io/checkpoint.ts";
-import type { FinetuneResult } from "./run.ts";
+import type { FinetuneHooks, FinetuneResult } from "./run.ts";
 
 const Topic = z.strictObject({
   id: z.string().min(1),
@@ -113,6 +113,16 @@ export interface PipelineOptions {
   model?: ModelInterface;
   backend?: FinetuneBackend;
   signal?: AbortSignal;
+  /** the engine's hooks, passed to every topic's SFT and DPO run (pipeline.position says which) */
+  hooks?: FinetuneHooks[];
+}
+
+/** Where a running pipeline is: the topic (index of how many) and the phase. */
+export interface PipelinePosition {
+  topic: string;
+  index: number;
+  topics: number;
+  phase: "sft" | "dpo" | "eval";
 }
 
 export class DPOPipeline {
@@ -120,12 +130,16 @@ export class DPOPipeline {
   #model?: ModelInterface;
   #backend?: FinetuneBackend;
   readonly #signal?: AbortSignal;
+  readonly #hooks?: FinetuneHooks[];
+  /** the topic and phase running now (null before and after trainCurriculum) */
+  position: PipelinePosition | null = null;
 
-  constructor({ config, model, backend, signal }: PipelineOptions) {
+  constructor({ config, model, backend, signal, hooks }: PipelineOptions) {
     this.config = config;
     this.#model = model;
     this.#backend = backend;
     this.#signal = signal;
+    this.#hooks = hooks;
     if (config.values.backendType === null && !model && !backend) throw new ConfigError("invalid pipeline config: backend_type is null, so pass the model to DPOPipeline");
   }
 
@@ -142,61 +156,76 @@ export class DPOPipeline {
     const state = await readState(statePath);
     const results: TopicResult[] = [];
     const log = (s: string) => c.progress && console.log(s);
-    for (const topic of topics) {
-      const done = state.results.find((r) => r.topic === topic.id);
-      if (done) {
-        results.push({ ...done, resumed: true });
-        continue;
+    try {
+      for (const [index, topic] of topics.entries()) {
+        const at = (phase: PipelinePosition["phase"]) => void (this.position = { topic: topic.id, index, topics: topics.length, phase });
+        if (!(await this.#topic(topic, at, { model, state, statePath, results, log }))) break;
       }
-      if (this.#signal?.aborted) break;
-      const dir = join(c.outputDir, "topics", topic.id);
-      const partial = state.current?.topic === topic.id ? state.current : undefined;
-      // a new process starts from the base model: bring back the adapter this topic starts from
-      // (or, its SFT finished, the adapter SFT left)
-      const restore = partial?.sft_adapter ?? (results.at(-1)?.resumed ? results.at(-1)!.adapter_path : undefined);
-      if (restore) {
-        if (loraLayers(model.module).length) throw new Error("[pipeline] the model already has adapters; resume with the base model");
-        log(`[pipeline] resuming topic "${topic.id}": loading the adapter in ${restore}`);
-        await model.loadAdapter(restore);
-      }
-      log(`[pipeline] topic "${topic.id}"`);
-      const result: TopicResult = { topic: topic.id, adapter_path: join(dir, "adapter") };
-      // the pipeline's seed and progress unless a section sets its own
-      const common = (section: Record<string, unknown>) => ({
-        ...(["seed", "random_seed", "randomSeed"].some((k) => k in section) ? {} : { randomSeed: c.randomSeed }),
-        ...("progress" in section ? {} : { progress: c.progress }),
-      });
-      if (topic.sft && c.sftEpochsPerTopic > 0 && partial?.sft) result.sft = partial.sft;
-      else if (topic.sft && c.sftEpochsPerTopic > 0) {
-        const sft = new SftTrainer(model, { ...common(c.sft), ...without(c.sft, EPOCH_KEYS), epochs: c.sftEpochsPerTopic });
-        const outDir = join(dir, "sft");
-        result.sft = await sft.train(topic.sft, undefined, { outDir, signal: this.#signal, resume: await resumable(outDir, "SFT", log) });
-        if (!result.sft.success) throw new Error(`[pipeline] topic "${topic.id}": SFT failed: ${result.sft.error_message}`);
-        if (this.#signal?.aborted) break; // resumes from the checkpoint the interrupted SFT wrote
-        // SFT is done: its adapter is what DPO starts from (and its reference) after a restart
-        state.current = { topic: topic.id, sft: stripHeavy(result).sft, sft_adapter: await model.saveAdapter(join(outDir, "adapter")) };
-        await writeJsonAtomic(statePath, state);
-      }
-      if (topic.dpo && c.dpoStepsPerTopic > 0) {
-        const dpo = new DpoTrainer(model, { ...common(c.dpo), ...without(c.dpo, STEP_KEYS), maxSteps: c.dpoStepsPerTopic });
-        const outDir = join(dir, "dpo");
-        try {
-          result.dpo = await dpo.train(topic.dpo, undefined, { outDir, signal: this.#signal, resume: await resumable(outDir, "DPO", log) });
-        } finally {
-          dpo.dispose(); // the next topic (in this process or after a restart) starts without the reference copy
-        }
-        if (!result.dpo.success) throw new Error(`[pipeline] topic "${topic.id}": DPO failed: ${result.dpo.error_message}`);
-      }
-      if (this.#signal?.aborted) break; // an interrupted topic is not recorded: it continues on resume
-      if (topic.eval) Object.assign(result, await evaluateTopic(model, await loadRows(topic.eval)));
-      await model.saveAdapter(result.adapter_path);
-      results.push(result);
-      state.results.push(stripHeavy(result));
-      state.current = undefined;
-      await writeJsonAtomic(statePath, state);
-      log(`[pipeline] topic "${topic.id}" done${result.eval_loss !== undefined ? `: eval loss ${result.eval_loss.toFixed(4)}` : ""}${result.preference_accuracy !== undefined ? `, preference accuracy ${result.preference_accuracy.toFixed(3)}` : ""}`);
+    } finally {
+      this.position = null;
     }
     return results;
+  }
+
+  /** Runs (or skips, or continues) one topic; false when interrupted. */
+  async #topic(topic: Topic, at: (phase: PipelinePosition["phase"]) => void, { model, state, statePath, results, log }: TopicRun): Promise<boolean> {
+    const c = this.config.values;
+    const done = state.results.find((r) => r.topic === topic.id);
+    if (done) {
+      results.push({ ...done, resumed: true });
+      return true;
+    }
+    if (this.#signal?.aborted) return false;
+    const dir = join(c.outputDir, "topics", topic.id);
+    const partial = state.current?.topic === topic.id ? state.current : undefined;
+    // a new process starts from the base model: bring back the adapter this topic starts from
+    // (or, its SFT finished, the adapter SFT left)
+    const restore = partial?.sft_adapter ?? (results.at(-1)?.resumed ? results.at(-1)!.adapter_path : undefined);
+    if (restore) {
+      if (loraLayers(model.module).length) throw new Error("[pipeline] the model already has adapters; resume with the base model");
+      log(`[pipeline] resuming topic "${topic.id}": loading the adapter in ${restore}`);
+      await model.loadAdapter(restore);
+    }
+    log(`[pipeline] topic "${topic.id}"`);
+    const result: TopicResult = { topic: topic.id, adapter_path: join(dir, "adapter") };
+    // the pipeline's seed and progress unless a section sets its own
+    const common = (section: Record<string, unknown>) => ({
+      ...(["seed", "random_seed", "randomSeed"].some((k) => k in section) ? {} : { randomSeed: c.randomSeed }),
+      ...("progress" in section ? {} : { progress: c.progress }),
+    });
+    if (topic.sft && c.sftEpochsPerTopic > 0 && partial?.sft) result.sft = partial.sft;
+    else if (topic.sft && c.sftEpochsPerTopic > 0) {
+      at("sft");
+      const sft = new SftTrainer(model, { ...common(c.sft), ...without(c.sft, EPOCH_KEYS), epochs: c.sftEpochsPerTopic });
+      const outDir = join(dir, "sft");
+      result.sft = await sft.train(topic.sft, undefined, { outDir, signal: this.#signal, resume: await resumable(outDir, "SFT", log), hooks: this.#hooks });
+      if (!result.sft.success) throw new Error(`[pipeline] topic "${topic.id}": SFT failed: ${result.sft.error_message}`);
+      if (this.#signal?.aborted) return false; // resumes from the checkpoint the interrupted SFT wrote
+      // SFT is done: its adapter is what DPO starts from (and its reference) after a restart
+      state.current = { topic: topic.id, sft: stripHeavy(result).sft, sft_adapter: await model.saveAdapter(join(outDir, "adapter")) };
+      await writeJsonAtomic(statePath, state);
+    }
+    if (topic.dpo && c.dpoStepsPerTopic > 0) {
+      at("dpo");
+      const dpo = new DpoTrainer(model, { ...common(c.dpo), ...without(c.dpo, STEP_KEYS), maxSteps: c.dpoStepsPerTopic });
+      const outDir = join(dir, "dpo");
+      try {
+        result.dpo = await dpo.train(topic.dpo, undefined, { outDir, signal: this.#signal, resume: await resumable(outDir, "DPO", log), hooks: this.#hooks });
+      } finally {
+        dpo.dispose(); // the next topic (in this process or after a restart) starts without the reference copy
+      }
+      if (!result.dpo.success) throw new Error(`[pipeline] topic "${topic.id}": DPO failed: ${result.dpo.error_message}`);
+    }
+    if (this.#signal?.aborted) return false; // an interrupted topic is not recorded: it continues on resume
+    at("eval");
+    if (topic.eval) Object.assign(result, await evaluateTopic(model, await loadRows(topic.eval)));
+    await model.saveAdapter(result.adapter_path);
+    results.push(result);
+    state.results.push(stripHeavy(result));
+    state.current = undefined;
+    await writeJsonAtomic(statePath, state);
+    log(`[pipeline] topic "${topic.id}" done${result.eval_loss !== undefined ? `: eval loss ${result.eval_loss.toFixed(4)}` : ""}${result.preference_accuracy !== undefined ? `, preference accuracy ${result.preference_accuracy.toFixed(3)}` : ""}`);
+    return true;
   }
 
   /** The Python name of trainCurriculum. */
@@ -283,6 +312,14 @@ const STEP_KEYS = ["max_steps", "maxSteps", "iters", "max_iters"];
 
 function without(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+}
+
+interface TopicRun {
+  model: ModelInterface;
+  state: State;
+  statePath: string;
+  results: TopicResult[];
+  log: (s: string) => void;
 }
 
 interface State {

@@ -92,7 +92,12 @@ export interface RunOptions<B> {
   signal?: AbortSignal;
   /** called with the first step (after a resume, the checkpoint's) before training starts */
   onTrainBegin?: (step: number) => void;
+  /** the caller's hooks (the engine's names: onBatchEnd, onCheckpoint, ...), after the trainer's own */
+  hooks?: FinetuneHooks[];
 }
+
+/** Hooks a fine-tuning caller passes to train(): the engine's hook names, with the step API's Trainer (its args.iters is the run's length). */
+export type FinetuneHooks = Partial<Hooks<unknown>>;
 
 /** Runs the engine's loop and maps its result; never throws for a failure during training. */
 export function runEngine<B>(o: RunOptions<B>): Promise<FinetuneResult> {
@@ -107,7 +112,7 @@ async function run<B>(o: RunOptions<B>): Promise<FinetuneResult> {
     // after a resume the trainer's step is the checkpoint's
     onTrainBegin: (t) => o.onTrainBegin?.(t.globalStep),
     onBatchEnd: (_t, _b, out) => void (lastMetrics = out.metrics),
-  }];
+  }, ...((o.hooks ?? []) as Partial<Hooks<B>>[])];
   try {
     if (o.outDir) await mkdir(o.outDir, { recursive: true });
     const trainer = new Trainer<B>({

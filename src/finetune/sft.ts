@@ -12,7 +12,7 @@ import { parseSftConfig, type SftConfig } from "./config.ts";
 import { loadRows, formatSft, pack, type SftExample } from "./data.ts";
 import { collateSft, EpochSampler, type SftBatch } from "./batches.ts";
 import type { ModelInterface } from "./model.ts";
-import { adapterOptimizer, engineArgs, ownAdapter, runEngine, type FinetuneResult } from "./run.ts";
+import { adapterOptimizer, engineArgs, ownAdapter, runEngine, type FinetuneHooks, type FinetuneResult } from "./run.ts";
 
 export type SftData = readonly unknown[] | string;
 
@@ -21,6 +21,8 @@ export interface TrainCallOptions {
   outDir?: string | null;
   signal?: AbortSignal;
   resume?: boolean;
+  /** the engine's hooks (onBatchEnd for live progress, onCheckpoint, ...) */
+  hooks?: FinetuneHooks[];
 }
 
 export class SftTrainer {
@@ -47,7 +49,7 @@ export class SftTrainer {
    * `evalData`. Returns the engine's TrainingResult with the seeds' names; success: false with
    * the message when training fails.
    */
-  async train(data: SftData, evalData?: SftData, { outDir, signal, resume }: TrainCallOptions = {}): Promise<FinetuneResult> {
+  async train(data: SftData, evalData?: SftData, { outDir, signal, resume, hooks }: TrainCallOptions = {}): Promise<FinetuneResult> {
     const c = this.config;
     let examples: SftExample[], evalExamples: SftExample[] = [], skipped = 0;
     try {
@@ -80,7 +82,7 @@ export class SftTrainer {
         loss: (m, b) => causalLmLoss(m as ModelInterface["module"], b.x, b.y),
         tokens: (b) => b.x.size, outDir: outDir === undefined ? c.outputDir : outDir, resume: resume ?? (c.resume && this.#calls === 1),
         progress: c.progress, samplesPerStep: perStep, onTrainBegin: (step) => sampler.skipTo(step * perStep), hasEval: evalExamples.length > 0, signal,
-        metrics: { rows_skipped: skipped, train_examples: examples.length },
+        metrics: { rows_skipped: skipped, train_examples: examples.length }, hooks,
       });
     } finally {
       model.module.eval();

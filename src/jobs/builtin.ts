@@ -9,6 +9,7 @@ import { z } from "zod";
 import { RunConfig } from "../train/config.ts";
 import { parseDpoConfig, parseSftConfig } from "../finetune/config.ts";
 import { PipelineConfig } from "../finetune/pipeline.ts";
+import type { FinetuneHooks } from "../finetune/run.ts";
 import type { TaskContext, TaskDefinition } from "./types.ts";
 
 /** kiln's own errors carry their message; a zod failure inside a parse is reported as one issue. */
@@ -53,10 +54,17 @@ async function runFinetune(verb: "sft" | "dpo", job: FinetuneJob, ctx: TaskConte
   const config = { ...finetuneKeys(job), output_dir: runDir, resume, progress: false };
   const trainer = verb === "sft" ? backend.createSftTrainer(model, config) : backend.createDpoTrainer(model, config);
   ctx.log(`${verb}: ${job.model} on ${backend.name}${resume ? " (resuming from the last checkpoint)" : ""}`);
-  const result = await trainer.train(job.data, job.eval, { signal: ctx.signal });
+  const result = await trainer.train(job.data, job.eval, { signal: ctx.signal, hooks: [stepProgress(ctx)] });
   if (!result.success) throw new Error(`${verb} failed: ${result.error_message}`);
   const adapterPath = ctx.signal.aborted ? null : await trainer.saveAdapter(join(ctx.dir, "adapter"));
   return { ...result, adapter_path: adapterPath, run_folder: runDir, resumed: resume };
+}
+
+/** Live progress for the queue: each optimizer step's number, the run's length and loss (stored with the next heartbeat). */
+function stepProgress(ctx: TaskContext, where?: () => Record<string, unknown>): FinetuneHooks {
+  return {
+    onBatchEnd: (t, _b, out) => ctx.progress({ ...where?.(), step: out.step, total: t.args.iters, loss: out.loss, lr: out.lr }),
+  };
 }
 
 /** A definition typed by its config, stored untyped (the registry checks configs against the schema). */
@@ -106,7 +114,14 @@ export const BUILTIN_TASKS: Record<string, TaskDefinition<unknown>> = {
       const { DPOPipeline } = await import("../finetune/pipeline.ts");
       const hasOut = "output_dir" in keys || "outputDir" in keys;
       const config = new PipelineConfig({ ...keys, ...(hasOut ? {} : { output_dir: join(ctx.dir, "pipeline") }), progress: false });
-      const topics = await new DPOPipeline({ config, signal: ctx.signal }).trainCurriculum();
+      const pipeline: InstanceType<typeof DPOPipeline> = new DPOPipeline({
+        config, signal: ctx.signal,
+        hooks: [stepProgress(ctx, () => {
+          const p = pipeline.position;
+          return p ? { topic: p.topic, topic_index: p.index + 1, topics: p.topics, phase: p.phase } : {};
+        })],
+      });
+      const topics = await pipeline.trainCurriculum();
       return { topics, adapter_path: topics.at(-1)?.adapter_path ?? null, output_dir: config.values.outputDir };
     },
   }),
