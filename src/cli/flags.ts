@@ -4,21 +4,26 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UserError } from "../util/errors.ts";
 
-export type FlagValues = Record<string, string | boolean | undefined>;
+export type FlagValues = Record<string, string | boolean | string[] | undefined>;
 
 /** The parsed flags, or null when --help asked for `help` (printed here; the verb returns 0). */
 export function parseFlags(config: ParseArgsConfig, help: string): FlagValues | null {
-  let values: FlagValues;
+  return parseCommand(config, help)?.values ?? null;
+}
+
+/** parseFlags with the positional arguments too (config.allowPositionals). */
+export function parseCommand(config: ParseArgsConfig, help: string): { values: FlagValues; positionals: string[] } | null {
+  let parsed: { values: FlagValues; positionals: string[] };
   try {
-    ({ values } = parseArgs(config) as { values: FlagValues });
+    parsed = parseArgs(config) as { values: FlagValues; positionals: string[] };
   } catch (e) {
     throw new UserError((e as Error).message);
   }
-  if (values.help) {
+  if (parsed.values.help) {
     console.log(help);
     return null;
   }
-  return values;
+  return parsed;
 }
 
 /** --out, or its alias --output. */

@@ -3,7 +3,6 @@
 // `kiln train` run folder (char tokenizer, latest checkpoint). Prints the new text on stdout (as it
 // comes with --stream) and the token counts and speeds on stderr. Not a server, not a chat loop.
 
-import { parseArgs } from "node:util";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { init } from "../init.ts";
@@ -14,6 +13,7 @@ import { GPT } from "../models/gpt.ts";
 import { generate, stream, type CausalLM, type GenerateOptions, type GenerateResult } from "../models/generate.ts";
 import { CharTokenizer, loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
 import { hasCheckpoint, loadCheckpoint } from "../io/checkpoint.ts";
+import { parseFlags, type FlagValues } from "./flags.ts";
 
 const HELP = `usage: kiln generate --model <dir> --prompt "..." [options]
 
@@ -45,29 +45,19 @@ const NUMBER_FLAGS = {
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: "string" }, prompt: { type: "string" }, stop: { type: "string", multiple: true },
-        stream: { type: "boolean" }, "no-cache": { type: "boolean" }, backend: { type: "string" }, device: { type: "string" }, adapter: { type: "string" },
-        tokenizer: { type: "string" },
-        help: { type: "boolean", short: "h" },
-        ...Object.fromEntries(Object.keys(NUMBER_FLAGS).map((k) => [k, { type: "string" as const }])),
-      },
-      strict: true,
-    }));
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
-    if (!values.model) throw new UserError("--model <dir> is required");
-    if (values.prompt === undefined) throw new UserError('--prompt "..." is required');
-  } catch (e) {
-    console.error(`kiln generate: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
+  const values = parseFlags({
+    args: argv,
+    options: {
+      model: { type: "string" }, prompt: { type: "string" }, stop: { type: "string", multiple: true },
+      stream: { type: "boolean" }, "no-cache": { type: "boolean" }, backend: { type: "string" }, device: { type: "string" }, adapter: { type: "string" },
+      tokenizer: { type: "string" },
+      help: { type: "boolean", short: "h" },
+      ...Object.fromEntries(Object.keys(NUMBER_FLAGS).map((k) => [k, { type: "string" as const }])),
+    },
+  }, HELP);
+  if (!values) return 0;
+  if (!values.model) throw new UserError("--model <dir> is required");
+  if (values.prompt === undefined) throw new UserError('--prompt "..." is required');
   try {
     return await run(values);
   } catch (e) {
@@ -76,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
+async function run(values: FlagValues): Promise<number> {
   const options: GenerateOptions = { seed: 0, stopStrings: (values.stop as string[] | undefined) ?? [], useCache: !values["no-cache"] };
   for (const [flag, key] of Object.entries(NUMBER_FLAGS)) {
     const raw = values[flag] as string | undefined;

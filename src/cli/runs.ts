@@ -3,17 +3,18 @@
 // "running", a lock left by a dead one "crashed" (killed, or stopped by a bug), a final evaluation
 // at the last step "finished", a checkpoint before it "interrupted" (Ctrl-C, SIGTERM, early exit).
 
-import { parseArgs } from "node:util";
 import { readdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { CHECKPOINTS, latestCheckpointStep } from "../io/checkpoint.ts";
-import { lockHolder } from "../io/run_folder.ts";
+import { LOCK, lockHolder, RUN_MARKERS } from "../io/run_folder.ts";
+import { parseCommand } from "./flags.ts";
 import { ConfigError } from "../train/config.ts";
 
 const HELP = `usage: kiln runs [folders...] [--root <dir>] [--json]
 
 Lists run folders with step/iters, train and val loss, status (running, finished, interrupted,
-crashed, empty) and when they last changed. Default: every folder under --root (default runs/).`;
+crashed, empty) and when they last changed. Default: every run folder under --root (default runs/);
+other folders there (a model folder, say) are counted as skipped, not listed.`;
 
 export interface RunSummary {
   path: string;
@@ -26,35 +27,34 @@ export interface RunSummary {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { root: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true });
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message}\n\n${HELP}`);
-  }
-  if (parsed.values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const root = parsed.values.root ?? "runs";
-  let folders = parsed.positionals;
+  const parsed = parseCommand({ args: argv, options: { root: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } }, allowPositionals: true }, HELP);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
+  const root = (values.root as string | undefined) ?? "runs";
+  let folders = positionals;
   if (folders.length === 0) {
-    const entries = await readdir(root).catch(() => null);
+    const entries = await readdir(root, { withFileTypes: true }).catch(() => null);
     if (entries === null) {
       console.log(`no run folders: ${root}/ does not exist`);
       return 0;
     }
-    folders = entries.map((e) => join(root, e));
+    folders = entries.filter((e) => e.isDirectory()).map((e) => join(root, e.name));
   }
   const runs: RunSummary[] = [];
+  const skipped: string[] = [];
   for (const f of folders) {
     const s = await summarize(f);
     if (s) runs.push(s);
-    else if (parsed.positionals.length) throw new ConfigError(`${f} is not a run folder`);
+    else if (positionals.length) throw new ConfigError(`${f} is not a run folder`);
+    else skipped.push(basename(f));
   }
+  // a model folder, a data folder... beside the runs: counted, not listed
+  skipped.sort();
+  const note = skipped.length ? `(${skipped.length} other folder${skipped.length === 1 ? "" : "s"} in ${root}/ skipped: not kiln runs: ${skipped.slice(0, 5).join(", ")}${skipped.length > 5 ? ", ..." : ""})` : null;
   runs.sort((a, b) => a.modified.getTime() - b.modified.getTime());
-  if (parsed.values.json) {
+  if (values.json) {
     console.log(JSON.stringify(runs, null, 2));
+    if (note) console.error(note);
     return 0;
   }
   const rows = runs.map((r) => [
@@ -69,6 +69,7 @@ export async function main(argv: string[]): Promise<number> {
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
   for (const row of table) console.log(row.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
   if (runs.length === 0) console.log(`(no run folders in ${root}/)`);
+  if (note) console.log(note);
   return 0;
 }
 
@@ -77,7 +78,8 @@ export async function summarize(dir: string): Promise<RunSummary | null> {
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) return null;
   const entries = await readdir(dir);
-  if (!entries.includes("config.json") && !entries.includes(CHECKPOINTS) && !entries.includes("metrics.jsonl")) return null;
+  // kiln's own files, not config.json alone (a Hugging Face model folder has one)
+  if (![...RUN_MARKERS, LOCK].some((m) => entries.includes(m))) return null;
   const config = await readFile(join(dir, "config.json"), "utf8").then((t) => JSON.parse(t), () => null);
   const iters = typeof config?.train?.iters === "number" ? config.train.iters : null;
   const step = await latestCheckpointStep(join(dir, CHECKPOINTS));

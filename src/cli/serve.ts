@@ -2,7 +2,6 @@
 // Bun.serve. Listens on 127.0.0.1 unless told otherwise; Ctrl-C stops taking requests, cancels what
 // is running and exits.
 
-import { parseArgs } from "node:util";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { init } from "../init.ts";
@@ -10,6 +9,7 @@ import { env } from "../util/env.ts";
 import { isInputError, UserError } from "../util/errors.ts";
 import { createServer } from "../serve/server.ts";
 import { loadServedAdapter, loadServedModel, type LoadedModelEntry } from "../serve/load.ts";
+import { parseFlags, type FlagValues } from "./flags.ts";
 
 const HELP = `usage: kiln serve --model <dir or file.gguf> [options]
 
@@ -39,26 +39,16 @@ options:
 const INT_FLAGS = ["port", "max-batch", "max-queue", "max-model-len", "max-body-bytes", "request-timeout"] as const;
 
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: "string" }, "served-model-name": { type: "string" }, "lora-modules": { type: "string", multiple: true }, host: { type: "string" }, "api-key": { type: "string" },
-        backend: { type: "string" }, device: { type: "string" }, help: { type: "boolean", short: "h" },
-        ...Object.fromEntries(INT_FLAGS.map((k) => [k, { type: "string" as const }])),
-      },
-      strict: true,
-    }));
-    if (values.help) {
-      console.log(HELP);
-      return 0;
-    }
-    if (!values.model) throw new UserError("--model <dir> is required");
-  } catch (e) {
-    console.error(`kiln serve: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
+  const values = parseFlags({
+    args: argv,
+    options: {
+      model: { type: "string" }, "served-model-name": { type: "string" }, "lora-modules": { type: "string", multiple: true }, host: { type: "string" }, "api-key": { type: "string" },
+      backend: { type: "string" }, device: { type: "string" }, help: { type: "boolean", short: "h" },
+      ...Object.fromEntries(INT_FLAGS.map((k) => [k, { type: "string" as const }])),
+    },
+  }, HELP);
+  if (!values) return 0;
+  if (!values.model) throw new UserError("--model <dir> is required");
   try {
     return await run(values);
   } catch (e) {
@@ -68,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
+async function run(values: FlagValues): Promise<number> {
   const ints: Partial<Record<(typeof INT_FLAGS)[number], number>> = {};
   for (const flag of INT_FLAGS) {
     const raw = values[flag] as string | undefined;

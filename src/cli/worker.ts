@@ -2,7 +2,6 @@
 // claiming, let running jobs checkpoint, and hand them back to the queue. --import loads modules
 // that register user tasks (registerTask) before the first claim.
 
-import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "../jobs/worker.ts";
@@ -10,6 +9,7 @@ import { taskNames } from "../jobs/tasks.ts";
 import { redact } from "../jobs/store.ts";
 import { ConfigError } from "../train/config.ts";
 import { env } from "../util/env.ts";
+import { parseFlags } from "./flags.ts";
 
 const HELP = `usage: kiln worker [options]
 
@@ -49,25 +49,15 @@ function num(values: Record<string, unknown>, flag: string, min: number): number
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        queue: { type: "string" }, concurrency: { type: "string" }, artifacts: { type: "string" }, backend: { type: "string" },
-        import: { type: "string", multiple: true }, tasks: { type: "string" }, lease: { type: "string" }, poll: { type: "string" },
-        "exit-when-idle": { type: "boolean" }, "max-jobs": { type: "string" }, help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    console.error(`kiln worker: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const values = parseFlags({
+    args: argv,
+    options: {
+      queue: { type: "string" }, concurrency: { type: "string" }, artifacts: { type: "string" }, backend: { type: "string" },
+      import: { type: "string", multiple: true }, tasks: { type: "string" }, lease: { type: "string" }, poll: { type: "string" },
+      "exit-when-idle": { type: "boolean" }, "max-jobs": { type: "string" }, help: { type: "boolean", short: "h" },
+    },
+  }, HELP);
+  if (!values) return 0;
   await loadTaskModules((values.import as string[] | undefined) ?? []);
   const tasks = values.tasks ? (values.tasks as string).split(",").map((t) => t.trim()).filter(Boolean) : undefined;
   const known = taskNames();

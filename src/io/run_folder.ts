@@ -33,9 +33,9 @@ export interface RunFolderOptions {
   now?: Date;
 }
 
-const LOCK = ".lock";
+export const LOCK = ".lock";
 /** what makes a folder a kiln run (for --overwrite): a checkpoints/ folder, or config.json + metrics.jsonl */
-const RUN_MARKERS = [CHECKPOINTS, "metrics.jsonl"];
+export const RUN_MARKERS = [CHECKPOINTS, "metrics.jsonl"];
 
 /** A run folder held for writing. Call release() (or `await using`) when the run ends. */
 export class RunFolder {

@@ -67,3 +67,14 @@ test("kiln jobs with a mistyped command exits 2 and creates no queue database", 
   expect(stderr).toContain('unknown jobs command "sumbit"');
   expect(await readdir(cwd)).toEqual([]);
 });
+
+describe("unknown flags: one line naming the flag, exit 2 (the verbs on src/cli/flags.ts)", () => {
+  for (const verb of ["generate", "serve", "worker", "runs", "data", "export"]) {
+    test(`kiln ${verb} --bogus`, async () => {
+      const args = verb === "data" ? ["data", "load", "--bogus"] : verb === "export" ? ["export", "gguf", "--bogus"] : [verb, "--bogus"];
+      const r = await kiln(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`^kiln ${verb}: Unknown option '--bogus'`))]);
+    });
+  }
+});

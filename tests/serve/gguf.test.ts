@@ -4,41 +4,31 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { createServer, type KilnServer } from "../../src/serve/server.ts";
 import { loadServedModel, type LoadedModelEntry } from "../../src/serve/load.ts";
 import { exportGguf } from "../../src/io/gguf_export.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
 import { getBackend } from "../backends.ts";
 import { makeTinyModel } from "./tiny_model.ts";
+import { startServer, type Served } from "./harness.ts";
 
-let dir: string;
 let folder: LoadedModelEntry;
 let file: LoadedModelEntry;
-let api: KilnServer;
-let server: ReturnType<typeof Bun.serve>;
+let served: Served;
 let client: OpenAI;
 
 beforeAll(async () => {
   useBackend(await getBackend("wasm"));
-  dir = await makeTinyModel();
+  const dir = await makeTinyModel();
   const gguf = join(dir, "tiny.gguf");
   await exportGguf(dir, gguf, { quantization: "f32" });
   folder = await loadServedModel(dir, { name: "folder" });
   file = await loadServedModel(gguf);
-  api = createServer({ models: [folder, file] });
-  server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: api.fetch });
-  client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: "unused", maxRetries: 0 });
+  served = startServer({ models: [folder, file] }, { disposeModels: true, dirs: [dir] });
+  client = served.client;
 });
 
-afterAll(async () => {
-  server.stop(true);
-  await api.close();
-  folder.model.dispose();
-  file.model.dispose();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => served.close());
 
 describe("serve a GGUF file", () => {
   test("named after the file, with the folder's chat template", async () => {

@@ -5,10 +5,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer, type KilnServer } from "../../src/serve/server.ts";
+import type { KilnServer } from "../../src/serve/server.ts";
 import { loadServedAdapter, loadServedModel, type LoadedModelEntry } from "../../src/serve/load.ts";
 import { loadPretrained } from "../../src/models/pretrained.ts";
 import { generate } from "../../src/models/generate.ts";
@@ -18,13 +18,14 @@ import { useBackend } from "../../src/tensor/tensor.ts";
 import { Rng } from "../../src/tensor/random.ts";
 import { getBackend } from "../backends.ts";
 import { makeTinyModel } from "./tiny_model.ts";
+import { startServer, type Served } from "./harness.ts";
 
 let dir: string;
 let adapterDir: string;
 let base: LoadedModelEntry;
 let lora: LoadedModelEntry;
+let served: Served;
 let api: KilnServer;
-let server: ReturnType<typeof Bun.serve>;
 let client: OpenAI;
 
 beforeAll(async () => {
@@ -43,19 +44,11 @@ beforeAll(async () => {
   model.dispose();
   base = await loadServedModel(dir, { name: "tiny" });
   lora = await loadServedAdapter(dir, adapterDir, "tiny-lora");
-  api = createServer({ models: [base, lora] });
-  server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: api.fetch });
-  client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: "unused", maxRetries: 0 });
+  served = startServer({ models: [base, lora] }, { disposeModels: true, dirs: [dir, adapterDir] });
+  ({ api, client } = served);
 });
 
-afterAll(async () => {
-  server.stop(true);
-  await api.close();
-  base.model.dispose();
-  lora.model.dispose();
-  await rm(dir, { recursive: true, force: true });
-  await rm(adapterDir, { recursive: true, force: true });
-});
+afterAll(() => served.close());
 
 describe("serve LoRA adapters", () => {
   test("listed in /v1/models, chosen by `model`, equal to the unmerged adapter model's greedy text", async () => {

@@ -5,35 +5,28 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { rm } from "node:fs/promises";
-import { createServer, type KilnServer } from "../../src/serve/server.ts";
+import type { KilnServer } from "../../src/serve/server.ts";
 import { loadServedModel, type LoadedModelEntry } from "../../src/serve/load.ts";
 import { generate } from "../../src/models/generate.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
 import { getBackend } from "../backends.ts";
 import { makeTinyModel } from "./tiny_model.ts";
+import { startServer, type Served } from "./harness.ts";
 
-let dir: string;
 let entry: LoadedModelEntry;
+let served: Served;
 let api: KilnServer;
-let server: ReturnType<typeof Bun.serve>;
 let client: OpenAI;
 
 beforeAll(async () => {
   useBackend(await getBackend("wasm"));
-  dir = await makeTinyModel();
+  const dir = await makeTinyModel();
   entry = await loadServedModel(dir, { name: "tiny" });
-  api = createServer({ models: [entry], maxBatch: 8 });
-  server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: api.fetch });
-  client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: "unused", maxRetries: 0 });
+  served = startServer({ models: [entry], maxBatch: 8 }, { disposeModels: true, dirs: [dir] });
+  ({ api, client } = served);
 });
 
-afterAll(async () => {
-  server.stop(true);
-  await api.close();
-  entry.model.dispose();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => served.close());
 
 /** Decode steps so far, and those with one sequence (from the Prometheus text). */
 function steps(): { total: number; single: number } {
@@ -146,7 +139,7 @@ describe("serve with the openai client", () => {
   });
 
   test("/metrics: Prometheus text with request, token, queue, batch and latency figures", async () => {
-    const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const text = await (await fetch(`${served.base}/metrics`)).text();
     const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"/.+]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1]);
     expect(value('kiln_requests_total{endpoint="/v1/completions",status="200"}')).toBeGreaterThan(10);
     expect(value("kiln_generation_tokens_total")).toBeGreaterThan(100);

@@ -6,7 +6,8 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
-import { createServer, type KilnServer, type ServerOptions } from "../../src/serve/server.ts";
+import type { KilnServer, ServerOptions } from "../../src/serve/server.ts";
+import { startServer } from "./harness.ts";
 import { loadServedModel, type LoadedModelEntry } from "../../src/serve/load.ts";
 import { useBackend } from "../../src/tensor/tensor.ts";
 import { generate } from "../../src/models/generate.ts";
@@ -32,13 +33,11 @@ afterAll(async () => {
 
 /** A server on a free loopback port for the duration of fn. */
 async function withServer(options: Partial<ServerOptions>, fn: (base: string, api: KilnServer) => Promise<void>): Promise<void> {
-  const api = createServer({ models: [entry], ...options });
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: api.fetch });
+  const served = startServer({ models: [entry], ...options });
   try {
-    await fn(`http://127.0.0.1:${server.port}`, api);
+    await fn(served.base, served.api);
   } finally {
-    server.stop(true);
-    await api.close();
+    await served.close();
   }
 }
 
