@@ -11,6 +11,8 @@ import { Module } from "./module.ts";
 import { Embedding, LayerNorm, Linear, RMSNorm } from "./layers.ts";
 import { withoutInit, type Tensor } from "../tensor/tensor.ts";
 import { copyInto } from "./lora.ts";
+import { noGrad } from "../autograd/tape.ts";
+import { scope } from "../tensor/memory.ts";
 
 /** Holds one module per adapter name (PEFT's modules_to_save ModuleDict). */
 export class ModuleDict extends Module {
@@ -104,7 +106,11 @@ export function cloneLayer(m: Module): Module {
     throw new Error(`[lora] modules_to_save: ${m.constructor.name} modules cannot be copied (Linear, Embedding, RMSNorm and LayerNorm can)`);
   });
   const from = m.stateDict();
-  for (const [name, t] of copy.stateDict()) copyInto(from.get(name)!, t);
+  // the copy trains, so it is float32 even where the frozen base is stored 16-bit
+  for (const [name, t] of copy.stateDict()) {
+    const src = from.get(name)!;
+    scope(() => copyInto(src.dtype === t.dtype ? src : noGrad(() => src.to(t.dtype)), t));
+  }
   return copy.unfreeze();
 }
 

@@ -16,6 +16,7 @@ import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
 import { Linear } from "../../src/nn/layers.ts";
 import { LoRALinear } from "../../src/nn/lora.ts";
+import { cloneLayer } from "../../src/nn/modules_to_save.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { gradNormSq } from "../../src/optim/clip.ts";
 import { adapterParameters, applyLora, disableAdapters, setAdapter, formatParameterCounts, loraLayers, matchTargets, mergeAndUnload, parameterCounts } from "../../src/nn/lora_model.ts";
@@ -389,5 +390,23 @@ describe.each(backendNames)("modules_to_save from a PEFT-layout fixture on %s", 
     expect(maxAbsErr(await disableAdapters(model, run), await mref.readFloat64("base_logits"))).toBeLessThan(1e-5);
     ids.dispose();
     model.dispose();
+  });
+});
+
+describe("modules_to_save over a 16-bit frozen module", () => {
+  test("the trained copy is float32, holding the 16-bit values widened", async () => {
+    const backend = await getBackend("wasm");
+    const values = Float32Array.from({ length: 12 }, (_, i) => 0.1 + i / 7);
+    class HalfLinear extends Linear {
+      constructor() {
+        super(4, 3, { bias: false, backend });
+        this.param("weight", fromArray(values, [3, 4], { dtype: "bf16", backend }), false); // as a 16-bit base loads it
+      }
+    }
+    const copy = cloneLayer(new HalfLinear());
+    const w = copy.stateDict().get("weight")!;
+    expect([w.dtype, w.requiresGrad]).toEqual(["f32", true]);
+    const bf16 = (v: number) => new Float32Array(new Uint32Array([new Uint32Array(new Float32Array([v]).buffer)[0] + 0x7fff + ((new Uint32Array(new Float32Array([v]).buffer)[0] >> 16) & 1) & 0xffff0000]).buffer)[0];
+    expect(Array.from((await w.data()) as Float32Array)).toEqual(Array.from(values, bf16));
   });
 });
