@@ -11,6 +11,7 @@
 import { z } from "zod";
 import { Module, ModuleList } from "../nn/module.ts";
 import { Embedding, Linear, RMSNorm } from "../nn/layers.ts";
+import { ModulesToSaveWrapper } from "../nn/modules_to_save.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import * as ops from "../ops/index.ts";
 import type { Backend } from "../backend/backend.ts";
@@ -223,7 +224,9 @@ export class LlamaForCausalLM extends Module {
    */
   get outputHead(): { weight: Tensor; bias: Tensor | null } | null {
     if (!this.lm_head) return { weight: this.model.embed_tokens.weight, bias: null };
-    return this.lm_head instanceof Linear && (this.lm_head.options.layout ?? "out_in") === "out_in" ? { weight: this.lm_head.weight, bias: this.lm_head.bias } : null;
+    // modules_to_save: the running module (the adapter's copy, or the original) is a plain Linear
+    const head = this.lm_head instanceof ModulesToSaveWrapper ? this.lm_head.active : this.lm_head;
+    return head instanceof Linear && (head.options.layout ?? "out_in") === "out_in" ? { weight: head.weight, bias: head.bias } : null;
   }
 
   /** The output projection [V, C]: lm_head.weight, or the token embedding when tied. */

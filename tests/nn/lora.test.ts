@@ -14,6 +14,7 @@ import { loadPretrained, type PretrainedModel } from "../../src/models/index.ts"
 import { fromArray, randn, type Tensor } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { noGrad } from "../../src/autograd/tape.ts";
+import * as ops from "../../src/ops/index.ts";
 import { Linear } from "../../src/nn/layers.ts";
 import { LoRALinear } from "../../src/nn/lora.ts";
 import { cloneLayer } from "../../src/nn/modules_to_save.ts";
@@ -322,6 +323,15 @@ describe("modules_to_save", () => {
     expect(await logitsOf(model, ids)).toEqual(base); // "other"'s B is zero: base q_proj, original head
     setAdapter(model, "default");
     expect(await logitsOf(model, ids)).toEqual(adapted);
+
+    // the chunked LM-head loss still applies (the running head is a plain Linear) and equals the full-logits loss
+    const targets = fromArray(Int32Array.from([2, 3, 4, 5]), [1, 4], { dtype: "i32", backend });
+    expect(model.outputHead!.weight).toBe(sd.get("lm_head.modules_to_save.default.weight")!);
+    const chunked = scope(() => noGrad(() => model.loss(ids, targets)));
+    const full = scope(() => noGrad(() => ops.crossEntropy(model.forward(ids), targets)));
+    expect(Math.abs((await chunked.item()) - (await full.item()))).toBeLessThan(1e-5);
+    expect(await disableAdapters(model, () => model.outputHead!.weight)).toBe(sd.get("lm_head.original_module.weight")!);
+    for (const t of [chunked, full, targets]) t.dispose();
 
     // mergeAndUnload keeps the active adapter's copy as the module
     await mergeAndUnload(model);
