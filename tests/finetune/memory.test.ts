@@ -8,7 +8,10 @@ import { join } from "node:path";
 import { readFile } from "node:fs/promises";
 import { createBackend } from "../../src/finetune/backend.ts";
 import { adapterOptimizer, runEngine } from "../../src/finetune/run.ts";
-import type { ModelInterface } from "../../src/finetune/model.ts";
+import { ModelInterface } from "../../src/finetune/model.ts";
+import { LlamaForCausalLM } from "../../src/models/llama.ts";
+import { applyLora } from "../../src/nn/lora_model.ts";
+import { getBackend } from "../backends.ts";
 import { readSafetensors } from "../../src/io/safetensors.ts";
 import { fromArray } from "../../src/tensor/tensor.ts";
 import { asyncScope } from "../../src/tensor/memory.ts";
@@ -85,6 +88,32 @@ describe.each(backendNames)("memory-saving training paths on %s", (name) => {
     });
     model.module.dispose();
   });
+
+  test("a training step through forward(ids, { labels }) with Qwen2.5's vocabulary stays below the size of its logits", async () => {
+    const backend = await getBackend(name);
+    const V = 151936, B = 2, T = 192; // 384 positions: more than the two 110-position chunks alive at once
+    const module = new LlamaForCausalLM({
+      family: "qwen2", vocabSize: V, nEmbd: 8, nLayer: 1, nHead: 2, nKvHead: 1, headDim: 4, intermediateSize: 16, blockSize: T,
+      rmsNormEps: 1e-6, ropeTheta: 1e6, qkvBias: true, oBias: false, mlpBias: false, tieWordEmbeddings: true, slidingWindow: null,
+      attentionDropout: 0, bosTokenId: null, eosTokenId: null, padTokenId: null,
+    }, backend);
+    applyLora(module, { r: 2, loraAlpha: 4, targetModules: ["q_proj", "v_proj"] });
+    module.train();
+    const model = new ModelInterface({ module, backend, backendName: name });
+    const ids = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => (b * 7919 + t * 104729) % V));
+    const labels = ids.map((r) => r.map((t, i) => (i < T / 2 ? -100 : t)));
+    await backend.flush();
+    const base = backend.stats().allocatedBytes;
+    backend.resetPeak();
+    await asyncScope(async () => {
+      const { loss } = model.forward(ids, { labels });
+      loss.backward();
+      expect(Number.isFinite(await loss.item())).toBe(true);
+    });
+    await backend.flush();
+    expect(backend.stats().peakBytes - base).toBeLessThan(B * T * V * 4); // the logits alone: 233 MB
+    module.dispose();
+  }, 60_000);
 
   test("gradient_checkpointing: SFT and DPO losses equal those without it (lora_dropout 0.1); the flag stays on the model", async () => {
     const losses = async (checkpointing: boolean) => {
