@@ -10,16 +10,25 @@
 //                             dq = scale·Σ_j p·(dp − delta)·k[j]
 //   attention_backward_dkv    dout@0 q@1 k@2 v@3 lse@4 delta@5 dk@6 dv@7 Params: thread per key row
 //                             (b, j, kv head), summing over the heads of its group and the queries
-// Params{B, T, S, H, Hkv, D, scale, causal}; the grid is folded into x and y.
+// Params{B, T, S, H, Hkv, D, scale, causal, qRow, kvRow, qOff, kOff, vOff, dvIn}; q, k, v (and dq,
+// dk, dv) are strided views (kernels.ts; qRow and kvRow never 0 here), out, lse, dout packed;
+// dvIn = 1: dv is written through the dk binding (dq, dk, dv one buffer: writable bindings must not
+// alias, so dv's binding is then a dummy). The grid is folded into x and y.
 
 override WG: u32 = 64;
 override RW: u32 = 64;
 const DC: u32 = 64u;
 
-struct Params { B: u32, T: u32, S: u32, H: u32, Hkv: u32, D: u32, scale: f32, causal: u32 }
+struct Params {
+  B: u32, T: u32, S: u32, H: u32, Hkv: u32, D: u32, scale: f32, causal: u32,
+  qRow: u32, kvRow: u32, qOff: u32, kOff: u32, vOff: u32, dvIn: u32,
+}
 
-fn q_off(p: Params, b: u32, t: u32, h: u32) -> u32 { return ((b * p.T + t) * p.H + h) * p.D; }
-fn kv_off(p: Params, b: u32, j: u32, g: u32) -> u32 { return ((b * p.S + j) * p.Hkv + g) * p.D; }
+/** Offsets of q/dq, of out/dout (packed), of k/dk and of v/dv rows. */
+fn q_off(p: Params, b: u32, t: u32, h: u32) -> u32 { return p.qOff + (b * p.T + t) * p.qRow + h * p.D; }
+fn o_off(p: Params, b: u32, t: u32, h: u32) -> u32 { return ((b * p.T + t) * p.H + h) * p.D; }
+fn k_off(p: Params, b: u32, j: u32, g: u32) -> u32 { return p.kOff + (b * p.S + j) * p.kvRow + g * p.D; }
+fn v_off(p: Params, b: u32, j: u32, g: u32) -> u32 { return p.vOff + (b * p.S + j) * p.kvRow + g * p.D; }
 
 /** Keys visible to query t: [0, end). */
 fn key_end(p: Params, t: u32) -> u32 {
@@ -50,6 +59,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
   let b = i / (p.T * p.H);
   let g = h / (p.H / p.Hkv);
   let qo = q_off(p, b, t, h);
+  let oo = o_off(p, b, t, h);
   let jend = key_end(p, t);
   let neg_inf = k_neg_inf(min(p.B, 0u));
   var m = neg_inf;
@@ -61,7 +71,8 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     m = neg_inf;
     l = 0.0;
     for (var j = 0u; j < jend; j++) {
-      let ko = kv_off(p, b, j, g);
+      let ko = k_off(p, b, j, g);
+      let vo = v_off(p, b, j, g);
       var s = 0.0;
       for (var e = 0u; e < p.D; e++) { s += fq[qo + e] * fk[ko + e]; }
       s *= p.scale;
@@ -69,11 +80,11 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
       let corr = exp(m - mn);
       let pj = exp(s - mn);
       l = l * corr + pj;
-      for (var e = 0u; e < dn; e++) { acc[e] = acc[e] * corr + pj * fv[ko + d0 + e]; }
+      for (var e = 0u; e < dn; e++) { acc[e] = acc[e] * corr + pj * fv[vo + d0 + e]; }
       m = mn;
     }
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var e = 0u; e < dn; e++) { fout[qo + d0 + e] = acc[e] * inv; }
+    for (var e = 0u; e < dn; e++) { fout[oo + d0 + e] = acc[e] * inv; }
   }
   flse[i] = select(m + log(l), neg_inf, jend == 0u);
 }
@@ -94,6 +105,7 @@ fn attention_row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   let b = i / (p.T * p.H);
   let g = h / (p.H / p.Hkv);
   let qo = q_off(p, b, t, h);
+  let oo = o_off(p, b, t, h);
   let jend = key_end(p, t);
   let neg_inf = k_neg_inf(min(p.B, 0u));
   let r = lane.index;
@@ -106,7 +118,8 @@ fn attention_row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     var m = neg_inf;
     var l = 0.0;
     for (var j = r; j < jend; j += RW) {
-      let ko = kv_off(p, b, j, g);
+      let ko = k_off(p, b, j, g);
+      let vo = v_off(p, b, j, g);
       var s = 0.0;
       for (var e = 0u; e < p.D; e++) { s += fq[qo + e] * fk[ko + e]; }
       s *= p.scale;
@@ -114,7 +127,7 @@ fn attention_row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
       let corr = exp(m - mn);
       let pj = exp(s - mn);
       l = l * corr + pj;
-      for (var e = 0u; e < dn; e++) { acc[e] = acc[e] * corr + pj * fv[ko + d0 + e]; }
+      for (var e = 0u; e < dn; e++) { acc[e] = acc[e] * corr + pj * fv[vo + d0 + e]; }
       m = mn;
     }
     big_m = wg_max(m, lane, RW);
@@ -126,7 +139,7 @@ fn attention_row(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var e = r; e < dn; e += RW) {
       var o = 0.0;
       for (var q = 0u; q < RW; q++) { o += att_part[q * DC + e]; }
-      fout[qo + d0 + e] = o * inv;
+      fout[oo + d0 + e] = o * inv;
     }
     workgroupBarrier();
   }
@@ -143,9 +156,9 @@ fn attention_backward_delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_
   let p = dp;
   let i = flat_id(wid, nwg, lid, WG); // (b·H + h)·T + t
   if (i >= p.B * p.H * p.T) { return; }
-  let qo = q_off(p, i / (p.T * p.H), i % p.T, (i / p.T) % p.H);
+  let oo = o_off(p, i / (p.T * p.H), i % p.T, (i / p.T) % p.H);
   var s = 0.0;
-  for (var e = 0u; e < p.D; e++) { s += dout[qo + e] * o_out[qo + e]; }
+  for (var e = 0u; e < p.D; e++) { s += dout[oo + e] * o_out[oo + e]; }
   o_delta[i] = s;
 }
 
@@ -159,12 +172,12 @@ fn attention_backward_delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;
 @group(0) @binding(8) var<uniform> kp: Params;
 
-/** dout[qo]·v[ko] and q[qo]·k[ko] over D. */
-fn dots(p: Params, qo: u32, ko: u32) -> vec2<f32> {
+/** dout[oo]·v[vo] and q[qo]·k[ko] over D. */
+fn dots(p: Params, oo: u32, qo: u32, ko: u32, vo: u32) -> vec2<f32> {
   var dpv = 0.0;
   var s = 0.0;
   for (var e = 0u; e < p.D; e++) {
-    dpv += dout[qo + e] * v[ko + e];
+    dpv += dout[oo + e] * v[vo + e];
     s += q[qo + e] * k[ko + e];
   }
   return vec2<f32>(dpv, s * p.scale);
@@ -180,6 +193,7 @@ fn attention_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
   let b = i / (p.T * p.H);
   let g = h / (p.H / p.Hkv);
   let qo = q_off(p, b, t, h);
+  let oo = o_off(p, b, t, h);
   let jend = key_end(p, t);
   let l = lse[i];
   let dl = delta[i];
@@ -188,8 +202,8 @@ fn attention_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     var acc: array<f32, DC>;
     for (var e = 0u; e < DC; e++) { acc[e] = 0.0; }
     for (var j = 0u; j < jend; j++) {
-      let ko = kv_off(p, b, j, g);
-      let d = dots(p, qo, ko);
+      let ko = k_off(p, b, j, g);
+      let d = dots(p, oo, qo, ko, v_off(p, b, j, g));
       let ds = exp(d.y - l) * (d.x - dl);
       for (var e = 0u; e < dn; e++) { acc[e] += ds * k[ko + d0 + e]; }
     }
@@ -205,7 +219,8 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
   let g = i % p.Hkv;
   let j = (i / p.Hkv) % p.S;
   let b = i / (p.Hkv * p.S);
-  let ko = i * p.D;
+  let ko = k_off(p, b, j, g);
+  let vo = v_off(p, b, j, g);
   let rep = p.H / p.Hkv;
   let t0 = query_start(p, j);
   for (var d0 = 0u; d0 < p.D; d0 += DC) {
@@ -217,19 +232,22 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
       let h = g * rep + hh;
       for (var t = t0; t < p.T; t++) {
         let qo = q_off(p, b, t, h);
+        let oo = o_off(p, b, t, h);
         let li = (b * p.H + h) * p.T + t;
-        let d = dots(p, qo, ko);
+        let d = dots(p, oo, qo, ko, vo);
         let pj = exp(d.y - lse[li]);
         let ds = pj * (d.x - delta[li]);
         for (var e = 0u; e < dn; e++) {
-          av[e] += pj * dout[qo + d0 + e];
+          av[e] += pj * dout[oo + d0 + e];
           ak[e] += ds * q[qo + d0 + e];
         }
       }
     }
-    for (var e = 0u; e < dn; e++) {
-      grad_a[ko + d0 + e] = p.scale * ak[e];
-      dv[ko + d0 + e] = av[e];
+    for (var e = 0u; e < dn; e++) { grad_a[ko + d0 + e] = p.scale * ak[e]; }
+    if (p.dvIn == 1u) {
+      for (var e = 0u; e < dn; e++) { grad_a[vo + d0 + e] = av[e]; }
+    } else {
+      for (var e = 0u; e < dn; e++) { dv[vo + d0 + e] = av[e]; }
     }
   }
 }

@@ -17,7 +17,7 @@ export * as ops from "./ops/index.ts";
 export {
   add, sub, mul, div, neg, pow, exp, log, sqrt, tanh, sigmoid, relu, gelu, silu, dropout,
   sum, mean, max, reshape, permute, transpose, expand, narrow, split, cat,
-  matmul, linear, softmax, layerNorm, rmsNorm, attention, rope, embedding, crossEntropy, cast, linearCrossEntropy,
+  matmul, linear, softmax, layerNorm, rmsNorm, attention, qkvAttention, rope, embedding, crossEntropy, cast, linearCrossEntropy,
 } from "./ops/index.ts";
 export { Module, ModuleList } from "./nn/module.ts";
 export { withTraining, isTraining, withAutocast, isAutocast } from "./tensor/mode.ts";

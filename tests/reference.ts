@@ -282,9 +282,19 @@ export const ropeBackward: Ref<"rope_backward"> = ([dout], p) => [rotate(dout!, 
 // ---- attention ----
 
 type AttnParams = KernelParams<"attention">;
+/** Element offsets of q[b, t, h, 0] and k/v[b, j, g, 0] (kernels.ts: strided views, 0 = packed). */
+function attnLayout(p: AttnParams) {
+  const { T, S, H, Hkv, D } = p;
+  const qRow = p.qRow || H * D, kvRow = p.kvRow || Hkv * D;
+  return {
+    q: (b: number, t: number, h: number) => (p.qOff ?? 0) + (b * T + t) * qRow + h * D,
+    k: (b: number, j: number, g: number) => (p.kOff ?? 0) + (b * S + j) * kvRow + g * D,
+    v: (b: number, j: number, g: number) => (p.vOff ?? 0) + (b * S + j) * kvRow + g * D,
+  };
+}
 /** scores s[j] (−inf where masked) of query (b, t, h) */
 function scores(q: Float64Array, k: Float64Array, p: AttnParams, b: number, t: number, h: number): number[] {
-  const { T, S, H, Hkv, D } = p, g = Math.floor(h / (H / Hkv));
+  const { T, S, H, Hkv, D } = p, g = Math.floor(h / (H / Hkv)), at = attnLayout(p);
   const s: number[] = [];
   for (let j = 0; j < S; j++) {
     if (p.causal && j > t + S - T) {
@@ -292,7 +302,7 @@ function scores(q: Float64Array, k: Float64Array, p: AttnParams, b: number, t: n
       continue;
     }
     let d = 0;
-    for (let e = 0; e < D; e++) d += q[((b * T + t) * H + h) * D + e] * k[((b * S + j) * Hkv + g) * D + e];
+    for (let e = 0; e < D; e++) d += q[at.q(b, t, h) + e] * k[at.k(b, j, g) + e];
     s.push(p.scale * d);
   }
   return s;
@@ -306,7 +316,7 @@ const logSumExp = (s: ArrayLike<number>) => {
 };
 
 export const attention: Ref<"attention"> = ([q, k, v], p) => {
-  const { B, T, S, H, Hkv, D } = p;
+  const { B, T, S, H, Hkv, D } = p, at = attnLayout(p);
   const out = f64(B * T * H * D), lse = f64(B * H * T);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
@@ -316,29 +326,38 @@ export const attention: Ref<"attention"> = ([q, k, v], p) => {
         for (let j = 0; j < S; j++) {
           if (s[j] === -Infinity) continue;
           const pj = Math.exp(s[j] - l);
-          for (let e = 0; e < D; e++) out[((b * T + t) * H + h) * D + e] += pj * v![((b * S + j) * Hkv + g) * D + e];
+          for (let e = 0; e < D; e++) out[((b * T + t) * H + h) * D + e] += pj * v![at.v(b, j, g) + e];
         }
       }
   return [out, lse];
 };
-export const attentionBackward: Ref<"attention_backward"> = ([dout, q, k, v, out, lse], p) => {
-  const { B, T, S, H, Hkv, D, scale } = p;
-  const dq = f64(B * T * H * D), dk = f64(B * S * Hkv * D), dv = f64(B * S * Hkv * D);
+/** dq, dk, dv written into their outputs' starting contents (`init`) at the strided positions, the rest kept. */
+export const attentionBackward: Ref<"attention_backward"> = ([dout, q, k, v, out, lse], p, init) => {
+  const { B, T, S, H, Hkv, D, scale } = p, at = attnLayout(p);
+  const [dq, dk, dv] = init ?? [f64(B * T * H * D), f64(B * S * Hkv * D), f64(B * S * Hkv * D)];
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) dq.fill(0, at.q(b, t, h), at.q(b, t, h) + D);
+    for (let j = 0; j < S; j++)
+      for (let g = 0; g < Hkv; g++) {
+        dk.fill(0, at.k(b, j, g), at.k(b, j, g) + D);
+        dv.fill(0, at.v(b, j, g), at.v(b, j, g) + D);
+      }
+  }
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
       for (let t = 0; t < T; t++) {
-        const g = Math.floor(h / (H / Hkv)), qo = ((b * T + t) * H + h) * D;
+        const g = Math.floor(h / (H / Hkv)), oo = ((b * T + t) * H + h) * D, qo = at.q(b, t, h);
         const s = scores(q!, k!, p, b, t, h), l = lse![(b * H + h) * T + t];
         let delta = 0;
-        for (let e = 0; e < D; e++) delta += dout![qo + e] * out![qo + e];
+        for (let e = 0; e < D; e++) delta += dout![oo + e] * out![oo + e];
         for (let j = 0; j < S; j++) {
           if (s[j] === -Infinity) continue;
-          const ko = ((b * S + j) * Hkv + g) * D, pj = Math.exp(s[j] - l);
+          const ko = at.k(b, j, g), vo = at.v(b, j, g), pj = Math.exp(s[j] - l);
           let dp = 0;
-          for (let e = 0; e < D; e++) dp += dout![qo + e] * v![ko + e];
+          for (let e = 0; e < D; e++) dp += dout![oo + e] * v![vo + e];
           const ds = pj * (dp - delta);
           for (let e = 0; e < D; e++) {
-            dv[ko + e] += pj * dout![qo + e];
+            dv[vo + e] += pj * dout![oo + e];
             dq[qo + e] += scale * ds * k![ko + e];
             dk[ko + e] += scale * ds * q![qo + e];
           }

@@ -6,6 +6,7 @@
 // ones nobody needs.
 // Rules run under noGrad (no double backward).
 
+import type { KernelParams } from "../backend/kernels.ts";
 import type { OpName, OpSpecs } from "../ops/spec.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Node } from "./tape.ts";
@@ -169,6 +170,13 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
       B, T, S, H, Hkv, D, scale, causal: causal ? 1 : 0,
     });
     return [dq, dk, dv];
+  },
+  qkv_attention: (g, { ctx: { lse, params, ...saved } }) => {
+    const [qkv, out] = [saved.qkv, saved.out].map(widen);
+    // dq, dk, dv are disjoint columns of one dqkv, each written in full by the kernel
+    const dqkv = alloc(g.backend, qkv.shape);
+    launch("attention_backward", [g, qkv, qkv, qkv, out, lse], [dqkv, dqkv, dqkv], params as KernelParams<"attention_backward">);
+    return [dqkv];
   },
   // the gradient goes back in the source's dtype; a 16-bit source never requires grad (dtype.ts)
   cast: (g, { ctx }) => [ops.cast(g, ctx.from)],

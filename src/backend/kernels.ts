@@ -162,18 +162,25 @@ export const KERNELS = {
    * s[t, j] = scale·q[t]·k[j]; when causal, query t sits at absolute position t + S − T and
    * sees keys j <= t + S − T (so S = T is ordinary causal training, S > T is KV-cache decode).
    * out[b, t, h, :] = Σ_j softmax_j(s)·v[j]; lse[b, h, t] = log Σ_j exp(s[t, j]) (for the backward).
+   * q, k and v may be strided views (the q/k/v columns of a fused projection's [B, T, (H + 2·Hkv)·D]
+   * output): q[b, t, h, d] is at qOff + (b·T + t)·qRow + h·D + d, k[b, j, g, d] at
+   * kOff + (b·S + j)·kvRow + g·D + d, v the same with vOff; qRow = 0 means H·D and kvRow = 0 means
+   * Hkv·D (packed). out and lse are always packed.
    */
   attention: {
     inputs: ["q", "k", "v"], outputs: ["out", "lse"],
-    params: ["B", "T", "S", "H", "Hkv", "D", "scale", "causal"],
+    params: ["B", "T", "S", "H", "Hkv", "D", "scale", "causal", "qRow?", "kvRow?", "qOff?", "kOff?", "vOff?"],
   },
   /**
    * p = exp(s − lse); dv[j] = Σ_t p[t, j]·dout[t]; dp = dout·vᵀ; delta[t] = Σ_d dout[t]·out[t];
    * ds = p·(dp − delta); dq = scale·ds·k; dk = scale·dsᵀ·q (dk, dv summed over the heads sharing a kv head).
+   * dout and out are packed; q, k, v are read with the forward's strides and offsets, and dq, dk, dv
+   * are written with them (dq like q, dk like k, dv like v), other elements of their buffers left as
+   * they are: dq, dk and dv may be one buffer, the gradient of the fused [B, T, (H + 2·Hkv)·D].
    */
   attention_backward: {
     inputs: ["dout", "q", "k", "v", "out", "lse"], outputs: ["dq", "dk", "dv"],
-    params: ["B", "T", "S", "H", "Hkv", "D", "scale", "causal"],
+    params: ["B", "T", "S", "H", "Hkv", "D", "scale", "causal", "qRow?", "kvRow?", "qOff?", "kOff?", "vOff?"],
   },
 
   // ---- cross-entropy (kernels/cross_entropy.wgsl, wasm/assembly/cross_entropy.ts) ----

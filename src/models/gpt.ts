@@ -52,8 +52,13 @@ class CausalSelfAttention extends Module {
     const H = this.config.nHead;
     const D = C / H;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]
-    const [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
-    const y = cachedAttention(q, k, v, cache, layer).reshape(B, T, C); // [B, T, C]
+    let y: Tensor;
+    if (cache) {
+      const [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
+      y = cachedAttention(q, k, v, cache, layer).reshape(B, T, C); // [B, T, C]
+    } else {
+      y = ops.qkvAttention(qkv, { nHead: H, causal: true }).reshape(B, T, C); // q, k, v read in place
+    }
     return this.resid_dropout.forward(this.c_proj.forward(y)); // [B, T, C]
   }
 }

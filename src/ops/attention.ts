@@ -8,6 +8,7 @@ import { record } from "../autograd/tape.ts";
 import { alloc, backendOf, launch } from "./dispatch.ts";
 import { checkFloat } from "./elementwise.ts";
 import { saveForBackward } from "./autocast.ts";
+import type { KernelParams } from "../backend/kernels.ts";
 
 export interface AttentionOptions {
   causal?: boolean;
@@ -41,6 +42,50 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, { causal = true, scal
   const result = record(out, "attention", [q, k, v], { q: save(q), k: save(k), v: save(v), out: save(out), lse, scale: s, causal });
   if (!result.node) lse.dispose(); // only the backward reads lse
   return result;
+}
+
+export interface QkvAttentionOptions extends AttentionOptions {
+  /** query heads */
+  nHead: number;
+  /** key/value heads (default nHead) */
+  nKvHead?: number;
+}
+
+/**
+ * attention() over the packed output of a fused q/k/v projection, qkv [B, T, (H + 2·Hkv)·D] with
+ * the q, k, v columns in that order (GPT-2's c_attn; flash-attn's "qkvpacked"): the kernel reads
+ * q, k, v in place at the row stride, and the backward writes dq, dk, dv straight into one dqkv
+ * [B, T, (H + 2·Hkv)·D], without split copies, zero fill or accumulation. Self-attention only
+ * (S = T). Returns [B, T, H, D], the same as attention() on the split and reshaped q, k, v.
+ */
+export function qkvAttention(qkv: Tensor, { nHead: H, nKvHead, causal = true, scale }: QkvAttentionOptions): Tensor {
+  const backend = backendOf("qkvAttention", [qkv]);
+  checkFloat("qkvAttention", qkv);
+  const Hkv = nKvHead ?? H;
+  const width = qkv.shape[qkv.rank - 1];
+  if (qkv.rank !== 3 || !(H > 0) || !(Hkv > 0) || H % Hkv !== 0 || width % (H + 2 * Hkv) !== 0) {
+    throw new Error(`[qkvAttention] qkv must be [B, T, (nHead + 2·nKvHead)·D] with nHead a multiple of nKvHead; got ${formatShape(qkv.shape)}, nHead=${H}, nKvHead=${Hkv}`);
+  }
+  const [B, T] = qkv.shape;
+  const D = width / (H + 2 * Hkv);
+  const s = scale ?? 1 / Math.sqrt(D);
+  const params = qkvParams(B, T, H, Hkv, D, s, causal);
+  const out = alloc(backend, [B, T, H, D]);
+  const lse = alloc(backend, [B, H, T]);
+  launch("attention", [qkv, qkv, qkv], [out, lse], params);
+  const save = (t: Tensor) => saveForBackward(t, [qkv]);
+  const result = record(out, "qkv_attention", [qkv], { qkv: save(qkv), out: save(out), lse, params });
+  if (!result.node) lse.dispose();
+  return result;
+}
+
+/** The attention kernels' params for q, k, v as column ranges of one [B, T, (H + 2·Hkv)·D] tensor. */
+export function qkvParams(B: number, T: number, H: number, Hkv: number, D: number, scale: number, causal: boolean): KernelParams<"attention"> {
+  const row = (H + 2 * Hkv) * D;
+  return {
+    B, T, S: T, H, Hkv, D, scale, causal: causal ? 1 : 0,
+    qRow: row, kvRow: row, qOff: 0, kOff: H * D, vOff: (H + Hkv) * D,
+  };
 }
 
 /** Rotary embeddings on x [B, T, H, D] for positions offset..offset+T−1 (rotate-half convention). */

@@ -2,6 +2,7 @@
 // gradient rule (src/autograd/rules.ts) needs. A new op does not compile until rules.ts decides
 // its gradient (a VJP rule, or NonDiff).
 
+import type { KernelParams } from "../backend/kernels.ts";
 import type { DType } from "../tensor/dtype.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
@@ -36,6 +37,7 @@ export interface OpSpecs {
   rms_norm: { x: Tensor; weight: Tensor; rstd: Tensor };
   rope: { theta: number; offset: number };
   attention: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor; scale: number; causal: boolean };
+  qkv_attention: { qkv: Tensor; out: Tensor; lse: Tensor; params: KernelParams<"attention"> };
   cast: { from: DType };
   cross_entropy: { logits: Tensor; targets: Tensor; lse: Tensor; ignoreIndex: number };
   /**

@@ -52,6 +52,54 @@ describe.each(backendNames)("attention on %s", (name) => {
   }
 });
 
+// Strided views (kernels.ts qRow/kvRow/qOff/kOff/vOff): q, k, v read out of wider rows, as the
+// q/k/v columns of a fused projection's output, and dq, dk, dv written into such rows with the
+// other columns kept (each output starts with sentinel values the reference keeps too).
+// [B, T, S, H, Hkv, D, extra floats per q row, per kv row]
+const STRIDED: [number, number, number, number, number, number, number, number][] = [
+  [1, 3, 3, 1, 1, 3, 2, 5],
+  [2, 7, 7, 4, 2, 8, 16, 16], // rows of (H + 2·Hkv)·D = 64 floats, as a fused projection
+  [1, 1, 37, 4, 2, 32, 1, 3], // decode
+  [2, 5, 13, 4, 1, 7, 3, 0], // prefill after 8 cached
+  [2, 13, 13, 4, 2, 13, 5, 7], // tiled: panels of 6, 6 and 1 rows
+  [3, 64, 64, 4, 4, 32, 256, 256], // training, GPT layout: rows of 3·H·D
+  [2, 70, 90, 4, 2, 20, 4, 40], // the wasm backward's row blocks
+  [1, 8, 2100, 1, 1, 64, 3, 9], // the wasm row path
+];
+
+function strided(B: number, T: number, S: number, H: number, Hkv: number, D: number, qPad: number, kvPad: number, causal: number) {
+  const qRow = H * D + qPad, kvRow = Hkv * D + kvPad;
+  const qOff = Math.min(qPad, 3), kOff = Math.min(kvPad, 1), vOff = kvPad; // k and v columns at the row's start and end
+  const s = (t: string) => seedOf("strided", B, T, S, H, Hkv, D, qPad, kvPad, t);
+  const p = { B, T, S, H, Hkv, D, scale: 1 / Math.sqrt(D), causal, qRow, kvRow, qOff, kOff, vOff };
+  const qn = B * T * qRow + qOff, kn = B * S * kvRow + vOff;
+  return { p, q: uniform(qn, s("q"), -2, 2), k: uniform(kn, s("k"), -2, 2), v: uniform(kn, s("v")), qn, kn };
+}
+
+describe.each(backendNames)("attention on strided q, k, v on %s", (name) => {
+  for (const causal of [1, 0]) {
+    test(`attention ${causal ? "causal" : "non-causal"} reads strided views`, async () => {
+      const backend = await getBackend(name);
+      for (const [B, T, S, H, Hkv, D, qPad, kvPad] of STRIDED) {
+        const { p, q, k, v } = strided(B, T, S, H, Hkv, D, qPad, kvPad, causal);
+        await expectKernel(backend, "attention", [q, k, v], [B * T * H * D, B * H * T], p, { atol: 1e-5, rtol: 1e-5 });
+      }
+    });
+
+    test(`attention_backward ${causal ? "causal" : "non-causal"} writes dq, dk, dv into strided views only`, async () => {
+      const backend = await getBackend(name);
+      for (const [B, T, S, H, Hkv, D, qPad, kvPad] of STRIDED) {
+        const { p, q, k, v, qn, kn } = strided(B, T, S, H, Hkv, D, qPad, kvPad, causal);
+        const [out, lse] = reference("attention", [q, k, v], [B * T * H * D, B * H * T], p).map((a) => Float32Array.from(a));
+        const dout = uniform(B * T * H * D, seedOf("strided dout", B, T, S, causal));
+        const sentinels = [uniform(qn, 1, 5, 6), uniform(kn, 2, 5, 6), uniform(kn, 3, 5, 6)];
+        const tol = { atol: 2e-5 * Math.sqrt(T * (H / Hkv)), rtol: 1e-4 };
+        await expectKernel(backend, "attention_backward", [dout, q, k, v, out, lse], sentinels, p, tol);
+      }
+    });
+  }
+});
+
 test("attention with head dim 0 on wasm: scores are 0, so lse = log of the visible key count (not the tiled path)", async () => {
   const backend = await getBackend("wasm");
   const [B, T, S, H, Hkv, D] = [1, 8, 10, 2, 1, 0];

@@ -112,6 +112,71 @@ describe.each(backendNames)("attention on %s", (name) => {
     });
   });
 
+  describe("qkvAttention (packed q, k, v columns of one [B, T, (H + 2·Hkv)·D])", () => {
+    // name, [B, T, H, Hkv, D], causal, scale
+    const PACKED: [string, number[], boolean, number | undefined][] = [
+      ["causal, GPT-2 layout", [2, 6, 3, 3, 4], true, undefined],
+      ["causal, grouped-query (H 4, Hkv 2)", [1, 7, 4, 2, 6], true, undefined],
+      ["non-causal, multi-query, custom scale", [2, 5, 3, 1, 4], false, 0.7],
+      ["causal, one token", [2, 1, 2, 2, 4], true, undefined],
+    ];
+    /** q, k, v of a packed row as separate float64 [B, T, heads, D] arrays */
+    const columns = (x: Float64Array, [B, T, H, Hkv, D]: number[]) => {
+      const row = (H + 2 * Hkv) * D;
+      const take = (from: number, heads: number) => {
+        const out = new Float64Array(B * T * heads * D);
+        for (let r = 0; r < B * T; r++) out.set(x.subarray(r * row + from, r * row + from + heads * D), r * heads * D);
+        return out;
+      };
+      return [take(0, H), take(H * D, Hkv), take((H + Hkv) * D, Hkv)];
+    };
+
+    test.each(PACKED)("qkvAttention %s matches float64", async (_, dims, causal, scale) => {
+      await noLeaks(async () => {
+        const [B, T, H, Hkv, D] = dims;
+        const qkv = rand([B, T, (H + 2 * Hkv) * D], `qkv-${_}`, -2, 2);
+        const [q, kk, v] = columns(qkv.v, dims);
+        const want = attentionRef(q, kk, v, [B, T, H, D], [T, Hkv], causal, scale ?? 1 / Math.sqrt(D));
+        await expectClose(k.qkvAttention(qkv.t, { nHead: H, nKvHead: Hkv, causal, scale }), [B, T, H, D], want, { atol: 1e-5, rtol: 1e-4 });
+      });
+    });
+
+    test.each(PACKED)("qkvAttention %s: the gradient of qkv matches finite differences", async (_, [B, T, H, Hkv, D], causal, scale) => {
+      await noLeaks(async () => {
+        const qkv = rand([B, T, (H + 2 * Hkv) * D], `qkv-g-${_}`, -1.5, 1.5).t;
+        await expectGrad((x) => k.qkvAttention(x, { nHead: H, nKvHead: Hkv, causal, scale }), [qkv], { tol: 2e-3, mutate: ["qkv_attention"] });
+      });
+    });
+
+    test("qkvAttention equals split + attention, forward and the gradient of qkv", async () => {
+      await noLeaks(async () => {
+        const [B, T, H, D] = [2, 9, 4, 8], C = H * D;
+        const x = rand([B, T, 3 * C], "qkv-vs-split", -2, 2).t;
+        const w = rand([B, T, H, D], "qkv-vs-split-w").t;
+        const run = (packed: boolean) => k.scope(() => {
+          const qkv = x.detach().requireGrad();
+          const y = packed
+            ? k.qkvAttention(qkv, { nHead: H })
+            : k.attention(...(k.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)) as [k.Tensor, k.Tensor, k.Tensor]));
+          y.mul(w).sum().backward();
+          return [y.detach(), qkv.grad!.mul(1)];
+        });
+        const [y1, g1] = run(true), [y2, g2] = run(false);
+        expect(await y1.data()).toBeAllClose(await y2.data(), { atol: 1e-6, rtol: 1e-6 });
+        expect(await g1.data()).toBeAllClose(await g2.data(), { atol: 1e-6, rtol: 1e-6 });
+        for (const t of [x, w, y1, g1, y2, g2]) t.dispose();
+      });
+    });
+
+    test("qkvAttention shape errors are clear", () => {
+      k.scope(() => {
+        expect(() => k.qkvAttention(k.zeros([1, 4, 3, 8]), { nHead: 2 })).toThrow(/\[qkvAttention\] qkv must be \[B, T, \(nHead \+ 2·nKvHead\)·D\]/);
+        expect(() => k.qkvAttention(k.zeros([1, 4, 25]), { nHead: 2 })).toThrow(/nHead=2, nKvHead=2/);
+        expect(() => k.qkvAttention(k.zeros([1, 4, 40]), { nHead: 3, nKvHead: 2 })).toThrow(/qkvAttention/);
+      });
+    });
+  });
+
   describe("rope", () => {
     const ROPES: [string, number[], number, number][] = [
       ["default theta, offset 0", [2, 5, 3, 8], 10000, 0],

@@ -11,26 +11,32 @@
 // dq = ds·k; p and ds of a block of BACKWARD_ROWS rows stay in scratch, then dk += ds·q and
 // dv += p·dout run key by key over the block (the dk/dv row in registers). dk and dv are zeroed
 // first and summed over rows (ascending) and over the heads sharing a kv head. Reference: tests/reference.ts attention, attentionBackward.
+// q, k, v (and dq, dk, dv) may be strided views (kernels.ts): rows qRow / kvRow floats apart, from
+// qOff / kOff / vOff; out, lse and dout are packed. Only the view's elements of dq, dk, dv are written.
 import { at, dot, expRow, sexpFast, vexpFast, zero } from "./common";
 import { attentionBackwardTiled, attentionTiled, tiledScratchBytes } from "./attention_tiles";
 import { MR } from "./tile";
 
 export function attention_f32(
   q: usize, k: usize, v: usize, out: usize, lse: usize,
-  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize, scratchBytes: i32,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32,
+  qRow: i32, kvRow: i32, qOff: i32, kOff: i32, vOff: i32, scratch: usize, scratchBytes: i32,
 ): void {
   const group = H / Hkv;
   const sc = <f32>scale;
+  const qStride = qRow > 0 ? qRow : H * D; // floats between query rows t and t + 1
+  const kvStride = kvRow > 0 ? kvRow : Hkv * D; // floats between keys j and j + 1
+  q = at(q, qOff); k = at(k, kOff); v = at(v, vOff);
   if (T >= MR && D > 0 && tiledScratchBytes(false, T, S, D) <= scratchBytes) { // the tile needs k ≥ 1
-    attentionTiled(q, k, v, out, lse, B, T, S, H, Hkv, D, sc, causal, scratch);
+    attentionTiled(q, k, v, out, lse, B, T, S, H, Hkv, D, sc, causal, qStride, kvStride, scratch);
     return;
   }
-  const kvStride = Hkv * D; // floats between keys j and j + 1
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
-      const kb = at(k, (b * S * Hkv + h / group) * D), vb = at(v, (b * S * Hkv + h / group) * D);
+      const kb = at(k, b * S * kvStride + h / group * D), vb = at(v, b * S * kvStride + h / group * D);
       for (let t = 0; t < T; t++) {
-        const row = ((b * T + t) * H + h) * D;
+        const row = ((b * T + t) * H + h) * D; // out
+        const qr = at(q, (b * T + t) * qStride + h * D);
         const jmax = causal ? min(S, t + S - T + 1) : S; // keys [0, jmax) are visible
         const lrow = at(lse, (b * H + h) * T + t);
         if (jmax <= 0) {
@@ -41,10 +47,11 @@ export function attention_f32(
         if (t + 1 < T) {
           // rows t and t + 1 together: each key row is loaded once for both (same sums per row)
           const row1 = row + H * D, jmax1 = causal ? min(S, t + S - T + 2) : S;
+          const qr1 = at(qr, qStride);
           const s1 = at(scratch, S);
-          scoresPair(at(q, row), at(q, row1), kb, kvStride, D, jmax & ~3, sc, 0, 0, scratch, s1);
-          const m = max(pairMax0, scoresRange(at(q, row), kb, kvStride, D, jmax & ~3, jmax, sc, 0, scratch));
-          const m1 = max(pairMax1, scoresRange(at(q, row1), kb, kvStride, D, jmax & ~3, jmax1, sc, 0, s1));
+          scoresPair(qr, qr1, kb, kvStride, D, jmax & ~3, sc, 0, 0, scratch, s1);
+          const m = max(pairMax0, scoresRange(qr, kb, kvStride, D, jmax & ~3, jmax, sc, 0, scratch));
+          const m1 = max(pairMax1, scoresRange(qr1, kb, kvStride, D, jmax & ~3, jmax1, sc, 0, s1));
           const sum = expRow(scratch, jmax, m), sum1 = expRow(s1, jmax1, m1);
           weightedRowsPair(at(out, row), at(out, row1), scratch, s1, vb, kvStride, D, jmax, jmax1, 1 / sum, 1 / sum1);
           store<f32>(lrow, <f32>(<f64>m + Math.log(<f64>sum)));
@@ -52,7 +59,7 @@ export function attention_f32(
           t++;
           continue;
         }
-        const m = scores(at(q, row), kb, kvStride, D, jmax, sc, 0, scratch);
+        const m = scores(qr, kb, kvStride, D, jmax, sc, 0, scratch);
         const sum = expRow(scratch, jmax, m);
         weightedRows(at(out, row), scratch, vb, kvStride, D, jmax, 1 / sum);
         store<f32>(lrow, <f32>(<f64>m + Math.log(<f64>sum)));
@@ -66,33 +73,37 @@ const BACKWARD_ROWS = 32; // mirrored by ATTENTION_BACKWARD_ROWS in src/backend/
 
 export function attention_backward_f32(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize,
-  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32, scratch: usize, scratchBytes: i32,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f64, causal: i32,
+  qRow: i32, kvRow: i32, qOff: i32, kOff: i32, vOff: i32, scratch: usize, scratchBytes: i32,
 ): void {
   const group = H / Hkv;
   const sc = <f32>scale;
+  const qStride = qRow > 0 ? qRow : H * D; // q and dq: floats between query rows t and t + 1
+  const kvStride = kvRow > 0 ? kvRow : Hkv * D;
+  q = at(q, qOff); dq = at(dq, qOff); k = at(k, kOff); dk = at(dk, kOff); v = at(v, vOff); dv = at(dv, vOff);
+  zeroRows(dk, B * S, kvStride, Hkv * D);
+  zeroRows(dv, B * S, kvStride, Hkv * D);
   if (T >= MR && D > 0 && tiledScratchBytes(true, T, S, D) <= scratchBytes) {
-    attentionBackwardTiled(dout, q, k, v, out, lse, dq, dk, dv, B, T, S, H, Hkv, D, sc, causal, scratch);
+    attentionBackwardTiled(dout, q, k, v, out, lse, dq, dk, dv, B, T, S, H, Hkv, D, sc, causal, qStride, kvStride, scratch);
     return;
   }
-  const kvStride = Hkv * D;
-  const qStride = H * D; // floats between query rows t and t + 1 of one head
+  const oStride = H * D; // dout and out
   const rowsPerBlock = min(T, BACKWARD_ROWS);
   const pbase = scratch, dsbase = at(scratch, rowsPerBlock * S); // [rowsPerBlock][S] each
-  zero(dk, B * S * Hkv * D);
-  zero(dv, B * S * Hkv * D);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
-      const off = (b * S * Hkv + h / group) * D;
+      const off = b * S * kvStride + h / group * D;
       const kb = at(k, off), vb = at(v, off), dkb = at(dk, off), dvb = at(dv, off);
       for (let t0 = 0; t0 < T; t0 += rowsPerBlock) {
         const t1 = min(T, t0 + rowsPerBlock);
         let jend = 0; // keys [0, jend) are visible to some row of the block
         for (let t = t0; t < t1; t++) {
-          const row = ((b * T + t) * H + h) * D;
-          const qr = at(q, row), gr = at(dout, row);
+          const row = ((b * T + t) * H + h) * D; // dout, out
+          const qrow = (b * T + t) * qStride + h * D; // q, dq
+          const qr = at(q, qrow), gr = at(dout, row);
           const jmax = causal ? min(S, t + S - T + 1) : S;
           if (jmax <= 0) {
-            zero(at(dq, row), D);
+            zero(at(dq, qrow), D);
             continue;
           }
           const pbuf = at(pbase, (t - t0) * S), dsbuf = at(dsbase, (t - t0) * S);
@@ -100,8 +111,8 @@ export function attention_backward_f32(
           const delta = dot(gr, at(out, row), D);
           if (t + 1 < t1) {
             // rows t and t + 1 together: each k and v row is loaded once for both (same sums per row)
-            const row1 = row + H * D, jmax1 = causal ? min(S, t + S - T + 2) : S;
-            const qr1 = at(q, row1), gr1 = at(dout, row1);
+            const row1 = row + oStride, jmax1 = causal ? min(S, t + S - T + 2) : S;
+            const qr1 = at(qr, qStride), gr1 = at(dout, row1);
             const pbuf1 = pbuf + (<usize>S << 2), dsbuf1 = dsbuf + (<usize>S << 2);
             const l1 = load<f32>(at(lse, (b * H + h) * T + t + 1));
             const delta1 = dot(gr1, at(out, row1), D);
@@ -115,7 +126,7 @@ export function attention_backward_f32(
             dsRow(pbuf, dsbuf, jmax, sc);
             dsRow(pbuf1, dsbuf1, jmax1, sc);
             jend = max(jend, jmax1);
-            weightedRowsPair(at(dq, row), at(dq, row1), dsbuf, dsbuf1, kb, kvStride, D, jmax, jmax1, 1, 1);
+            weightedRowsPair(at(dq, qrow), at(dq, qrow + qStride), dsbuf, dsbuf1, kb, kvStride, D, jmax, jmax1, 1, 1);
             t++;
             continue;
           }
@@ -124,22 +135,30 @@ export function attention_backward_f32(
           scores(qr, kb, kvStride, D, jmax, sc, l, pbuf);
           scores(gr, vb, kvStride, D, jmax, 1, delta, dsbuf);
           dsRow(pbuf, dsbuf, jmax, sc);
-          weightedRows(at(dq, row), dsbuf, kb, kvStride, D, jmax, 1);
+          weightedRows(at(dq, qrow), dsbuf, kb, kvStride, D, jmax, 1);
         }
         // dv[j] += Σ_t p[t, j]·dout[t], dk[j] += Σ_t ds[t, j]·q[t] over the block's rows that see key j,
         // t ascending: the same f32 sums, in the same order, as adding row by row
-        const rowBase = ((b * T + t0) * H + h) * D;
+        const rowBase = ((b * T + t0) * H + h) * D, qBase = (b * T + t0) * qStride + h * D;
         for (let j = 0; j < jend; j++) {
           const tFirst = causal ? max(t0, j - (S - T)) : t0; // first row of the block that sees key j
           const o = <usize>(j * kvStride) << 2;
           const first = tFirst - t0, count = t1 - tFirst;
-          const xo = <usize>(first * qStride) << 2;
-          accumulateRows(dvb + o, at(pbase, first * S + j), S, at(dout, rowBase) + xo, qStride, D, count);
-          accumulateRows(dkb + o, at(dsbase, first * S + j), S, at(q, rowBase) + xo, qStride, D, count);
+          accumulateRows(dvb + o, at(pbase, first * S + j), S, at(dout, rowBase + first * oStride), oStride, D, count);
+          accumulateRows(dkb + o, at(dsbase, first * S + j), S, at(q, qBase + first * qStride), qStride, D, count);
         }
       }
     }
   }
+}
+
+/** Zeroes n rows of `width` floats, `stride` floats apart. */
+function zeroRows(x: usize, n: i32, stride: i32, width: i32): void {
+  if (stride == width) {
+    zero(x, n * width);
+    return;
+  }
+  for (let r = 0; r < n; r++) zero(at(x, r * stride), width);
 }
 
 /**

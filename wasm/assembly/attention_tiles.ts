@@ -10,6 +10,8 @@
 // into P (one row of ldp floats per query row), softmax row by row, then out = P·V.
 // The backward keeps P and dS of the whole head (T rows), so dk = dSᵀ·q and dv = Pᵀ·dout are
 // products too, over key panels, with q and dout packed [D8/8][T][8].
+// q and dq rows are qStride floats apart, k, v, dk, dv rows kvStride (strided views, attention.ts);
+// out and dout rows H·D.
 import { at, dot, expRow, sexpFast, vexpFast, zero } from "./common";
 import { micro_6x8 } from "./matmul_micro";
 import { MR, NR, tileMul, transpose4 } from "./tile";
@@ -127,10 +129,10 @@ function productRows(
 /** attention_f32 for batch elements [0, B) (see attention.ts), when tiledScratchBytes fits. */
 export function attentionTiled(
   q: usize, k: usize, v: usize, out: usize, lse: usize,
-  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, sc: f32, causal: i32, scratch: usize,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, sc: f32, causal: i32, qStride: i32, kvStride: i32, scratch: usize,
 ): void {
   const group = H / Hkv;
-  const kvStride = Hkv * D, qStride = H * D;
+  const oStride = H * D;
   const off = S - T; // query t sits at absolute position t + off
   const S8 = roundUp(S, NR), ldp = rowFloats(S);
   const zeros = scratch, inv = at(scratch, 8), tile = at(scratch, 16); // 8 zeros, MR × 1/Σp, MR×NR tile
@@ -138,23 +140,24 @@ export function attentionTiled(
   zero(zeros, NR);
   for (let b = 0; b < B; b++) {
     for (let g = 0; g < Hkv; g++) {
-      const kvOff = (b * S * Hkv + g) * D;
+      const kvOff = b * S * kvStride + g * D;
       packKeysT(at(k, kvOff), kvStride, S, D, Kt);
       packRows(at(v, kvOff), kvStride, S, D, Vp);
       for (let h = g * group; h < (g + 1) * group; h++) {
         for (let t0 = 0; t0 < T; t0 += MR) {
           const hp = min(MR, T - t0);
-          const row0 = ((b * T + t0) * H + h) * D;
+          const row0 = ((b * T + t0) * H + h) * D; // out
+          const qrow0 = (b * T + t0) * qStride + h * D;
           const jp = causal ? min(S, t0 + hp + off) : S; // keys [0, jp) are visible to some row of the panel
           if (jp <= 0) {
             for (let r = 0; r < hp; r++) {
-              zero(at(out, row0 + r * qStride), D);
+              zero(at(out, row0 + r * oStride), D);
               store<f32>(at(lse, (b * H + h) * T + t0 + r), -Infinity);
             }
             continue;
           }
           // scores: the panel's query rows in place, or packed when fewer than MR are left
-          let a = at(q, row0), rs = <usize>qStride << 2, ks: usize = 4;
+          let a = at(q, qrow0), rs = <usize>qStride << 2, ks: usize = 4;
           if (hp < MR) {
             packPanel(a, qStride, hp, D, Ap);
             a = Ap; rs = 4; ks = MR * 4;
@@ -178,12 +181,12 @@ export function attentionTiled(
             store<f32>(at(inv, r), 1 / sum);
           }
           // out rows = P·V over keys [0, jp), then × 1/Σp
-          productRows(P, <usize>ldp << 2, 4, Vp, S, 0, jp, at(out, row0), qStride, hp, D, 0, zeros, tile);
+          productRows(P, <usize>ldp << 2, 4, Vp, S, 0, jp, at(out, row0), oStride, hp, D, 0, zeros, tile);
           for (let r = 0; r < hp; r++) {
             const t = t0 + r;
             const jmax = causal ? min(S, t + off + 1) : S;
-            if (jmax > 0) scaleRow(at(out, row0 + r * qStride), D, load<f32>(at(inv, r)));
-            else zero(at(out, row0 + r * qStride), D);
+            if (jmax > 0) scaleRow(at(out, row0 + r * oStride), D, load<f32>(at(inv, r)));
+            else zero(at(out, row0 + r * oStride), D);
           }
         }
       }
@@ -220,13 +223,13 @@ function scaleRow(x: usize, n: i32, c: f32): void {
 
 // ---- backward ----
 
-/** attention_backward_f32 for batch elements [0, B) (see attention.ts), when tiledScratchBytes fits. dk, dv are zeroed here. */
+/** attention_backward_f32 for batch elements [0, B) (see attention.ts), when tiledScratchBytes fits; dk, dv zeroed by the caller. */
 export function attentionBackwardTiled(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, dq: usize, dk: usize, dv: usize,
-  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, sc: f32, causal: i32, scratch: usize,
+  B: i32, T: i32, S: i32, H: i32, Hkv: i32, D: i32, sc: f32, causal: i32, qStride: i32, kvStride: i32, scratch: usize,
 ): void {
   const group = H / Hkv;
-  const kvStride = Hkv * D, qStride = H * D;
+  const oStride = H * D;
   const off = S - T;
   const S8 = roundUp(S, NR), D8 = roundUp(D, NR), ldp = rowFloats(S);
   const zeros = scratch, tile = at(scratch, 16); // 8 zeros, MR×NR tile
@@ -235,46 +238,45 @@ export function attentionBackwardTiled(
   const Qp = at(Kp, D8 * S), Gp = at(Qp, D8 * T);
   const P = at(Gp, D8 * T), dS = at(P, roundUp(T, MR) * ldp);
   zero(zeros, NR);
-  zero(dk, B * S * Hkv * D);
-  zero(dv, B * S * Hkv * D);
   const rsP = <usize>ldp << 2;
   for (let b = 0; b < B; b++) {
     for (let g = 0; g < Hkv; g++) {
-      const kvOff = (b * S * Hkv + g) * D;
+      const kvOff = b * S * kvStride + g * D;
       packKeysT(at(k, kvOff), kvStride, S, D, Kt);
       packKeysT(at(v, kvOff), kvStride, S, D, Vt);
       packRows(at(k, kvOff), kvStride, S, D, Kp);
       for (let h = g * group; h < (g + 1) * group; h++) {
-        const head0 = (b * T * H + h) * D; // q/dout/out row of t = 0
+        const head0 = (b * T * H + h) * D; // dout/out row of t = 0
+        const qhead0 = b * T * qStride + h * D; // q/dq row of t = 0
         const lhead = at(lse, (b * H + h) * T);
         // P = exp(scale·q·kᵀ − lse), dS = P·(dout·vᵀ − delta)·scale, dq = dS·k, panel by panel
         for (let t0 = 0; t0 < T; t0 += MR) {
           const hp = min(MR, T - t0);
-          const row0 = head0 + t0 * qStride;
+          const row0 = head0 + t0 * oStride, qrow0 = qhead0 + t0 * qStride;
           const jp = causal ? min(S, t0 + hp + off) : S;
           if (jp <= 0) {
             for (let r = 0; r < hp; r++) {
-              zero(at(dq, row0 + r * qStride), D);
+              zero(at(dq, qrow0 + r * qStride), D);
               zero(at(P, (t0 + r) * ldp), S);
               zero(at(dS, (t0 + r) * ldp), S);
             }
             continue;
           }
-          let aq = at(q, row0), ag = at(dout, row0), rs = <usize>qStride << 2, ks: usize = 4;
+          let aq = at(q, qrow0), ag = at(dout, row0), rq = <usize>qStride << 2, rg = <usize>oStride << 2, ks: usize = 4;
           if (hp < MR) {
             packPanel(aq, qStride, hp, D, Aq);
-            packPanel(ag, qStride, hp, D, Ag);
-            aq = Aq; ag = Ag; rs = 4; ks = MR * 4;
+            packPanel(ag, oStride, hp, D, Ag);
+            aq = Aq; ag = Ag; rq = 4; rg = 4; ks = MR * 4;
           }
           const Pp = at(P, t0 * ldp), dSp = at(dS, t0 * ldp);
-          scorePanel(aq, rs, ks, Kt, D, jp, Pp, ldp, zeros);
-          scorePanel(ag, rs, ks, Vt, D, jp, dSp, ldp, zeros);
+          scorePanel(aq, rq, ks, Kt, D, jp, Pp, ldp, zeros);
+          scorePanel(ag, rg, ks, Vt, D, jp, dSp, ldp, zeros);
           for (let r = 0; r < hp; r++) {
             const t = t0 + r;
             const prow = at(Pp, r * ldp), dsrow = at(dSp, r * ldp);
             const jmax = causal ? min(S, t + off + 1) : S;
             if (jmax > 0) {
-              const rowOff = row0 + r * qStride;
+              const rowOff = row0 + r * oStride;
               const delta = dot(at(dout, rowOff), at(out, rowOff), D);
               softmaxGradRow(prow, dsrow, jmax, sc, load<f32>(at(lhead, t)), delta);
             }
@@ -282,14 +284,14 @@ export function attentionBackwardTiled(
             zero(at(prow, j0), S - j0);
             zero(at(dsrow, j0), S - j0);
           }
-          productRows(dSp, rsP, 4, Kp, S, 0, jp, at(dq, row0), qStride, hp, D, 0, zeros, tile);
+          productRows(dSp, rsP, 4, Kp, S, 0, jp, at(dq, qrow0), qStride, hp, D, 0, zeros, tile);
           for (let r = 0; r < hp; r++) {
-            if ((causal ? min(S, t0 + r + off + 1) : S) <= 0) zero(at(dq, row0 + r * qStride), D);
+            if ((causal ? min(S, t0 + r + off + 1) : S) <= 0) zero(at(dq, qrow0 + r * qStride), D);
           }
         }
         // dk[j] += Σ_t dS[t, j]·q[t], dv[j] += Σ_t P[t, j]·dout[t] over key panels (rows t that see j)
-        packRows(at(q, head0), qStride, T, D, Qp);
-        packRows(at(dout, head0), qStride, T, D, Gp);
+        packRows(at(q, qhead0), qStride, T, D, Qp);
+        packRows(at(dout, head0), oStride, T, D, Gp);
         for (let j0 = 0; j0 < S; j0 += MR) {
           const hk = min(MR, S - j0);
           const tFirst = causal ? max(0, j0 - off) : 0;

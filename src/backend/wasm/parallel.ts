@@ -4,7 +4,7 @@
 // advanced to its first row. Small calls stay on the main thread (a wake-up costs ~10–100 µs).
 // Not a scheduler: everything here is synchronous, like the kernels.
 
-import type { KernelName, KernelParams } from "../kernels.ts";
+import { type KernelName, type KernelParams, paramList } from "../kernels.ts";
 import type { WasmRuntime } from "./module.ts";
 import { MAX_CHUNKS, SCRATCH_BYTES, threadPool } from "./threads.ts";
 
@@ -84,17 +84,19 @@ export function runAttention(
   rt: WasmRuntime, kernel: "attention" | "attention_backward", ptrs: readonly number[],
   p: KernelParams<"attention">,
 ): boolean {
-  const { B, T, S, H, Hkv, D, scale, causal } = p;
+  const { B, T, S, H, Hkv, D } = p;
   if (!worthSplitting(rt, B, B * H * T * S * D * 4) || attentionScratchBytes(kernel, T, S, D) > SCRATCH_BYTES) return false;
   const pool = threadPool(rt);
   pool.startWorkers();
-  const q = T * H * D, kv = S * Hkv * D, l = H * T; // floats per batch element
-  // forward: q k v out lse; backward: dout q k v out lse dq dk dv
-  const perBatch = kernel === "attention" ? [q, kv, kv, q, l] : [q, q, kv, kv, q, l, q, kv, kv];
+  // floats per batch element: q and dq (strided rows), k v dk dv (strided), out and dout, lse
+  const q = T * (p.qRow || H * D), kv = S * (p.kvRow || Hkv * D), o = T * H * D, l = H * T;
+  // forward: q k v out lse; backward: dout q k v out lse dq dk dv (offsets are applied in the kernel)
+  const perBatch = kernel === "attention" ? [q, kv, kv, o, l] : [o, q, kv, kv, o, l, q, kv, kv];
+  const rest = paramList("attention", p).slice(1);
   const chunks = rowRanges(B).map(([b0, b1]) => [
-    ...ptrs.map((ptr, i) => ptr + b0 * perBatch[i] * 4), b1 - b0, T, S, H, Hkv, D, scale, causal, 0, SCRATCH_BYTES,
+    ...ptrs.map((ptr, i) => ptr + b0 * perBatch[i] * 4), b1 - b0, ...rest, 0, SCRATCH_BYTES,
   ]);
-  pool.run(`${kernel}_f32`, chunks, ptrs.length + 8); // the trailing scratch argument (then its size)
+  pool.run(`${kernel}_f32`, chunks, ptrs.length + rest.length + 1); // the trailing scratch argument (then its size)
   return true;
 }
 
