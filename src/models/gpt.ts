@@ -56,12 +56,21 @@ class CausalSelfAttention extends Module {
     if (cache) {
       const [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D)); // [B, T, H, D]
       y = cachedAttention(q, k, v, cache, layer).reshape(B, T, C); // [B, T, C]
-    } else {
+    } else if (gptAttention.packedQkv) {
       y = ops.qkvAttention(qkv, { nHead: H, causal: true }).reshape(B, T, C); // q, k, v read in place
+    } else {
+      const [q, k, v] = ops.split(qkv, [C, C, C], -1).map((t) => t.reshape(B, T, H, D));
+      y = ops.attention(q, k, v, { causal: true }).reshape(B, T, C);
     }
     return this.resid_dropout.forward(this.c_proj.forward(y)); // [B, T, C]
   }
 }
+
+/**
+ * packedQkv: attention reads q, k, v in place from c_attn's output (ops.qkvAttention); false: the
+ * split copies (kept so the equivalence test and tests/bench/ab.ts can compare the two).
+ */
+export const gptAttention = { packedQkv: true };
 
 class MLP extends Module {
   readonly c_fc: Linear;

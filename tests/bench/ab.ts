@@ -5,7 +5,8 @@
 //   bun tests/bench/ab.ts [--blas "auto;off;auto:blasMinFlops=4e6"] [--threads 2] [--steps 60] [--warmup 10]
 // A variant is a KILN_BLAS setting (auto, off, or a library path), optionally followed by matmul
 // split settings (src/backend/wasm/matmul.ts matmulSplit): "auto:blasMinFlops=4e6,blasChunksPerThread=1",
-// and/or perParamAdamw=1: AdamW's grouped launches run one by one (as before the multi-tensor job).
+// and/or perParamAdamw=1: AdamW's grouped launches run one by one (as before the multi-tensor job),
+// and/or splitQkv=1: GPT attention on split copies of q, k, v (src/models/gpt.ts gptAttention).
 // Timings: never in tests.
 
 import { parseArgs } from "node:util";
@@ -15,7 +16,7 @@ import { createComputeBackend } from "../../src/backend/registry.ts";
 import { matmulSplit } from "../../src/backend/wasm/matmul.ts";
 import { TokenDataset } from "../../src/data/dataset.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
-import { GPT } from "../../src/models/gpt.ts";
+import { GPT, gptAttention } from "../../src/models/gpt.ts";
 import { gradNormSq } from "../../src/optim/clip.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { Rng, seed } from "../../src/tensor/random.ts";
@@ -44,9 +45,13 @@ const splitDefaults = { ...matmulSplit };
 const variants = await Promise.all(blasList(values.blas ?? "").map(async (spec) => {
   const [blas, settings = ""] = spec.split(":");
   const split: Record<string, number> = { ...splitDefaults };
-  let perParamAdamw = false;
+  let perParamAdamw = false, splitQkv = false;
   for (const kv of settings.split(",").filter(Boolean)) {
     const [k, x] = kv.split("=");
+    if (k === "splitQkv") {
+      splitQkv = x === "1";
+      continue;
+    }
     if (k === "perParamAdamw") {
       perParamAdamw = x === "1";
       continue;
@@ -65,12 +70,13 @@ const variants = await Promise.all(blasList(values.blas ?? "").map(async (spec) 
       for (const l of launches) backend.run(l.kernel, l.inputs, l.outputs, l.params as never);
     };
   }
-  return { blas: spec, split, backend, model, optimizer: defaultOptimizer(model, args), rng: new Rng(1), ms: [] as number[], loss: NaN };
+  return { blas: spec, split, splitQkv, backend, model, optimizer: defaultOptimizer(model, args), rng: new Rng(1), ms: [] as number[], loss: NaN };
 }));
 
 function step(v: (typeof variants)[number]): number {
   useBackend(v.backend);
   Object.assign(matmulSplit, v.split);
+  gptAttention.packedQkv = !v.splitQkv;
   const t0 = performance.now();
   v.loss = scope(() => {
     const batch = data.batch("train", 12, v.rng);
