@@ -87,6 +87,23 @@ describe("wasm row-parallel kernels", async () => {
     );
   });
 
+  test("attention on strided q, k, v split over the batch: per-batch pointers step by the row strides", async () => {
+    const [B, T, S, H, Hkv, D] = [7, 24, 40, 4, 2, 20];
+    const qRow = H * D + 9, kvRow = Hkv * D + 5, qOff = 2, kOff = 1, vOff = 5;
+    const s = (t: string) => seedOf("par-attn-strided", t);
+    const qn = B * T * qRow + qOff, kn = B * S * kvRow + vOff;
+    const q = uniform(qn, s("q"), -2, 2), k = uniform(kn, s("k"), -2, 2), v = uniform(kn, s("v"));
+    const p = { B, T, S, H, Hkv, D, scale: 0.3, causal: 1, qRow, kvRow, qOff, kOff, vOff };
+    const o = B * T * H * D;
+    await withWorkerChunk(backend, () => expectKernel(backend, "attention", [q, k, v], [o, B * H * T], p, { atol: 1e-5, rtol: 1e-5 }));
+    const [out, lse] = reference("attention", [q, k, v], [o, B * H * T], p).map((a) => Float32Array.from(a));
+    const dout = uniform(o, s("dout"));
+    const sentinels = [uniform(qn, 1, 5, 6), uniform(kn, 2, 5, 6), uniform(kn, 3, 5, 6)];
+    await withWorkerChunk(backend, () =>
+      expectKernel(backend, "attention_backward", [dout, q, k, v, out, lse], sentinels, p, { atol: 1e-4, rtol: 1e-4 }),
+    );
+  });
+
   // runSplit: sizes well above SPLIT_MIN_NS for each kernel's cost, odd sizes for the tails
   const single = await createComputeBackend("wasm", { threads: 1, blas: "off" });
   afterAll(() => single.dispose());
