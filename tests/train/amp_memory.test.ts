@@ -91,7 +91,7 @@ for (const name of backendNames) {
           return;
         }
         expect([...half.saves.linear]).toEqual(["f16", "f32"]); // x in f16, the weight in f32
-        expect(half.saves.attention.has("f16")).toBe(true);
+        expect((half.saves.attention ?? half.saves.qkv_attention).has("f16")).toBe(true); // GPT: qkv_attention (packed c_attn output)
         for (const op of ["layer_norm", "rms_norm", "softmax", "cross_entropy"]) if (half.saves[op]) expect(half.saves[op].has("f16")).toBe(false);
         console.log(`${label} on ${backend.device}: peak backend memory of a step ${(full.peak / 2 ** 20).toFixed(2)} MiB f32, ${(half.peak / 2 ** 20).toFixed(2)} MiB AMP (${((1 - half.peak / full.peak) * 100).toFixed(1)}% less)`);
         expect(half.peak).toBeLessThan(full.peak * 0.8);
