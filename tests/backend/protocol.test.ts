@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { Backend } from "../../src/backend/backend.ts";
 import { KERNEL_NAMES } from "../../src/backend/kernels.ts";
 import { createComputeBackend, webgpuFactory } from "../../src/backend/registry.ts";
-import { HEAP_BASE, HOST_EXPORTS, loadKernelModule } from "../../src/backend/wasm/module.ts";
+import { checkArity, HEAP_BASE, HOST_EXPORTS, kernelImports, loadKernelModule } from "../../src/backend/wasm/module.ts";
 import { readFileSync } from "node:fs";
 import type { WasmBackend } from "../../src/backend/wasm/index.ts";
 import { backendNames, getBackend } from "../backends.ts";
@@ -17,6 +17,15 @@ describe("wasm module ABI", async () => {
   });
   test.each(HOST_EXPORTS)("the host's helper export %s exists (a build without it is refused as stale)", (name) => {
     expect(exports.has(name)).toBe(true);
+  });
+  test("the attention exports take the kernel list's params (strides and offsets) plus the scratch; an older build is refused at load", async () => {
+    const memory = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+    const module = await loadKernelModule();
+    const { exports: ex } = await WebAssembly.instantiate(module, kernelImports(module, memory));
+    expect((ex.attention_f32 as () => void).length).toBe(3 + 2 + 13 + 2);
+    expect((ex.attention_backward_f32 as () => void).length).toBe(6 + 3 + 13 + 2);
+    expect(checkArity({ attention_f32: (a: number, b: number) => a + b, attention_backward_f32: ex.attention_backward_f32 } as WebAssembly.Exports))
+      .toBe("attention_f32 takes 2 arguments, not 20");
   });
   test("the module's data segments end below the allocator's heap base", () => {
     const bytes = readFileSync(new URL("../../wasm/build/kernels.wasm", import.meta.url));

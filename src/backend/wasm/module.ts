@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { WasmAllocator } from "./allocator.ts";
 import type { MemoryStats } from "../backend.ts";
 import type { BlasLibrary } from "./blas.ts";
-import { KERNEL_NAMES } from "../kernels.ts";
+import { KERNEL_NAMES, KERNELS } from "../kernels.ts";
 
 /** A kernel export: pointers (byte offsets) and params, all plain numbers. */
 export type KernelExport = (...args: number[]) => void;
@@ -97,12 +97,33 @@ export function loadKernelModule(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
+/**
+ * Exports whose parameter list changed since an earlier build, with their parameter counts now:
+ * a stale build would take the new trailing arguments as other ones (a wasm function's `length`
+ * is its parameter count).
+ */
+const ARITY: Record<string, number> = {
+  attention_f32: 3 + 2 + KERNELS.attention.params.length + 2, // q k v, out lse, params, scratch and its size
+  attention_backward_f32: 6 + 3 + KERNELS.attention_backward.params.length + 2,
+};
+
+/** The first export whose parameter count is not ARITY's, as "name takes n arguments, not m"; null if none. */
+export function checkArity(exports: WebAssembly.Exports): string | null {
+  for (const [name, n] of Object.entries(ARITY)) {
+    const got = (exports[name] as (...args: unknown[]) => unknown).length;
+    if (got !== n) return `${name} takes ${got} arguments, not ${n}`;
+  }
+  return null;
+}
+
 /** Instantiates the kernels on a fresh shared memory with its allocator. */
 export async function createWasmRuntime(options: RuntimeOptions = {}): Promise<WasmRuntime> {
   const module = await loadKernelModule();
   const initial = Math.max(MODULE_MIN_PAGES, options.initialPages ?? MODULE_MIN_PAGES);
   const memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
   const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
+  const stale = checkArity(instance.exports);
+  if (stale) throw new Error(`kiln: ${fileURLToPath(WASM_URL)} is older than the kernel sources (${stale}): run \`npm run build:wasm\``);
   return new Runtime(memory, module, instance.exports as unknown as KernelExports, options.threads ?? 1, options.blas ?? null);
 }
 
