@@ -10,6 +10,7 @@
 import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Backend } from "../backend/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../io/atomic.ts";
 import { exportGguf, type GGUFQuantization } from "../io/gguf_export.ts";
@@ -30,7 +31,8 @@ export interface BundleResult {
   ggufSkipped?: string;
 }
 
-const KILN_ROOT = resolve(import.meta.dir, "../..");
+// from the module URL, not Bun's import.meta.dir: Deno imports this file through kiln's index
+const KILN_ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const BUN_IMAGE = "oven/bun:1.4.5";
 
 export async function exportBundle(modelDir: string, outDir: string, options: ExportBundleOptions = {}): Promise<BundleResult> {
