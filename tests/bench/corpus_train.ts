@@ -20,4 +20,7 @@ const result = await trainModel(model, data.train, { learningRate: 3e-3, batchSi
   progress: false,
 });
 const s = (performance.now() - t1) / 1000;
+const status = await Bun.file("/proc/self/status").text().catch(() => "");
+const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
+console.log(`at the end: RSS ${kb("VmRSS").toFixed(0)} MB = anonymous ${kb("RssAnon").toFixed(0)} MB + file-backed ${kb("RssFile").toFixed(0)} MB (the token file's pages the windows touched: page cache, reclaimable) + shared ${kb("RssShmem").toFixed(0)} MB; peak ${kb("VmHWM").toFixed(0)} MB`);
 console.log(`${result.steps} steps (batch 8 x 64 tokens, shuffled windows) in ${s.toFixed(1)} s; final loss ${result.finalLoss.toFixed(3)} (ln 50257 = ${Math.log(50257).toFixed(3)} at the start)`);
