@@ -74,7 +74,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
   },
   // the backward products run in the precision the forward ran in (withAutocast, recorded by the op)
   matmul: (g, { ctx: { a: a16, b: b16, autocast } }, [needA = true, needB = true] = []) => withAutocast(autocast, () => {
-    const a = widen(a16), b = widen(b16);
+    // an f16 copy autocast kept is read as it is where it is the product's B (da = g·bᵀ), widened elsewhere
+    const a = widen(a16), b = a16.rank === 2 && b16.rank === 2 ? b16 : widen(b16);
     if (a.rank === 2 && b.rank === 2) {
       // da = g·bᵀ and db = aᵀ·g: independent, run together (on wasm one per thread)
       const [M, K] = a.shape, N = b.shape[1];
@@ -103,7 +104,8 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     ];
   }),
   linear: (g, { ctx: { x: saved, w, hasBias, wLayout, autocast } }, [needX = true, needW = true, needB = true] = []) => withAutocast(autocast, () => {
-    const x = widen(saved);
+    // an f16 copy autocast kept is read as it is where it is the product's B (dW of a [out, in] weight)
+    const x = wLayout === "out_in" ? saved : widen(saved);
     const out = g.shape[g.rank - 1];
     const g2 = g.reshape([-1, out]); // [M, out]
     const x2 = x.reshape([-1, x.shape[x.rank - 1]]); // [M, in]
@@ -118,7 +120,7 @@ export const vjp: { [K in OpName]: VjpRule<K> | NonDiff } = {
     // dW = gᵀ·x ([out, in]) or xᵀ·g ([in, out]): never launched for a frozen weight
     if (dw) {
       launches.push(wLayout === "out_in"
-        ? launchOf("matmul", [g2, x2, null], [dw], { ...gemm, M: out, N: inF, K: M, transA: 1 })
+        ? launchOf("matmul", [g2, x2, null], [dw], { ...gemm, M: out, N: inF, K: M, transA: 1, dtypeB: dtypeCode(x2) })
         : launchOf("matmul", [x2, g2, null], [dw], { ...gemm, M: inF, N: out, K: M, transA: 1 }));
     }
     if (db) launches.push(launchOf("sum", [g2], [db], { outer: 1, len: M, inner: out })); // db = Σ_rows g

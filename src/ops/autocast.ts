@@ -29,8 +29,15 @@ export function autocastSaves(t: Tensor): boolean {
  */
 export function saveForBackward(t: Tensor, inputs: readonly (Tensor | null)[]): Tensor {
   if (t.dtype !== "f32" || (t.requiresGrad && !t.node) || !willRecord(inputs) || !autocastSaves(t)) return t;
-  return noGrad(() => cast(t, "f16"));
+  // one copy per activation: the q/k/v (gate/up) projections of one normed input share it
+  const had = copies.get(t);
+  if (had && !had.disposed) return had;
+  const copy = noGrad(() => cast(t, "f16"));
+  copies.set(t, copy);
+  return copy;
 }
+
+const copies = new WeakMap<Tensor, Tensor>();
 
 /** A saved tensor as f32 for a rule's kernels (a temporary of the rule's scope when it was saved in f16). */
 export function widen(t: Tensor): Tensor {

@@ -140,3 +140,30 @@ describe.skipIf(!backendNames.includes("webgpu"))("activationScope", () => {
     for (const t of [x, w1, w2]) t.dispose();
   });
 });
+
+describe.skipIf(!backendNames.includes("webgpu"))("the f16 product reads f16 saves as they are", () => {
+  test("dW of linear and da of matmul from the f16 copies (matmul_f16_half) have the bits of the f16 kernel on the widened copies", async () => {
+    const backend = await getBackend("webgpu");
+    if (!backend.autocastF16) return;
+    useBackend(backend);
+    const run = async (f16Saves: boolean) => {
+      const rng = new Rng(9);
+      const x0 = randn([3, 7, 72], { backend, rng, requiresGrad: true });
+      const w = randn([50, 72], { backend, rng, requiresGrad: true });
+      const a = randn([33, 50], { backend, rng, requiresGrad: true });
+      const out = await withAutocast(true, () => asyncScope(async () => {
+        const x = ops.mul(x0, 1.5); // an activation (a graph node): its copy is f16 under f16Saves
+        const y = ops.linear(x, w); // [3, 7, 50]
+        const z = ops.matmul(a, ops.permute(ops.reshape(y, [21, 50]), [1, 0])); // [33, 21]: B is an activation
+        ops.sum(z).backward(); // (a product z·z would keep f16 copies of z: other bits on purpose)
+        return [w, a, x0].map((p) => { const g = p.grad!; p.grad = null; return g; });
+      }), { f16Saves });
+      const bits = await Promise.all(out.map(async (g) => new Uint32Array(Float32Array.from(await g.data()).buffer)));
+      for (const t of [...out, x0, w, a]) t.dispose();
+      return bits;
+    };
+    const direct = await run(true);
+    const widened = await run(false);
+    direct.forEach((b, i) => expect(Array.from(b)).toEqual(Array.from(widened[i])));
+  });
+});

@@ -22,6 +22,7 @@ import matmul from "../../../kernels/matmul.wgsl" with { type: "text" };
 import matmulCommon from "../../../kernels/matmul_common.wgsl" with { type: "text" };
 import matmul_f16 from "../../../kernels/matmul_f16.wgsl" with { type: "text" };
 import matmul_half from "../../../kernels/matmul_half.wgsl" with { type: "text" };
+import matmul_f16_half from "../../../kernels/matmul_f16_half.wgsl" with { type: "text" };
 import reduce from "../../../kernels/reduce.wgsl" with { type: "text" };
 import rms_norm from "../../../kernels/rms_norm.wgsl" with { type: "text" };
 import rope from "../../../kernels/rope.wgsl" with { type: "text" };
@@ -29,7 +30,7 @@ import softmax from "../../../kernels/softmax.wgsl" with { type: "text" };
 import { debugLevel } from "../../util/env.ts";
 
 const FILES = {
-  elementwise, copy, reduce, softmax, matmul, matmul_f16, matmul_half, embedding, layer_norm, rms_norm, rope, attention,
+  elementwise, copy, reduce, softmax, matmul, matmul_f16, matmul_half, matmul_f16_half, embedding, layer_norm, rms_norm, rope, attention,
   cross_entropy, adamw, cast,
 } as const;
 
@@ -38,9 +39,9 @@ export type ShaderFile = keyof typeof FILES;
 /** Families whose kernels call wg_sum / wg_max (and take a Lane). */
 const REDUCING: ReadonlySet<ShaderFile> = new Set(["reduce", "softmax", "layer_norm", "rms_norm", "cross_entropy", "attention", "matmul"]);
 /** Families written with f16 (compiled only on adapters with shader-f16). */
-const F16: ReadonlySet<ShaderFile> = new Set(["matmul_f16"]);
+const F16: ReadonlySet<ShaderFile> = new Set(["matmul_f16", "matmul_f16_half"]);
 /** Families that read or write 16-bit storage (the helpers of half.wgsl). */
-const HALF: ReadonlySet<ShaderFile> = new Set(["cast", "matmul_half", "embedding"]);
+const HALF: ReadonlySet<ShaderFile> = new Set(["cast", "matmul_half", "matmul_f16_half", "embedding"]);
 /** Families of kernel "matmul" (params, bindings and helpers from matmul_common.wgsl). */
 const MATMUL: ReadonlySet<ShaderFile> = new Set(["matmul", "matmul_f16"]);
 

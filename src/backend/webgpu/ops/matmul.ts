@@ -1,4 +1,6 @@
 // WebGPU launch of matmul (kernels/matmul.wgsl, kernels/matmul_f16.wgsl). The variant:
+//   B in f16 storage inside withAutocast(true) with shader-f16 (the f16 activation copies autocast
+//     keeps for the backward): matmul_f16_half, the f16 product reading B as it is;
 //   B in 16-bit storage (dtypeB: frozen f16/bf16 weights): matmul_half, widening B as it loads;
 //   inside withAutocast(true) (mixed-precision training), when the device has shader-f16:
 //     matmul_f16_tiled for every shape, M = 1 included;
@@ -48,11 +50,16 @@ export const MATMUL: KernelTable<"matmul"> = {
     const trans = { TRANS_A: p.transA ? 1 : 0, TRANS_B: p.transB ? 1 : 0 };
     const buffers = [a!, b!, bias ?? ctx.dummy, out];
     const t = ctx.tuning;
+    const autocast = ctx.features.shaderF16 && isAutocast();
+    if (p.dtypeB === 1 && autocast) {
+      // an f16 copy autocast kept for the backward, read as it is by the f16 product
+      ctx.launch("matmul_f16_half", "matmul_f16_half", buffers, params, [Math.ceil(p.N / 64), Math.ceil(p.M / 64), p.batch], trans);
+      return;
+    }
     if (p.dtypeB) {
       ctx.launch("matmul_half", "matmul_half", buffers, params, [Math.ceil(p.N / 32), Math.ceil(p.M / 32), p.batch], { ...trans, DTYPE_B: p.dtypeB });
       return;
     }
-    const autocast = ctx.features.shaderF16 && isAutocast();
     const gemv = t.gemv > 0 && !autocast ? gemvEntry(p) : null;
     const tiles = [Math.ceil(p.N / 64), Math.ceil(p.M / 64), p.batch];
     if (gemv === "matmul_vec") {
