@@ -49,7 +49,9 @@ export function encodeChunk(tokenizer: Tokenizer, bytes: Uint8Array, dtype: Toke
  */
 export async function tokenizeFile(tokenizer: Tokenizer | string, input: string, output: string, options: TokenizeFileOptions = {}): Promise<TokenizeFileResult> {
   const dir = typeof tokenizer === "string" ? tokenizer : undefined;
-  const tok = typeof tokenizer === "string" ? await loadTokenizer(tokenizer) : tokenizer;
+  const tok = typeof tokenizer === "string" ? await loadTokenizer(tokenizer).catch((e: Error) => {
+    throw new DataFileError(`--tokenizer ${tokenizer}: ${e.message.replace(/^\[tokenizer\]\s*/, "")}`);
+  }) : tokenizer;
   const dtype = tokenDtypeFor(tok.vocabSize);
   const chunkBytes = options.chunkBytes ?? 4 << 20;
   const threads = dir ? Math.max(1, Math.floor(options.threads ?? Math.min(4, navigator.hardwareConcurrency || 1))) : 1;

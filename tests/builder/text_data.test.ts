@@ -141,6 +141,9 @@ describe("kiln data tokenize / load", () => {
     const r = await kiln("data", "tokenize", "--tokenizer", TOK, "--input", join(dir, "bad.txt"), "--out", join(dir, "bad.bin"));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("not UTF-8 text: invalid byte at offset 2");
+    const noTok = await kiln("data", "tokenize", "--tokenizer", join(dir, "no-such-tokenizer"), "--input", join(dir, "bad.txt"), "--out", join(dir, "bad.bin"));
+    expect(noTok.code).toBe(2);
+    expect(noTok.stderr.trim()).toBe(`kiln data: --tokenizer ${join(dir, "no-such-tokenizer")}: ${join(dir, "no-such-tokenizer")} has neither tokenizer.json nor vocab.json + merges.txt`);
   });
   test("kiln data load writes the kept documents and a per-file report", async () => {
     const raw = join(dir, "raw");
