@@ -19,7 +19,11 @@ export interface BackendConfig {
   backend_type?: string | null;
   /** "auto", "cpu" (accept a software WebGPU adapter), or a backend-specific choice */
   device?: string;
-  /** precision of the frozen base weights; the adapters and optimizer state are float32 */
+  /**
+   * storage of the frozen base weights: "bfloat16" / "float16" keep the weight matrices (Linear,
+   * embedding) 16-bit on the device, half the memory, widened to f32 inside the products; norms,
+   * biases, adapters and optimizer state are float32. "auto" and "float32": all f32.
+   */
   dtype?: FinetuneDType | "auto";
   seed?: number;
 }
@@ -36,13 +40,12 @@ export class FinetuneBackend {
 
   /** Loads a local Hugging Face folder (weights, tokenizer, chat template), optionally with an adapter. */
   async loadModel(path: string, { adapterPath }: LoadModelOptions = {}): Promise<ModelInterface> {
-    const { model, tokenizer } = await loadPretrained(path, { backend: this.compute });
+    // bfloat16 / float16: the weight matrices stay 16-bit on the device (frozen base); "auto" is f32
+    const dtype: FinetuneDType = this.config.dtype === "auto" ? "float32" : this.config.dtype;
+    const storage = dtype === "bfloat16" ? "bf16" : dtype === "float16" ? "f16" : "f32";
+    const { model, tokenizer } = await loadPretrained(path, { backend: this.compute, dtype: storage });
     const chatTemplate = await loadChatTemplate(path).catch(() => null);
-    if (this.config.dtype === "bfloat16" || this.config.dtype === "float16") {
-      // 16-bit weight storage is not in the tensor layer yet: say so rather than pretend
-      console.warn(`[finetune] dtype ${this.config.dtype}: the base weights are kept in float32 (16-bit storage is not implemented yet)`);
-    }
-    const mi = new ModelInterface({ module: model, backend: this.compute, backendName: this.name, tokenizer, chatTemplate, path, dtype: "float32" });
+    const mi = new ModelInterface({ module: model, backend: this.compute, backendName: this.name, tokenizer, chatTemplate, path, dtype });
     if (adapterPath) await mi.loadAdapter(adapterPath);
     return mi;
   }

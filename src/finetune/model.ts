@@ -107,19 +107,21 @@ export class ModelInterface {
    * Writes a full Hugging Face folder with the active adapters merged into the weights (mlx-lm's
    * fuse): the model in memory keeps its adapters, unmerged afterwards.
    */
-  async savePretrained(dir: string): Promise<string> {
+  async savePretrained(dir: string, { dtype = "float32" }: { dtype?: FinetuneDType } = {}): Promise<string> {
     const layers = loraLayers(this.module);
     const wrappers = savedModuleWrappers(this.module);
-    for (const [, l] of layers) l.merge();
-    for (const [path, l] of layers) this.module.setSubmodule(path, l.base);
+    // a 16-bit base merges into temporary f32 layers (LoRALinear.mergedLinear), an f32 one in place
+    const merged = layers.map(([, l]) => (l.weight.dtype === "f32" ? (l.merge(), l.base) : l.mergedLinear()));
+    layers.forEach(([path], i) => this.module.setSubmodule(path, merged[i]));
     for (const [path, w] of wrappers) this.module.setSubmodule(path, w.active); // modules_to_save: the active adapter's copy
     try {
-      await savePretrained(this.module, dir, this.path ? { tokenizerDir: this.path } : {});
+      await savePretrained(this.module, dir, { dtype, ...(this.path ? { tokenizerDir: this.path } : {}) });
     } finally {
-      for (const [path, l] of layers) {
+      layers.forEach(([path, l], i) => {
         this.module.setSubmodule(path, l);
-        l.unmerge();
-      }
+        if (merged[i] === l.base) l.unmerge();
+        else merged[i].dispose();
+      });
       for (const [path, w] of wrappers) this.module.setSubmodule(path, w);
     }
     return join(dir);

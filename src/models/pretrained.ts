@@ -14,7 +14,8 @@ import type { Backend } from "../backend/backend.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
 import { withoutInit, type Tensor } from "../tensor/tensor.ts";
 import { readSafetensors, type SafetensorsFile, type SafetensorsTensorInfo } from "../io/safetensors.ts";
-import { bf16ArrayToF32, f16ArrayToF32 } from "../tensor/half.ts";
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "../tensor/half.ts";
+import { isHalf, type HalfDType } from "../tensor/dtype.ts";
 import { exists, readJson } from "../io/files.ts";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.ts";
 import { loadModelConfig } from "./config.ts";
@@ -35,6 +36,12 @@ export interface LoadOptions {
    * "unexpected keys"); default console.warn. Missing or misshapen tensors are errors, never warnings.
    */
   onWarning?: (message: string) => void;
+  /**
+   * Storage of the weight matrices (Linear and embedding weights): "f32" (default), or "bf16" /
+   * "f16" for a frozen 16-bit base (half the memory; read straight from BF16/F16 files, F32 files
+   * rounded to nearest even as they load, never the whole model in f32). Norms and biases stay f32.
+   */
+  dtype?: "f32" | HalfDType;
 }
 
 export interface Pretrained {
@@ -55,13 +62,13 @@ const INDEX = "model.safetensors.index.json";
  * its parsed config, and the tokenizer and generation config when present.
  * @example const { model, tokenizer } = await loadPretrained("models/Qwen2.5-0.5B");
  */
-export async function loadPretrained(dir: string, { backend, tokenizer = true, onWarning }: LoadOptions = {}): Promise<Pretrained> {
+export async function loadPretrained(dir: string, { backend, tokenizer = true, onWarning, dtype = "f32" }: LoadOptions = {}): Promise<Pretrained> {
   const config = await loadModelConfig(dir);
   const checkpoint = await openCheckpoint(dir);
   // every parameter is overwritten from the checkpoint (copyWeights checks that each one is covered):
   // no init values (seconds per GB of normals, then a host copy and an upload), no RNG draws
   const family = familyByName(config.family);
-  const model = withoutInit(() => family.create(config, backend));
+  const model = withoutInit(() => family.create(config, backend), { matrices: dtype === "f32" ? undefined : dtype });
   try {
     const { unexpectedKeys } = await copyWeights(model, family, config, checkpoint, dir, onWarning);
     const generationConfig = await readGenerationConfig(join(dir, "generation_config.json"), config.vocabSize);
@@ -215,6 +222,7 @@ export class TensorReader {
     const width = FLOAT_BYTES[info.dtype];
     const n = info.byteLength / width;
     const view = (direct && param.backend.hostView?.(param.storage.buffer)) || null;
+    if (isHalf(param.dtype)) return this.#loadHalf(file, name, param, view);
     if (view && width <= 4) {
       const at = width === 2 ? 2 * n : 0;
       await this.#read(file, name, view.subarray(at, at + info.byteLength), info.byteOffset);
@@ -230,6 +238,38 @@ export class TensorReader {
       const values = toF32InPlace(info.dtype, this.#staging, 0, m);
       if (view) view.set(new Uint8Array(this.#staging, 0, 4 * m), 4 * i);
       else param.backend.upload(param.storage.buffer, values, 4 * i);
+    }
+  }
+
+  /**
+   * Into a 16-bit parameter (a 16-bit base): a file tensor of the same dtype is read as is
+   * (straight into the parameter on wasm); others (F32, the other 16-bit format, F64) go through
+   * the staging buffer in chunks, widened to f32 and rounded to nearest even into 16 bits there.
+   */
+  async #loadHalf(file: SafetensorsFile, name: string, param: Tensor, view: Uint8Array | null): Promise<void> {
+    const info = file.info(name);
+    const width = FLOAT_BYTES[info.dtype];
+    const n = info.byteLength / width;
+    const same = info.dtype === (param.dtype === "bf16" ? "BF16" : "F16");
+    if (same && view) return this.#read(file, name, view.subarray(0, info.byteLength), info.byteOffset);
+    this.#staging ??= new ArrayBuffer(this.#stagingBytes);
+    // an even count per chunk keeps each upload at a 4-byte offset (WebGPU's rule)
+    const chunk = Math.max(2, Math.floor(this.#staging.byteLength / Math.max(4, width)) & ~1);
+    for (let i = 0; i < n; i += chunk) {
+      const m = Math.min(chunk, n - i);
+      const bits = new Uint16Array(this.#staging, 0, m);
+      if (same) await this.#read(file, name, new Uint8Array(this.#staging, 0, 2 * m), info.byteOffset + i * 2);
+      else {
+        const at = width === 2 ? 2 * m : 0;
+        await this.#read(file, name, new Uint8Array(this.#staging, at, m * width), info.byteOffset + i * width);
+        const values = toF32InPlace(info.dtype, this.#staging, 0, m) as Float32Array<ArrayBuffer>;
+        // narrows in place from the front: u16 j (bytes 2j..) is written after f32 j (bytes 4j..) is read
+        if (param.dtype === "bf16") f32ArrayToBf16(values, bits);
+        else f32ArrayToF16(values, bits);
+      }
+      const bytes = new Uint8Array(this.#staging, 0, 2 * m);
+      if (view) view.set(bytes, 2 * i);
+      else param.backend.upload(param.storage.buffer, bytes, 2 * i);
     }
   }
 

@@ -34,7 +34,14 @@ export interface SaveOptions {
   generationConfig?: GenerationConfig;
   /** extra safetensors `__metadata__` entries (string values; "format" stays "pt") */
   metadata?: Readonly<Record<string, string>>;
+  /**
+   * The weights' dtype in the file and config.json's torch_dtype: "float32" (default), "bfloat16"
+   * or "float16" (rounded to nearest even; a 16-bit base saved in its own dtype is written bit for bit).
+   */
+  dtype?: "float32" | "bfloat16" | "float16";
 }
+
+const FILE_DTYPE = { float32: "F32", bfloat16: "BF16", float16: "F16" } as const;
 
 /** A model that knows its family (every model class of src/models). */
 export interface FamilyModel extends Module {
@@ -56,20 +63,22 @@ export function rememberOrigin(model: Module, origin: Origin): void {
 }
 
 /**
- * Writes `model` as a Hugging Face folder: config.json (HF field names, torch_dtype "float32"),
- * model.safetensors (F32, HF names; a tied head saved once, under the embedding's name, as
+ * Writes `model` as a Hugging Face folder: config.json (HF field names, torch_dtype as `dtype`),
+ * model.safetensors (F32 unless `dtype` says otherwise, HF names; a tied head saved once, under the embedding's name, as
  * transformers does), generation_config.json and the tokenizer files when known.
  */
 export async function savePretrained(model: FamilyModel, dir: string, options: SaveOptions = {}): Promise<void> {
   const family = model.family;
   const origin = origins.get(model);
   const config = family.configOf(model, origin?.config.family === family.name ? origin.config : undefined);
-  const hfConfig = family.toHFConfig(config); // throws before anything is written if HF cannot express it
+  const dtype = options.dtype ?? "float32";
+  if (!(dtype in FILE_DTYPE)) throw new Error(`[save] dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(FILE_DTYPE).join(", ")}`);
+  const hfConfig = { ...family.toHFConfig(config), torch_dtype: dtype }; // throws before anything is written if HF cannot express it
   await mkdir(dir, { recursive: true });
   const tensors: Record<string, SafetensorsTensor> = {};
   for (const [name, t] of model.namedParameters()) {
     // read back from the device one tensor at a time, as the file is written: one copy of the weights
-    tensors[family.toHFName(name, config)] = { dtype: "F32", shape: t.shape, data: () => t.data() as Promise<Float32Array> };
+    tensors[family.toHFName(name, config)] = { dtype: FILE_DTYPE[dtype], shape: t.shape, data: () => t.data() as Promise<Float32Array> };
   }
   await writeSafetensors(join(dir, "model.safetensors"), tensors, { ...options.metadata, format: "pt" });
   await writeJsonAtomic(join(dir, "config.json"), hfConfig);

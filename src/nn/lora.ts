@@ -164,10 +164,32 @@ export class LoRALinear extends Module {
     });
   }
 
+  /**
+   * A new f32 Linear holding weight + the named (default: active) adapter's update, and a copy of
+   * the bias: how a 16-bit base merges (its 16-bit weight cannot hold the update without rounding
+   * it away), by mergeAndUnload and savePretrained. This layer is left as it was.
+   */
+  mergedLinear(name = this.activeAdapter): Linear {
+    const backend = this.weight.backend;
+    const base = this.#base;
+    const lin = withoutInit(() => new Linear(this.inFeatures, this.outFeatures, { bias: !!base.bias, layout: base.options.layout, backend }));
+    scope(() => {
+      const w = this.weight.to("f32");
+      copyInto(noGrad(() => (name === null ? w : ops.add(w, this.delta(name)))), lin.weight);
+      if (base.bias && lin.bias) copyInto(base.bias, lin.bias);
+    });
+    lin.weight.requiresGrad = this.weight.requiresGrad;
+    if (lin.bias) lin.bias.requiresGrad = base.bias!.requiresGrad;
+    return lin.train(this.training);
+  }
+
   /** Adds the active (or named) adapter's update into the weight (PEFT merge). */
   merge(name = this.activeAdapter): void {
     if (name === null) return;
     if (this.merged.includes(name)) return;
+    if (this.weight.dtype !== "f32") {
+      throw new Error(`[lora] cannot merge into the ${this.weight.dtype} base weight ${this.weight.describe()} in place: mergeAndUnload() (merged layers become f32) or savePretrained() instead`);
+    }
     scope(() => copyInto(noGrad(() => ops.add(this.weight, this.delta(name))), this.weight));
     this.merged.push(name);
   }

@@ -165,7 +165,8 @@ export interface MergeOptions {
 
 /**
  * Merges the active adapter into the weights and replaces every LoRA layer by its plain Linear
- * (PEFT merge_and_unload), then checks itself on a causal LM: the merged model's logits on a probe
+ * (PEFT merge_and_unload; a layer over a 16-bit base becomes an f32 Linear holding the widened
+ * weight plus the update, so the check below holds at f32 precision), then checks itself on a causal LM: the merged model's logits on a probe
  * batch must equal the adapter model's within `tolerance`. On a mismatch the model is restored
  * (layers and weights) and an error says by how much — never a silently different model.
  * Other adapters on the same layers are dropped. Returns the largest logit difference seen.
@@ -191,8 +192,9 @@ export async function mergeAndUnload(model: Module, { probe, tolerance = 1e-5 }:
   };
   const before = canProbe ? await logits() : null;
   const wrappers = savedModuleWrappers(model);
-  for (const [, l] of layers) l.merge();
-  for (const [path, l] of layers) model.setSubmodule(path, l.base);
+  // a 16-bit base cannot take the update in place: its layers become new f32 Linears
+  const merged = layers.map(([, l]) => (l.weight.dtype === "f32" ? (l.merge(), l.base) : l.mergedLinear()));
+  layers.forEach(([path], i) => model.setSubmodule(path, merged[i]));
   for (const [path, w] of wrappers) model.setSubmodule(path, w.active); // PEFT: the active adapter's copy replaces the wrapper
   let worst = 0;
   try {
@@ -204,10 +206,11 @@ export async function mergeAndUnload(model: Module, { probe, tolerance = 1e-5 }:
         scale = Math.max(scale, Math.abs(before[i]));
       }
       if (!(worst <= tolerance * scale)) {
-        for (const [path, l] of layers) {
+        layers.forEach(([path, l], i) => {
           model.setSubmodule(path, l);
-          l.unmerge();
-        }
+          if (merged[i] === l.base) l.unmerge();
+          else merged[i].dispose();
+        });
         for (const [path, w] of wrappers) model.setSubmodule(path, w);
         throw new Error(`[lora] merge check failed: merged logits differ from the adapter's by ${worst.toExponential(3)} (allowed ${(tolerance * scale).toExponential(3)}); the model was left unmerged`);
       }
@@ -221,6 +224,11 @@ export async function mergeAndUnload(model: Module, { probe, tolerance = 1e-5 }:
     B.dispose();
   }
   for (const [, w] of wrappers) for (const m of [w.original_module, ...w.modules_to_save.names().map((n) => w.copyOf(n)!)]) if (m !== w.active) m.dispose();
+  // the 16-bit weights replaced by f32 ones go, unless the model still uses them elsewhere (tied)
+  const live = new Set(model.parameters());
+  layers.forEach(([, l], i) => {
+    if (merged[i] !== l.base && !live.has(l.weight)) l.weight.dispose();
+  });
   return worst;
 }
 

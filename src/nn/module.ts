@@ -13,15 +13,20 @@
 import { keep } from "../tensor/memory.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
+import { isHalf } from "../tensor/dtype.ts";
+import { f32ArrayToBf16, f32ArrayToF16 } from "../tensor/half.ts";
 
 export abstract class Module {
   training = true;
   readonly #params = new Map<string, Tensor>();
   readonly #children = new Map<string, Module>();
 
-  /** Registers a parameter (requiresGrad on, kept out of scopes) and returns it. */
+  /**
+   * Registers a parameter (requiresGrad on, kept out of scopes) and returns it. A 16-bit parameter
+   * (a frozen base weight: src/tensor/dtype.ts) is registered frozen.
+   */
   protected param(name: string, t: Tensor, requiresGrad = true): Tensor {
-    t.requiresGrad = requiresGrad;
+    t.requiresGrad = requiresGrad && !isHalf(t.dtype);
     keep(t);
     this.#params.set(name, t);
     return t;
@@ -135,9 +140,9 @@ export abstract class Module {
     return this;
   }
 
-  /** Makes every parameter of this module and those below it trainable again. */
+  /** Makes every parameter of this module and those below it trainable again (16-bit ones cannot be: an error). */
   unfreeze(): this {
-    for (const t of this.parameters()) t.requiresGrad = true;
+    for (const t of this.parameters()) t.requireGrad();
     return this;
   }
 
@@ -181,7 +186,7 @@ export abstract class Module {
       if (!sameShape(v.shape, t.shape)) {
         throw new Error(`[loadStateDict] ${name}: expected shape ${formatShape(t.shape)}, got ${formatShape(v.shape)}`);
       }
-      t.backend.upload(t.storage.buffer, v.data);
+      t.backend.upload(t.storage.buffer, t.dtype === "f16" ? f32ArrayToF16(v.data) : t.dtype === "bf16" ? f32ArrayToBf16(v.data) : v.data);
     }
   }
 

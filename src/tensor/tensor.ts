@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Backend } from "../backend/backend.ts";
 import type { Node } from "../autograd/tape.ts";
-import { BYTES_PER_ELEMENT, bufferBytes, halfGradError, isHalf, type DType } from "./dtype.ts";
+import { BYTES_PER_ELEMENT, bufferBytes, halfGradError, isHalf, type DType, type HalfDType } from "./dtype.ts";
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "./half.ts";
 import { Storage, track } from "./memory.ts";
 import { checkShape, formatShape, sizeOf, type Shape } from "./shape.ts";
@@ -293,26 +293,33 @@ function hostValues(dtype: DType, data: ArrayLike<number>): Float32Array | Int32
 }
 
 let initSkipped = 0;
+let matrixStorage: HalfDType | null = null;
 
 /**
  * Internal, for loaders that overwrite every parameter they build (loadPretrained): runs the
  * synchronous `build` with randn(), rand() and full() (so zeros(), ones()) only allocating, their
  * values left undefined: no host array, no upload, no fill kernel, no draw from any Rng. Tensors
- * made from data (tensor(), fromArray()) are unaffected.
+ * made from data (tensor(), fromArray()) are unaffected. With `matrices` ("f16" / "bf16", a 16-bit
+ * base model), the f32 matrices it makes (Linear and embedding weights) are allocated in that
+ * dtype instead, so the f32 model never exists; vectors (norms, biases) stay f32.
  */
-export function withoutInit<T>(build: () => T): T {
+export function withoutInit<T>(build: () => T, { matrices }: { matrices?: HalfDType } = {}): T {
+  const outer = matrixStorage;
   initSkipped++;
+  if (matrices) matrixStorage = matrices;
   try {
     return build();
   } finally {
     initSkipped--;
+    matrixStorage = outer;
   }
 }
 
 /** Under withoutInit(): the allocated, unfilled tensor an init function returns instead. */
 function uninitialized(shape: Shape, options: TensorOptions): Tensor | null {
   if (initSkipped === 0) return null;
-  const t = empty(shape, options.dtype ?? "f32", options.backend);
+  const dtype = options.dtype ?? "f32";
+  const t = empty(shape, matrixStorage && dtype === "f32" && shape.length === 2 ? matrixStorage : dtype, options.backend);
   if (options.requiresGrad) t.requireGrad();
   return t;
 }
