@@ -6,6 +6,7 @@
 
 import { join } from "node:path";
 import { createBackend } from "../finetune/backend.ts";
+import type { FinetuneDType } from "../finetune/model.ts";
 import { DataError } from "../finetune/data.ts";
 import { ConfigError, readConfigFile } from "../train/config.ts";
 import { debugLevel, env } from "../util/env.ts";
@@ -21,6 +22,7 @@ const COMMON = `  --model <dir>           Hugging Face model folder (required)
   --adapter <dir>         start from this PEFT adapter (training continues it)
   --backend <name>        auto | wasm | webgpu (default: $KILN_BACKEND or auto)
   --device <name>         backend device ("cpu" allows a software WebGPU adapter)
+  --dtype <dtype>         frozen base weights: auto (f32) | float32 | bfloat16 | float16 (16-bit: half the memory)
   --<key> <value>         any config key (--learning-rate 3e-4, --lora-r 8, --target-modules q_proj,v_proj)
   -h, --help`;
 
@@ -51,7 +53,7 @@ loss_type sigmoid|ipo|hinge, label_smoothing 0, max_prompt_length 512, max_lengt
 precompute_ref_log_probs false, lora_r 8, lora_alpha 16, target_modules q_proj,v_proj, ...`,
 };
 
-const OWN = new Set(["model", "data", "eval", "config", "out", "output", "adapter", "backend", "device", "overwrite"]);
+const OWN = new Set(["model", "data", "eval", "config", "out", "output", "adapter", "backend", "device", "dtype", "overwrite"]);
 
 export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<number> {
   let flags: Record<string, string>, keys: Record<string, unknown>;
@@ -76,7 +78,7 @@ export async function runFinetune(verb: "sft" | "dpo", argv: string[]): Promise<
     folder = await RunFolder.open({ path: flags.out ?? flags.output, mode: resume ? "resume" : flags.overwrite === "true" ? "overwrite" : "new", name: verb });
     const out = folder.path;
     const config = { ...section, ...keys, output_dir: out };
-    const backend = await createBackend(flags.backend ?? env("KILN_BACKEND"), flags.device ? { device: flags.device } : {});
+    const backend = await createBackend(flags.backend ?? env("KILN_BACKEND"), { ...(flags.device ? { device: flags.device } : {}), ...(flags.dtype ? { dtype: flags.dtype as FinetuneDType } : {}) });
     console.error(`kiln ${verb}: ${backend.name} (${backend.compute.device}), model ${flags.model}`);
     const model = await backend.loadModel(flags.model, { adapterPath: flags.adapter });
     const trainer = verb === "sft" ? backend.createSftTrainer(model, config) : backend.createDpoTrainer(model, config);

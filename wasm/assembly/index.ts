@@ -13,3 +13,4 @@ export * from "./attention";
 export * from "./cross_entropy";
 export * from "./adamw";
 export * from "./cast";
+export { half_widen_rows } from "./matmul_half";

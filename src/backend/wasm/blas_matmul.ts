@@ -16,9 +16,10 @@ export const BLAS_MATMUL = "blas_matmul";
  * blas_matmul(a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1,
  * n0, n1, scratch, dtypeB): matmul_f32's arguments (byte offsets into `memory`); a 16-bit B
  * (dtypeB 1 f16, 2 bf16) goes through ./blas_half.ts. `wasmMatmul` is this
- * thread's matmul_f32 export (it writes the bias rows, into which it needs the scratch).
+ * thread's matmul_f32 export (it writes the bias rows, into which it needs the scratch), `widenRows`
+ * its half_widen_rows (a 16-bit B's blocks).
  */
-export function blasMatmul(blas: BlasLibrary, memory: WebAssembly.Memory, wasmMatmul: KernelExport): KernelExport {
+export function blasMatmul(blas: BlasLibrary, memory: WebAssembly.Memory, wasmMatmul: KernelExport, widenRows: KernelExport): KernelExport {
   let buffer: ArrayBufferLike | undefined;
   let base = 0;
   return (a, b, bias, out, batch, M, N, K, transA, transB, strideA, strideB, hasBias, r0, r1, n0, n1, scratch, dtypeB) => {
@@ -39,7 +40,7 @@ export function blasMatmul(blas: BlasLibrary, memory: WebAssembly.Memory, wasmMa
       const A = a + bi * strideA * 4, B = b + bi * strideB * (dtypeB ? 2 : 4);
       const C = out + (bi * M * N + m0 * N + n0) * 4;
       if (dtypeB) {
-        sgemmHalfB(blas, memory, base, { A, B, C, rows, m0, n0, n1, M, N, K, transA, transB, accumulate: withBias === 1, bf16: dtypeB === 2, scratch });
+        sgemmHalfB(blas, widenRows, base, { A, B, C, rows, m0, n0, n1, M, N, K, transA, transB, accumulate: withBias === 1, bf16: dtypeB === 2, scratch });
         continue;
       }
       blas.sgemm(

@@ -81,7 +81,7 @@ export class WasmThreadPool {
     const names = WebAssembly.Module.exports(rt.module).map((e) => e.name);
     names.forEach((name, i) => this.#exportIndex.set(name, i));
     if (rt.blas) {
-      this.#host.set(BLAS_MATMUL, blasMatmul(rt.blas, rt.memory, rt.exports.matmul_f32 as KernelExport));
+      this.#host.set(BLAS_MATMUL, blasMatmul(rt.blas, rt.memory, rt.exports.matmul_f32 as KernelExport, rt.exports.half_widen_rows as KernelExport));
       this.#exportIndex.set(BLAS_MATMUL, names.length);
     }
   }

@@ -12,7 +12,7 @@ import { serveJobs, type WorkerInit } from "./threads.ts";
 self.onmessage = async (event: MessageEvent<WorkerInit>) => {
   const init = event.data;
   const instance = new WebAssembly.Instance(init.module, kernelImports(init.module, init.memory));
-  const host = init.blas ? [blasMatmul(await loadBlas(init.blas), init.memory, instance.exports.matmul_f32 as KernelExport)] : [];
+  const host = init.blas ? [blasMatmul(await loadBlas(init.blas), init.memory, instance.exports.matmul_f32 as KernelExport, instance.exports.half_widen_rows as KernelExport)] : [];
   serveJobs(init, instance.exports, host);
   self.close();
 };
