@@ -3,8 +3,10 @@
 // 1.24B parameters, 2.47 GB of BF16 random normals: in f32 it would be 4.9 GB, past wasm32's limit)
 // is loaded on wasm with a bfloat16 base (createBackend dtype), then one LoRA SFT step runs (r 8 on
 // q,v, batch 1 × `--seq` tokens, prompt half masked, clip 1.0, AdamW). Prints the backend's memory
-// (after load, the step's peak), the process's peak RSS and the times.
-// Run: `npx bun tests/bench/llama1b.bench.ts [--dir /tmp/kiln-llama1b-bf16] [--seq 64] [--steps 2]`
+// (after load, the step's peak), the process's peak RSS and the times. The loss is the model's chunked
+// LM head (never the [T, 128256] logits); `--checkpoint` turns on gradient checkpointing (needed
+// past a few hundred tokens: each layer keeps ~0.2 MB of activations per token otherwise).
+// Run: `npx bun tests/bench/llama1b.bench.ts [--dir /tmp/kiln-llama1b-bf16] [--seq 64] [--steps 2] [--checkpoint]`
 // (the folder is written on the first run and reused).
 
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
@@ -14,11 +16,11 @@ import { createBackend } from "../../src/finetune/backend.ts";
 import { applyLora } from "../../src/nn/lora_model.ts";
 import { AdamW } from "../../src/optim/adamw.ts";
 import { gradNormSq } from "../../src/optim/clip.ts";
-import { fromArray, withBackend } from "../../src/tensor/tensor.ts";
+import { fromArray, withBackend, type Tensor } from "../../src/tensor/tensor.ts";
 import { scope } from "../../src/tensor/memory.ts";
 import { Rng } from "../../src/tensor/random.ts";
 import { f32ArrayToBf16 } from "../../src/tensor/half.ts";
-import { maskedCrossEntropy, shiftLabels } from "../../src/train/losses.ts";
+import { shiftLabels } from "../../src/train/losses.ts";
 
 const H = 2048, LAYERS = 16, HEADS = 32, KV = 8, HEAD_DIM = 64, I = 8192, V = 128256;
 
@@ -88,7 +90,7 @@ const mb = (b: number) => Math.round(b / 2 ** 20);
 const rss = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { dir: { type: "string", default: "/tmp/kiln-llama1b-bf16" }, seq: { type: "string", default: "64" }, steps: { type: "string", default: "2" }, threads: { type: "string" } } });
+  const { values } = parseArgs({ options: { dir: { type: "string", default: "/tmp/kiln-llama1b-bf16" }, seq: { type: "string", default: "64" }, steps: { type: "string", default: "2" }, threads: { type: "string" }, checkpoint: { type: "boolean" } } });
   const dir = values.dir!;
   const T = Number(values.seq), steps = Number(values.steps);
   if (!existsSync(join(dir, "model.safetensors"))) {
@@ -103,7 +105,8 @@ if (import.meta.main) {
   const loadS = (performance.now() - t0) / 1000;
   const afterLoad = compute.stats();
   console.log(`loaded on ${compute.device} in ${loadS.toFixed(1)} s: ${model.module.numParameters().toLocaleString("en-US")} parameters, backend ${mb(afterLoad.allocatedBytes)} MiB allocated, peak RSS ${rss()} MiB`);
-  const m = model.module;
+  const m = model.module as typeof model.module & { gradientCheckpointing: boolean; loss(ids: Tensor, targets: Tensor): Tensor };
+  m.gradientCheckpointing = values.checkpoint === true;
   applyLora(m, { r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: ["q_proj", "v_proj"] });
   m.train();
   const params = m.trainableParameters();
@@ -117,7 +120,7 @@ if (import.meta.main) {
   for (let s = 0; s < steps; s++) {
     t0 = performance.now();
     const loss = await withBackend(compute, () => scope(() => {
-      const l = maskedCrossEntropy(m.forward(x), y);
+      const l = m.loss(x, y);
       l.backward();
       opt.step({ gradNormSq: gradNormSq(params), maxNorm: 1 });
       opt.zeroGrad();
@@ -126,6 +129,6 @@ if (import.meta.main) {
     const st = compute.stats();
     console.log(`step ${s + 1}: loss ${loss.toFixed(4)} in ${((performance.now() - t0) / 1000).toFixed(1)} s; backend peak ${mb(st.peakBytes)} MiB (${(st.peakBytes / 2 ** 30).toFixed(2)} GiB of wasm32's 4 GiB), allocated ${mb(st.allocatedBytes)} MiB, pooled ${mb(st.pooledBytes)} MiB; peak RSS ${rss()} MiB`);
   }
-  console.log(`trainable ${params.reduce((n, p) => n + p.size, 0).toLocaleString("en-US")} (LoRA r 8 on q,v), sequence ${T}`);
+  console.log(`trainable ${params.reduce((n, p) => n + p.size, 0).toLocaleString("en-US")} (LoRA r 8 on q,v), sequence ${T}${m.gradientCheckpointing ? ", gradient checkpointing" : ""}`);
   compute.dispose();
 }
