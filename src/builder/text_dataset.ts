@@ -79,6 +79,16 @@ export class TokenWindows implements Dataset<TextExample> {
     if (!(i >= 0 && i < this.length)) throw new RangeError(`window ${i} out of range (${this.length})`);
     return windowAt(this.tokens, i, this.blockSize, this.stride);
   }
+  /**
+   * At most `n` windows spread evenly over the split (all of them when it has no more): a bounded
+   * evaluation set that is the same at every evaluation, so its losses compare across steps.
+   */
+  sample(n: number): Dataset<TextExample> {
+    if (!(Number.isInteger(n) && n > 0)) throw new ConfigError(`TokenWindows.sample: n must be a positive integer, got ${n}`);
+    if (n >= this.length) return this;
+    const all = this.length;
+    return { length: n, get: (i: number) => this.get(Math.floor((i * all) / n)) };
+  }
 }
 
 function windowAt(tokens: TokenArray, i: number, blockSize: number, stride: number): TextExample {

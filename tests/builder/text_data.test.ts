@@ -28,6 +28,19 @@ describe("TextDataset", () => {
     expect(() => ds.train.get(ds.train.length)).toThrow(/out of range/);
     expect(() => new TextDataset(tokens, { blockSize: 200 })).toThrow(/no train window of blockSize 200/);
   });
+  test("sample(n): n windows spread evenly over a split, the same each time; the split itself when n covers it", () => {
+    const tokens = Int32Array.from({ length: 1000 }, (_, i) => i);
+    const ds = new TextDataset(tokens, { blockSize: 4, trainSplit: 0.5 });
+    expect(ds.val.length).toBe(124);
+    const s = ds.val.sample(4);
+    expect(s.length).toBe(4);
+    // windows 0, 31, 62, 93 of the val split (which starts at token 500)
+    expect([0, 1, 2, 3].map((i) => s.get(i).x[0])).toEqual([500, 624, 748, 872]);
+    expect(Array.from(s.get(1).y)).toEqual([625, 626, 627, 628]);
+    expect(ds.val.sample(124)).toBe(ds.val);
+    expect(ds.val.sample(1000)).toBe(ds.val);
+    expect(() => ds.val.sample(0)).toThrow(/positive integer/);
+  });
   test("texts are tokenized with eos between documents", async () => {
     const tok = await loadTokenizer(TOK);
     const ds = new TextDataset(["To be, or not to be", "that is the question"], { blockSize: 4, tokenizer: tok, trainSplit: 1 });
