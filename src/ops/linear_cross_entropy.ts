@@ -56,9 +56,12 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   if (!(Number.isInteger(rows) && rows > 0)) throw new Error(`[linear_cross_entropy] chunkSize must be a positive integer, got ${chunkSize}`);
   checkIds("linear_cross_entropy", targets, V, "target", `${V} classes`, ignoreIndex);
   const autocast = isAutocast();
-  const chunks = Array.from({ length: Math.ceil(N / rows) }, (_, i) => [i * rows, Math.min(rows, N - i * rows)] as const);
+  // targets known on the host (the usual case: labels are built there) let masked positions be
+  // skipped: their loss and gradient are 0, so no logits are made for them at all
+  const ids = hostIds(targets);
+  const chunks = planChunks(N, rows, ids, ignoreIndex);
 
-  const single = chunks.length === 1;
+  const single = chunks.length === 1 && chunks[0]![1] === N;
   const reduced = reduction !== "none";
   const needs = [hidden, weight, bias].map((t) => !!t?.requiresGrad);
   // The gradient for a unit output gradient is made in the forward, from the logits already at
@@ -69,7 +72,6 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   const eager = willRecord([hidden, weight, bias]) && (reduced || !(needs[1] || needs[2]));
   // the chunks' targets, cut on the host where their values are (a copy kernel moves f32 words,
   // which need not keep i32 bits on a GPU)
-  const ids = single ? null : hostIds(targets);
   const targetChunks = chunks.map(([start, n]) => (single ? targets : ids ? fromArray(ids.slice(start, start + n), [n], { dtype: "i32", backend }) : rowsOf(targets, start, n, 1)));
   const lseChunks: Tensor[] = [];
   // several chunks scatter-add their rows into zeros
@@ -140,6 +142,25 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
     targetChunks.forEach((t) => t !== targets && t.dispose());
     if (unit) for (const x of [unit.dh, unit.dw, unit.db]) x?.dispose();
   }
+}
+
+/**
+ * [start, rows] chunks of at most `rows` positions. With host targets, only runs of counted
+ * positions (target ≠ ignoreIndex): SFT masks prompts, so often half the rows need no logits. At
+ * least one chunk, so the gradients that the first chunk writes (not accumulates) exist.
+ */
+export function planChunks(N: number, rows: number, ids: Int32Array | undefined, ignoreIndex: number): (readonly [number, number])[] {
+  const even = () => Array.from({ length: Math.ceil(N / rows) }, (_, i) => [i * rows, Math.min(rows, N - i * rows)] as const);
+  if (!ids) return even();
+  const chunks: (readonly [number, number])[] = [];
+  for (let i = 0; i < N; ) {
+    if (ids[i] === ignoreIndex) { i++; continue; }
+    let end = i;
+    while (end < N && ids[end] !== ignoreIndex && end - i < rows) end++;
+    chunks.push([i, end - i] as const);
+    i = end;
+  }
+  return chunks.length ? chunks : [[0, Math.min(rows, N)] as const];
 }
 
 interface HeadGrads {

@@ -83,6 +83,36 @@ describe.each(backendNames)("linearCrossEntropy on %s", (name) => {
     });
   });
 
+  test.each(REDUCTIONS)("%s: SFT-style masks (prompt rows -100): logits only for the counted rows, values as crossEntropy(linear(...)); all rows masked too", async (reduction) => {
+    // per sequence of 5: the first 3 positions are the prompt; the second sequence fully masked in the all-masked case
+    for (const labels of [[-100, -100, -100, 4, 7, -100, -100, -100, 2, 9], new Array(B * T).fill(-100)]) {
+      await noLeaks(async () => {
+        const t = () => k.fromArray(Int32Array.from(labels), [B, T], { dtype: "i32" });
+        const backend = k.defaultBackend();
+        const run0 = backend.run.bind(backend);
+        let headRows = 0;
+        backend.run = ((kernel: string, inputs: never, outputs: never, params: Record<string, number>) => {
+          if (kernel === "matmul" && params.N === V) headRows += params.M!;
+          run0(kernel as never, inputs, outputs, params as never);
+        }) as typeof backend.run;
+        let got: Run;
+        try {
+          got = await run((h, w, b) => k.linearCrossEntropy(h, w, t(), { reduction, bias: b, chunkSize: 4 }));
+        } finally {
+          backend.run = run0;
+        }
+        const counted = labels.filter((x) => x !== -100).length;
+        // forward logits for the counted rows only (and once more in backward where it recomputes them)
+        expect([counted || 4, 2 * (counted || 4)]).toContain(headRows);
+        const want = await run((h, w, b) => k.crossEntropy(k.linear(h, w, b), t(), { reduction }));
+        if (counted) expect(got!.loss).toBeAllClose(want.loss, { atol: 1e-5, rtol: 1e-5 });
+        else expect(Array.from(got!.loss).every((x) => x === 0 || Number.isNaN(x))).toBe(true);
+        // (a mean over no counted targets is 0/0, as in PyTorch: nothing to compare)
+        if (counted || reduction !== "mean") got!.grads.forEach((g, i) => expect(g).toBeAllClose(want.grads[i], { atol: 1e-5, rtol: 1e-5 }));
+      });
+    }
+  });
+
   test("a frozen head gets no gradient", async () => {
     await noLeaks(async () => {
       const w = rand([V, C], "lce-w", -0.8, 0.8).t;
