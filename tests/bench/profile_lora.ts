@@ -1,13 +1,13 @@
 // Where the wasm backend's time goes in one LoRA SFT step of lora.bench.ts's ~125M Llama (q,v
-// adapters, batch 4 x 256): every backend.run / runGroup is timed and summed per kernel (matmul per
-// shape), medians over steps, as profile_step.ts does for the baby GPT. Timings: never in tests.
+// adapters, batch 4 x 256): kernel_timer.ts's per-kernel medians over steps, as profile_step.ts for
+// the baby GPT. Timings: never in tests.
 // --loss full: logits then masked cross-entropy (as lora.bench.ts and PyTorch's harness); --loss sft:
 // causalLmLoss, what the SFT trainer runs (the LM head in chunks over the labelled rows only).
 //   bun tests/bench/profile_lora.ts [--steps 3] [--targets qv|all] [--blas auto] [--loss full|sft]
 
 import { parseArgs } from "node:util";
-import type { KernelLaunch } from "../../src/backend/backend.ts";
 import { createComputeBackend } from "../../src/backend/registry.ts";
+import { kernelTimer } from "./kernel_timer.ts";
 import { parseModelConfig, type LlamaConfig } from "../../src/models/config.ts";
 import { LlamaForCausalLM } from "../../src/models/llama.ts";
 import { applyLora } from "../../src/nn/lora_model.ts";
@@ -41,47 +41,15 @@ const labels = Int32Array.from(ids, (t, i) => (i % T < T / 2 ? -100 : t));
 const x = fromArray(ids, [B, T], { dtype: "i32", backend });
 const y = fromArray(shiftLabels(labels, B, T), [B, T], { dtype: "i32", backend });
 
-let current = new Map<string, number>();
-const label = (kernel: string, p: Record<string, number>) =>
-  kernel === "matmul" ? `matmul ${p.batch! > 1 ? `${p.batch}x` : ""}${p.M}x${p.K}${p.transA ? "T" : ""}.${p.K}x${p.N}${p.transB ? "T" : ""}${p.hasBias ? "+b" : ""}${p.dtypeB ? " 16-bit B" : ""}`
-    : "n" in p && kernel !== "adamw" ? `${kernel} n=${p.n}` : kernel;
-const run = backend.run.bind(backend);
-backend.run = ((kernel: string, inputs: never, outputs: never, params: Record<string, number>) => {
-  const t0 = performance.now();
-  run(kernel as never, inputs, outputs, params as never);
-  const key = label(kernel, params);
-  current.set(key, (current.get(key) ?? 0) + performance.now() - t0);
-}) as typeof backend.run;
-const runGroup = backend.runGroup?.bind(backend);
-if (runGroup) {
-  backend.runGroup = (launches: readonly KernelLaunch[]) => {
-    const t0 = performance.now();
-    runGroup(launches);
-    const key = `group ${launches.map((l) => label(l.kernel, l.params as Record<string, number>)).join(" + ")}`;
-    current.set(key, (current.get(key) ?? 0) + performance.now() - t0);
-  };
-}
-
-const perStep: Map<string, number>[] = [], totals: number[] = [];
+const timer = kernelTimer(backend);
 for (let s = 0; s < 1 + Number(values.steps); s++) {
-  current = new Map();
-  const t0 = performance.now();
-  scope(() => {
+  timer.step(() => scope(() => {
     const loss = values.loss === "sft" ? causalLmLoss(model, x, y) : maskedCrossEntropy(model.forward(x), y);
     loss.backward();
     opt.step({ gradNormSq: gradNormSq(params), maxNorm: 1 });
     opt.zeroGrad();
     return loss.dataSync()[0];
-  });
-  if (s >= 1) {
-    perStep.push(current);
-    totals.push(performance.now() - t0);
-  }
+  }), s < 1);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const keys = new Set(perStep.flatMap((m) => [...m.keys()]));
-const rows = [...keys].map((k) => ({ k, ms: median(perStep.map((m) => m.get(k) ?? 0)) })).sort((a, b) => b.ms - a.ms);
-const step = median(totals), inKernels = rows.reduce((s, r) => s + r.ms, 0);
-console.log(`${backend.device}: step median ${step.toFixed(0)} ms, kernels ${inKernels.toFixed(0)} ms (medians per step)`);
-for (const r of rows.slice(0, 40)) console.log(`  ${r.ms.toFixed(1).padStart(8)} ms ${((100 * r.ms) / step).toFixed(1).padStart(5)}%  ${r.k}`);
+timer.report(40, 1);
 process.exit(0);

@@ -1,14 +1,12 @@
 // Where the wasm backend's time goes in one baby-GPT training step (the ab.ts model and batch):
-// every backend.run / runGroup is timed, summed per kernel (matmul per shape) within each step, and
-// the median over steps is printed, so a busy machine's outliers do not pile up as in KILN_DEBUG=1
-// totals. Timings: never in tests.
+// kernel_timer.ts's per-kernel medians over steps. Timings: never in tests.
 //   bun tests/bench/profile_step.ts [--blas auto] [--threads 2] [--steps 40]
 
 import { parseArgs } from "node:util";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createComputeBackend } from "../../src/backend/registry.ts";
-import type { KernelLaunch } from "../../src/backend/backend.ts";
+import { kernelTimer } from "./kernel_timer.ts";
 import { TokenDataset } from "../../src/data/dataset.ts";
 import { CharTokenizer } from "../../src/data/tokenizer.ts";
 import { GPT } from "../../src/models/gpt.ts";
@@ -33,48 +31,16 @@ const model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: 64, nLayer: 4
 const optimizer = defaultOptimizer(model, TrainArgs.parse({}));
 const rng = new Rng(1);
 
-let current = new Map<string, number>();
-const label = (kernel: string, p: Record<string, number>) =>
-  kernel === "matmul" ? `matmul ${p.M}x${p.K}${p.transA ? "T" : ""}.${p.K}x${p.N}${p.transB ? "T" : ""}${p.hasBias ? "+b" : ""}`
-    : "n" in p && kernel !== "adamw" ? `${kernel} n=${p.n}` : kernel;
-const run = backend.run.bind(backend);
-backend.run = ((kernel: string, inputs: never, outputs: never, params: Record<string, number>) => {
-  const t0 = performance.now();
-  run(kernel as never, inputs, outputs, params as never);
-  const key = label(kernel, params);
-  current.set(key, (current.get(key) ?? 0) + performance.now() - t0);
-}) as typeof backend.run;
-const runGroup = backend.runGroup?.bind(backend);
-if (runGroup) {
-  backend.runGroup = (launches: readonly KernelLaunch[]) => {
-    const t0 = performance.now();
-    runGroup(launches);
-    const key = `group ${launches.map((l) => label(l.kernel, l.params as Record<string, number>)).join(" + ")}`;
-    current.set(key, (current.get(key) ?? 0) + performance.now() - t0);
-  };
-}
-
-const perStep: Map<string, number>[] = [], totals: number[] = [];
+const timer = kernelTimer(backend);
 for (let s = 0; s < 10 + Number(values.steps); s++) {
-  current = new Map();
-  const t0 = performance.now();
-  scope(() => {
+  timer.step(() => scope(() => {
     const batch = data.batch("train", 12, rng);
     const loss = model.loss(batch.x, batch.y);
     loss.backward();
     optimizer.step({ gradNormSq: gradNormSq(optimizer.params), maxNorm: 1 });
     optimizer.zeroGrad();
     return loss.dataSync()[0];
-  });
-  if (s >= 10) {
-    perStep.push(current);
-    totals.push(performance.now() - t0);
-  }
+  }), s < 10);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const keys = new Set(perStep.flatMap((m) => [...m.keys()]));
-const rows = [...keys].map((k) => ({ k, ms: median(perStep.map((m) => m.get(k) ?? 0)) })).sort((a, b) => b.ms - a.ms);
-const step = median(totals), inKernels = rows.reduce((s, r) => s + r.ms, 0);
-console.log(`${backend.device}: step median ${step.toFixed(2)} ms, kernels ${inKernels.toFixed(2)} ms (medians per step)`);
-for (const r of rows) console.log(`  ${r.ms.toFixed(3).padStart(8)} ms ${((100 * r.ms) / step).toFixed(1).padStart(5)}%  ${r.k}`);
+timer.report();
 process.exit(0);
